@@ -1,0 +1,55 @@
+# Supercluster: the README's commands live here.
+#   make demo   sets everything up and runs the main job on the embedded default
+#   make test   sets everything up and runs every test tier
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE ?= $(CURDIR)/.cache
+export SC_CACHE := $(CACHE)
+export PATH := $(CURDIR)/$(BIN):$(CACHE)/bin:$(PATH)
+
+.PHONY: demo test lint format bench venv tools natscli envtest crds clean unit
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed
+
+natscli:
+	@bash hack/install-natscli.sh
+
+envtest:
+	@bash hack/envtest.sh
+
+tools: venv natscli envtest
+
+demo: venv
+	$(BIN)/python -m scoperator local -f examples/supercluster.yaml --demo
+
+test: tools
+	$(BIN)/ruff check server operator tests bench
+	$(BIN)/pytest -q -p no:cacheprovider tests
+
+unit: venv
+	$(BIN)/pytest -q -x tests -m "not kube and not e2e"
+
+lint: venv
+	$(BIN)/ruff check server operator tests bench
+	$(BIN)/ruff format --check server operator tests bench
+
+format: venv
+	$(BIN)/ruff format server operator tests bench
+	$(BIN)/ruff check --fix server operator tests bench
+
+bench: venv natscli
+	$(BIN)/python -m bench.run
+
+crds: venv
+	$(BIN)/python hack/gen-crds.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,3 @@
+from scoperator.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from scserver.cli import main
+
+raise SystemExit(main())
