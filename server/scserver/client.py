@@ -1,0 +1,374 @@
+"""The client connection: CONNECT, PUB/HPUB, SUB, UNSUB, PING, as nats-server answers them."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from scserver import routing
+from scserver.connection import Connection
+from scserver.log import logger, trace_enabled, tracef
+from scserver.protocol import encode
+from scserver.protocol import errors as E
+from scserver.protocol.parser import (
+    CLIENT,
+    OP_CONNECT,
+    OP_ERR,
+    OP_ERROR,
+    OP_INFO,
+    OP_OK,
+    OP_PING,
+    OP_PONG,
+    OP_PUB,
+    OP_SUB,
+    OP_UNSUB,
+)
+from scserver.subjects import is_valid_literal_subject, is_valid_subject
+from scserver.subscription import Subscription
+
+_RESERVED_REPLY_PREFIXES = (b"_GR_.", b"$GR.", b"_R_.", b"$JS.ACK.")
+NO_RESPONDERS_HDR = b"NATS/1.0 503\r\n"
+GW_REPLY_TTL = 2.0
+
+
+class ClientConnection(Connection):
+    """A NATS client. Verbose and pedantic default to on until CONNECT says otherwise."""
+
+    kind = CLIENT
+
+    def __init__(self, server: Any) -> None:
+        super().__init__(server)
+        self.account = server.global_account
+        self.user: Any = None
+        self.subs: dict[bytes, Subscription] = {}
+        self.connected = False
+        self.verbose = True
+        self.pedantic = True
+        self.echo = True
+        self.headers = False
+        self.no_responders = False
+        self.protocol = 0
+        self.lang = ""
+        self.version = ""
+        self.username = ""
+        self.auth_timer: Any = None
+        self.got_first_pong = False
+        self.gw_replies: dict[bytes, tuple[bytes, float]] = {}
+        self.permissions: Any = None
+        self.trace = trace_enabled()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def on_open(self) -> None:
+        server = self.server
+        self.queue(encode.info(self.info_fields()))
+        if server.lame_duck or len(server.clients) >= server.opts.max_connections:
+            self.close("Maximum Connections Exceeded", E.MAX_CONNECTIONS)
+            return
+        server.clients[self.cid] = self
+        if server.auth.required:
+            self.auth_timer = server.loop.call_later(server.opts.auth_timeout, self._auth_timeout)
+        logger.debug("%s Client connection created", self.label())
+        self.start_ping_timer()
+
+    def info_fields(self) -> dict[str, Any]:
+        info = self.server.client_info_base()
+        info["client_id"] = self.cid
+        if self.host:
+            info["client_ip"] = self.host
+        return info
+
+    def _auth_timeout(self) -> None:
+        self.auth_timer = None
+        if not self.connected and not self.closed:
+            self.close("Authentication Timeout", E.AUTH_TIMEOUT, log_error=True)
+
+    def on_close(self) -> None:
+        if self.auth_timer is not None:
+            self.auth_timer.cancel()
+        server = self.server
+        server.clients.pop(self.cid, None)
+        account = self.account
+        account.clients.discard(self)
+        for sub in self.subs.values():
+            account.sublist.remove(sub)
+            server.interest_removed(account, sub)
+        self.subs.clear()
+        logger.debug("%s Client connection closed: %s", self.label(), self.close_reason)
+
+    # --- inbound ---------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.time()
+        ops = self.parser.feed(data)
+        for op in ops:
+            if self.closed:
+                return
+            t = op[0]
+            if t == OP_PUB:
+                if not self.connected and self.server.auth.required:
+                    self._auth_violation()
+                    return
+                self.process_pub(op[1], op[2], op[3], op[4])
+            elif t == OP_SUB:
+                if not self.connected and self.server.auth.required:
+                    self._auth_violation()
+                    return
+                self.process_sub(op[1], op[2], op[3])
+            elif t == OP_PING:
+                if not self.connected and self.server.auth.required:
+                    self._auth_violation()
+                    return
+                self.queue(encode.PONG)
+                if self.trace:
+                    tracef("%s <<- [PING]", self.label())
+            elif t == OP_UNSUB:
+                if not self.connected and self.server.auth.required:
+                    self._auth_violation()
+                    return
+                self.process_unsub(op[1], op[2])
+            elif t == OP_CONNECT:
+                self.process_connect(op[1])
+            elif t == OP_PONG:
+                self.got_pong()
+                self.got_first_pong = True
+            elif t == OP_OK or t == OP_INFO:
+                pass
+            elif t == OP_ERR:
+                logger.error("%s Client Error %s", self.label(), op[1])
+            elif t == OP_ERROR:
+                self._parse_error(op[1], op[2])
+                return
+
+    def _parse_error(self, text: str, send: bool) -> None:
+        if text == E.MAX_PAYLOAD:
+            self.close("Maximum Payload Exceeded", text, log_error=True)
+        elif text == E.MAX_CONTROL_LINE:
+            self.close("Maximum Control Line Exceeded", text, log_error=True)
+        elif send:
+            self.close("Protocol Violation", text, log_error=True)
+        else:
+            logger.error("%s %s", self.label(), text)
+            self.close("Protocol Violation")
+
+    def _auth_violation(self) -> None:
+        self.server.auth_failures += 1
+        self.close("Authentication Failure", E.AUTH_VIOLATION, log_error=True)
+
+    def process_connect(self, raw: bytes) -> None:
+        if self.connected and self.server.auth.required:
+            # nats-server ignores a second CONNECT's credentials; accept options only.
+            pass
+        try:
+            opts = json.loads(raw) if raw else {}
+            if not isinstance(opts, dict):
+                raise ValueError("CONNECT is not a JSON object")
+        except ValueError as exc:
+            logger.error("%s Error parsing CONNECT: %s", self.label(), exc)
+            self.close("Protocol Violation")
+            return
+        if self.trace:
+            tracef("%s <<- [CONNECT %s]", self.label(), _redact(opts))
+        self.verbose = bool(opts.get("verbose", True))
+        self.pedantic = bool(opts.get("pedantic", True))
+        self.echo = bool(opts.get("echo", True))
+        self.headers = bool(opts.get("headers", False))
+        self.no_responders = bool(opts.get("no_responders", False))
+        self.lang = str(opts.get("lang", "") or "")
+        self.version = str(opts.get("version", "") or "")
+        self.name = str(opts.get("name", "") or "")
+        proto = opts.get("protocol", 0)
+        if not isinstance(proto, int) or proto < 0 or proto > 1:
+            self.close("Bad Client Protocol", E.BAD_CLIENT_PROTOCOL, log_error=True)
+            return
+        self.protocol = proto
+        if self.no_responders and not self.headers:
+            self.close("Protocol Violation", E.NO_RESPONDERS_NEEDS_HEADERS, log_error=True)
+            return
+        if not self.connected:
+            if opts.get("account") or opts.get("new_account"):
+                self._auth_violation()
+                return
+            result = self.server.auth.authenticate(opts)
+            if not result.ok:
+                logger.error(
+                    "%s authentication error - User %r", self.label(), opts.get("user", "")
+                )
+                self._auth_violation()
+                return
+            if self.auth_timer is not None:
+                self.auth_timer.cancel()
+                self.auth_timer = None
+            self.user = result.user
+            self.username = result.user.username if result.user else ""
+            self.permissions = self.server.compile_permissions(result.user)
+            account = self.server.lookup_account(result.account)
+            if account is None:
+                self._auth_violation()
+                return
+            self.bind_account(account)
+            self.connected = True
+            self.server.client_connected(self)
+        if self.verbose:
+            self.queue(encode.OK)
+
+    def bind_account(self, account: Any) -> None:
+        self.account.clients.discard(self)
+        self.account = account
+        account.clients.add(self)
+
+    # --- PUB -------------------------------------------------------------------------------
+
+    def process_pub(self, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes) -> None:
+        self.in_msgs += 1
+        self.in_bytes += len(msg)
+        if self.trace:
+            tracef(
+                "%s <<- [PUB %s %s %d]",
+                self.label(),
+                subject.decode(errors="replace"),
+                (reply or b"").decode(errors="replace"),
+                len(msg),
+            )
+        if hdr_len >= 0 and not self.headers:
+            self.close("Protocol Violation", "message headers not supported", log_error=True)
+            return
+        if self.verbose:
+            self.queue(encode.OK)
+        if self.pedantic and not is_valid_literal_subject(subject):
+            self.queue(encode.err(E.INVALID_PUB_SUBJECT))
+        account = self.account
+        account.in_msgs += 1
+        account.in_bytes += len(msg)
+        perms = self.permissions
+        if perms is not None and not perms.can_publish(subject):
+            self._permission_error(E.pub_permission(subject.decode(errors="replace")))
+            return
+        if subject[:5] == routing.GR_PREFIX or subject[:4] == routing.OLD_GR_PREFIX:
+            self._permission_error(E.pub_permission(subject.decode(errors="replace")))
+            return
+        if reply is not None and reply.startswith(_RESERVED_REPLY_PREFIXES):
+            self._permission_error(E.reply_permission(reply.decode(errors="replace")))
+            return
+        if self.gw_replies:
+            routed = self._routed_reply(subject)
+            if routed is not None:
+                self.server.gateway.send_routed_reply(account, routed, reply, hdr_len, msg)
+                return
+        delivered = routing.process_msg(self.server, self, account, subject, reply, hdr_len, msg)
+        if not delivered and reply is not None and self.no_responders:
+            self._send_no_responders(subject, reply)
+
+    def _permission_error(self, text: str) -> None:
+        logger.error("%s %s", self.label(), text)
+        self.queue(encode.err(text))
+
+    def _send_no_responders(self, subject: bytes, reply: bytes) -> None:
+        """The 503 status message nats clients turn into a 'no responders' error."""
+        for sub in self.account.sublist.match(reply).psubs:
+            if sub.conn is self:
+                hdr = NO_RESPONDERS_HDR + b"Nats-Subject: " + subject + b"\r\n\r\n"
+                head = encode.msg_head(reply, sub.sid, None, len(hdr), len(hdr))
+                self.queue(head + hdr + b"\r\n")
+                return
+
+    def track_gw_reply(self, routed: bytes) -> None:
+        now = time.monotonic()
+        self.gw_replies[routed[routing.GR_OFFSET :]] = (routed, now + GW_REPLY_TTL)
+        if len(self.gw_replies) > 64:
+            self.gw_replies = {k: v for k, v in self.gw_replies.items() if v[1] > now}
+
+    def _routed_reply(self, subject: bytes) -> bytes | None:
+        entry = self.gw_replies.get(subject)
+        if entry is None:
+            return None
+        if entry[1] < time.monotonic():
+            del self.gw_replies[subject]
+            return None
+        return entry[0]
+
+    # --- SUB / UNSUB -------------------------------------------------------------------------
+
+    def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
+        if self.trace:
+            tracef(
+                "%s <<- [SUB %s %s %s]",
+                self.label(),
+                subject.decode(errors="replace"),
+                (queue or b"").decode(errors="replace"),
+                sid.decode(errors="replace"),
+            )
+        if sid in self.subs:
+            if self.verbose:
+                self.queue(encode.OK)
+            return
+        if not is_valid_subject(subject):
+            logger.error("%s Invalid Subject %r", self.label(), subject)
+            self.queue(encode.err(E.INVALID_SUBJECT))
+            return
+        perms = self.permissions
+        if perms is not None and not perms.can_subscribe(subject, queue):
+            self._permission_error(
+                E.sub_permission(
+                    subject.decode(errors="replace"),
+                    queue.decode(errors="replace") if queue else None,
+                )
+            )
+            return
+        max_subs = self.server.opts.max_subscriptions
+        if max_subs and len(self.subs) >= max_subs:
+            logger.error("%s Maximum Subscriptions Exceeded (max=%d)", self.label(), max_subs)
+            self.queue(encode.err(E.MAX_SUBS))
+            return
+        account = self.account
+        sub = Subscription(subject, queue, sid, self, account)
+        try:
+            account.sublist.insert(sub)
+        except ValueError:
+            self.queue(encode.err(E.INVALID_SUBJECT))
+            return
+        self.subs[sid] = sub
+        if self.verbose:
+            self.queue(encode.OK)
+        self.server.interest_added(account, sub)
+
+    def process_unsub(self, sid: bytes, max_msgs: int) -> None:
+        if self.trace:
+            tracef("%s <<- [UNSUB %s %d]", self.label(), sid.decode(errors="replace"), max_msgs)
+        sub = self.subs.get(sid)
+        if sub is not None:
+            if max_msgs > 0 and max_msgs > sub.delivered:
+                sub.max = max_msgs
+            else:
+                self._remove_sub(sub)
+        if self.verbose:
+            self.queue(encode.OK)
+
+    def auto_unsubscribe(self, sub: Subscription) -> None:
+        self._remove_sub(sub)
+
+    def _remove_sub(self, sub: Subscription) -> None:
+        if self.subs.pop(sub.sid, None) is None:
+            return
+        self.account.sublist.remove(sub)
+        self.server.interest_removed(self.account, sub)
+
+    # --- server-initiated ---------------------------------------------------------------------
+
+    def send_async_info(self, extra: dict[str, Any] | None = None) -> None:
+        """Async INFO (connect_urls changes, lame duck) goes only to protocol>=1 clients."""
+        if self.protocol < 1 or self.closed:
+            return
+        fields = self.info_fields()
+        if extra:
+            fields.update(extra)
+        self.queue(encode.info(fields))
+
+
+def _redact(opts: dict[str, Any]) -> str:
+    shown = {
+        k: ("[REDACTED]" if k in ("pass", "auth_token", "sig", "jwt") else v)
+        for k, v in opts.items()
+    }
+    return json.dumps(shown)

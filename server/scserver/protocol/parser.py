@@ -1,0 +1,312 @@
+"""Incremental, sans-IO parser for the NATS wire protocol.
+
+One parser serves every connection kind (client, route, gateway): it takes bytes as they arrive
+and returns a list of operations as plain tuples, never touching a socket. The kind decides which
+operations are legal, so a client cannot speak route protocol and a route cannot send `PUB`.
+
+Each operation is a tuple whose first item is one of the ``OP_*`` constants below; the remaining
+items are the operation's arguments as ``bytes`` (subjects, sids) or ``int``:
+
+====================  ==========================================================
+``(OP_PUB, subject, reply, hdr_len, msg)``   PUB/HPUB; ``hdr_len`` is -1 without headers,
+                                            ``msg`` is headers+payload
+``(OP_SUB, subject, queue, sid)``           SUB (queue may be None)
+``(OP_UNSUB, sid, max)``                    UNSUB (max is 0 when absent)
+``(OP_CONNECT, json_bytes)``                CONNECT
+``(OP_INFO, json_bytes)``                   INFO
+``(OP_PING,)`` ``(OP_PONG,)`` ``(OP_OK,)``
+``(OP_ERR, text)``                          -ERR with the quotes removed
+``(OP_RSUB, account, subject, queue, weight)``  RS+ (queue None → weight 0)
+``(OP_RUNSUB, account, subject, queue)``    RS-
+``(OP_RMSG, account, subject, reply, queues, hdr_len, msg)``  RMSG/HMSG on routes & gateways
+``(OP_ASUB, account)`` ``(OP_AUNSUB, account)``    A+ / A- (gateway account interest)
+``(OP_LSUB, ...)`` ``(OP_LUNSUB, ...)``     LS+/LS- (parsed and tolerated, never requested)
+====================  ==========================================================
+
+Errors do not raise: the parser appends ``(OP_ERROR, text, send)`` and stops; ``text`` is the
+nats-server error string and ``send`` tells whether nats-server sends it as ``-ERR`` to the peer
+or only logs it (some protocol violations close silently).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CLIENT = 0
+ROUTE = 1
+GATEWAY = 2
+
+OP_PUB = 1
+OP_SUB = 2
+OP_UNSUB = 3
+OP_CONNECT = 4
+OP_INFO = 5
+OP_PING = 6
+OP_PONG = 7
+OP_OK = 8
+OP_ERR = 9
+OP_RSUB = 10
+OP_RUNSUB = 11
+OP_RMSG = 12
+OP_ASUB = 13
+OP_AUNSUB = 14
+OP_LSUB = 15
+OP_LUNSUB = 16
+OP_ERROR = 99
+
+ERR_UNKNOWN_OP = "Unknown Protocol Operation"
+ERR_MAX_CONTROL_LINE = "maximum control line exceeded"
+ERR_MAX_PAYLOAD = "Maximum Payload Violation"
+
+_PING = (OP_PING,)
+_PONG = (OP_PONG,)
+_OK = (OP_OK,)
+
+# Which operation names each connection kind accepts (upper-cased).
+_CLIENT_OPS = frozenset(
+    {b"PUB", b"HPUB", b"SUB", b"UNSUB", b"CONNECT", b"PING", b"PONG", b"INFO", b"+OK", b"-ERR"}
+)
+_ROUTE_OPS = frozenset(
+    {
+        b"RS+",
+        b"RS-",
+        b"LS+",
+        b"LS-",
+        b"RMSG",
+        b"HMSG",
+        b"LMSG",
+        b"A+",
+        b"A-",
+        b"CONNECT",
+        b"PING",
+        b"PONG",
+        b"INFO",
+        b"+OK",
+        b"-ERR",
+    }
+)
+_GATEWAY_OPS = frozenset(
+    {
+        b"RS+",
+        b"RS-",
+        b"RMSG",
+        b"HMSG",
+        b"A+",
+        b"A-",
+        b"CONNECT",
+        b"PING",
+        b"PONG",
+        b"INFO",
+        b"+OK",
+        b"-ERR",
+    }
+)
+_OPS_BY_KIND = {CLIENT: _CLIENT_OPS, ROUTE: _ROUTE_OPS, GATEWAY: _GATEWAY_OPS}
+
+
+class ParseError(Exception):
+    """A malformed operation; ``text`` is what nats-server reports, ``send`` whether as -ERR."""
+
+    def __init__(self, text: str, send: bool = True) -> None:
+        super().__init__(text)
+        self.text = text
+        self.send = send
+
+
+def _int(tok: bytes) -> int:
+    # int() accepts "+5", " 5", "5_0"; the protocol wants plain digits only.
+    if not tok.isdigit():
+        raise ParseError(f"invalid size {tok!r}", send=False)
+    return int(tok)
+
+
+class Parser:
+    """Turns a byte stream into protocol operations for one connection.
+
+    The parser keeps only an unconsumed tail between calls, never rescans consumed bytes, and
+    enforces ``max_control_line`` on control lines and ``max_payload`` on message sizes while
+    parsing, so a peer can never make it buffer more than one legal message.
+    """
+
+    __slots__ = ("kind", "max_control_line", "max_payload", "_ops", "_buf", "_pending", "dead")
+
+    def __init__(
+        self, kind: int = CLIENT, max_control_line: int = 4096, max_payload: int = 1048576
+    ) -> None:
+        self.kind = kind
+        # Links between servers carry long RMSG queue lists; nats-server allows them 16x.
+        self.max_control_line = max_control_line * (1 if kind == CLIENT else 16)
+        self.max_payload = max_payload
+        self._ops = _OPS_BY_KIND[kind]
+        self._buf = b""
+        # When a message's control line has been parsed but its payload has not fully arrived:
+        # (total bytes needed incl. CRLF, op template tuple minus payload, hdr_len).
+        self._pending: tuple[int, tuple, int] | None = None
+        self.dead = False
+
+    def feed(self, data: bytes) -> list[tuple[Any, ...]]:
+        """Consume ``data`` and return every complete operation it finishes."""
+        if self.dead:
+            return []
+        buf = self._buf + data if self._buf else data
+        out: list[tuple[Any, ...]] = []
+        pos = 0
+        n = len(buf)
+        try:
+            while pos < n:
+                pending = self._pending
+                if pending is not None:
+                    need, head, hdr_len = pending
+                    if n - pos < need:
+                        break
+                    end = pos + need - 2
+                    if buf[end : end + 2] != b"\r\n":
+                        raise ParseError(ERR_UNKNOWN_OP, send=self.kind == CLIENT)
+                    out.append(head + (hdr_len, buf[pos:end]))
+                    pos = end + 2
+                    self._pending = None
+                    continue
+                eol = buf.find(b"\n", pos)
+                if eol < 0:
+                    if n - pos > self.max_control_line:
+                        raise ParseError(ERR_MAX_CONTROL_LINE)
+                    break
+                line_end = eol - 1 if eol > pos and buf[eol - 1] == 13 else eol
+                if line_end - pos > self.max_control_line:
+                    raise ParseError(ERR_MAX_CONTROL_LINE)
+                line = buf[pos:line_end]
+                pos = eol + 1
+                self._control(line, out)
+        except ParseError as err:
+            self.dead = True
+            self._buf = b""
+            out.append((OP_ERROR, err.text, err.send))
+            return out
+        self._buf = buf[pos:] if pos < n else b""
+        return out
+
+    def _control(self, line: bytes, out: list) -> None:
+        """Parse one control line; message ops set ``_pending`` for their payload."""
+        args = line.split()
+        if not args:
+            # nats-server treats a bare CRLF as an unknown operation.
+            raise ParseError(ERR_UNKNOWN_OP)
+        op = args[0].upper()
+        if op not in self._ops:
+            raise ParseError(ERR_UNKNOWN_OP)
+        nargs = len(args) - 1
+        if op == b"PUB":
+            if nargs == 2:
+                subject, reply, size = args[1], None, _int(args[2])
+            elif nargs == 3:
+                subject, reply, size = args[1], args[2], _int(args[3])
+            else:
+                raise ParseError(f"processPub Parse Error: {line!r}", send=False)
+            self._check_payload(size)
+            self._pending = (size + 2, (OP_PUB, subject, reply), -1)
+        elif op == b"HPUB":
+            if nargs == 3:
+                subject, reply = args[1], None
+            elif nargs == 4:
+                subject, reply = args[1], args[2]
+            else:
+                raise ParseError(f"processHeaderPub Parse Error: {line!r}", send=False)
+            hdr, size = _int(args[-2]), _int(args[-1])
+            if hdr > size:
+                raise ParseError("processHeaderPub Bad or Missing Header Size", send=False)
+            self._check_payload(size)
+            self._pending = (size + 2, (OP_PUB, subject, reply), hdr)
+        elif op == b"SUB":
+            if nargs == 2:
+                out.append((OP_SUB, args[1], None, args[2]))
+            elif nargs == 3:
+                out.append((OP_SUB, args[1], args[2], args[3]))
+            else:
+                raise ParseError(f"processSub Parse Error: {line!r}", send=False)
+        elif op == b"UNSUB":
+            if nargs == 1:
+                out.append((OP_UNSUB, args[1], 0))
+            elif nargs == 2:
+                out.append((OP_UNSUB, args[1], _int(args[2])))
+            else:
+                raise ParseError(f"processUnsub Parse Error: {line!r}", send=False)
+        elif op == b"PING":
+            out.append(_PING)
+        elif op == b"PONG":
+            out.append(_PONG)
+        elif op == b"+OK":
+            out.append(_OK)
+        elif op == b"CONNECT" or op == b"INFO":
+            # The JSON may contain spaces: take everything after the op word.
+            rest = line[len(args[0]) :].strip()
+            out.append((OP_CONNECT if op == b"CONNECT" else OP_INFO, rest))
+        elif op == b"-ERR":
+            rest = line[4:].strip()
+            if len(rest) >= 2 and rest[:1] == b"'" and rest[-1:] == b"'":
+                rest = rest[1:-1]
+            out.append((OP_ERR, rest.decode("utf-8", "replace")))
+        elif op == b"RMSG" or op == b"HMSG":
+            self._routed_msg(args, op == b"HMSG", line)
+        elif op == b"RS+":
+            # RS+ <account> <subject> [<queue> <weight>]
+            if nargs == 2:
+                out.append((OP_RSUB, args[1], args[2], None, 0))
+            elif nargs == 4:
+                out.append((OP_RSUB, args[1], args[2], args[3], _int(args[4])))
+            else:
+                raise ParseError(f"processRemoteSub Parse Error: {line!r}", send=False)
+        elif op == b"RS-":
+            if nargs == 2:
+                out.append((OP_RUNSUB, args[1], args[2], None))
+            elif nargs == 3:
+                out.append((OP_RUNSUB, args[1], args[2], args[3]))
+            else:
+                raise ParseError(f"processRemoteUnsub Parse Error: {line!r}", send=False)
+        elif op == b"A+":
+            if nargs < 1:
+                raise ParseError(f"processAccountSub Parse Error: {line!r}", send=False)
+            out.append((OP_ASUB, args[1]))
+        elif op == b"A-":
+            if nargs < 1:
+                raise ParseError(f"processAccountUnsub Parse Error: {line!r}", send=False)
+            out.append((OP_AUNSUB, args[1]))
+        elif op == b"LS+":
+            out.append((OP_LSUB, *args[1:]))
+        elif op == b"LS-":
+            out.append((OP_LUNSUB, *args[1:]))
+        elif op == b"LMSG":
+            # Only sent to peers that advertise lnoc; we never do, so reject rather than guess.
+            raise ParseError(ERR_UNKNOWN_OP, send=False)
+        else:  # pragma: no cover - every op in the sets is handled above
+            raise ParseError(ERR_UNKNOWN_OP)
+
+    def _routed_msg(self, args: list[bytes], has_hdr: bool, line: bytes) -> None:
+        """RMSG/HMSG <account> <subject> [reply | + reply q.. | | q..] [hdr] <size>."""
+        nsize = 2 if has_hdr else 1
+        rest = args[3 : len(args) - nsize]
+        if len(args) < 3 + nsize:
+            raise ParseError(f"processRoutedMsgArgs Parse Error: {line!r}", send=False)
+        account, subject = args[1], args[2]
+        reply = None
+        queues: tuple[bytes, ...] | None = None
+        if len(rest) == 1:
+            reply = rest[0]
+        elif len(rest) >= 2:
+            ind = rest[0]
+            if ind == b"+":
+                reply = rest[1]
+                queues = tuple(rest[2:])
+            elif ind == b"|":
+                queues = tuple(rest[1:])
+            else:
+                raise ParseError("processRoutedMsgArgs Bad or Missing Reply Indicator", send=False)
+        size = _int(args[-1])
+        hdr = _int(args[-2]) if has_hdr else -1
+        if has_hdr and hdr > size:
+            raise ParseError("processRoutedHeaderMsgArgs Bad or Missing Header Size", send=False)
+        self._check_payload(size)
+        self._pending = (size + 2, (OP_RMSG, account, subject, reply, queues), hdr)
+
+    def _check_payload(self, size: int) -> None:
+        if size > self.max_payload:
+            raise ParseError(ERR_MAX_PAYLOAD, send=self.kind == CLIENT)

@@ -1,0 +1,168 @@
+"""Where a message goes: local subscribers, routes, gateways.
+
+The rules follow nats-server's ``processMsgResults``: plain subscribers each get a copy; each queue
+group gets exactly one copy, drawn at random (route members weighted by their remote member
+count); a message from a route is delivered only locally (one hop), and only to the queue groups
+named in its RMSG; messages enter gateways only where they entered the cluster.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+from scserver.connection import SYSTEM
+from scserver.protocol.encode import msg_head
+from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE
+
+if TYPE_CHECKING:
+    from scserver.accounts import Account
+    from scserver.subscription import Subscription
+
+GR_PREFIX = b"_GR_."
+OLD_GR_PREFIX = b"$GR."
+GR_OFFSET = 19  # len("_GR_.") + 6 (cluster hash) + 1 + 6 (server hash) + 1
+
+_rand = random.random
+
+
+def deliver(
+    c: Any, sub: Subscription, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes
+) -> bool:
+    """Queue one MSG/HMSG to a client subscription; False when the client cannot take it."""
+    if c.closed:
+        return False
+    if hdr_len >= 0 and not c.headers:
+        msg = msg[hdr_len:]
+        hdr_len = -1
+    if reply and reply[:5] == GR_PREFIX and len(reply) > GR_OFFSET:
+        # The requester sits in another cluster: the client sees the plain reply, and its answer
+        # is swapped back to the routed form when it publishes it.
+        c.track_gw_reply(reply)
+        reply = reply[GR_OFFSET:]
+    head = msg_head(subject, sub.sid, reply, hdr_len, len(msg))
+    if len(msg) < 8192:
+        c.queue(head + msg + b"\r\n")
+    else:
+        c.queue(head)
+        c.queue(msg)
+        c.queue(b"\r\n")
+    c.out_msgs += 1
+    c.out_bytes += len(msg)
+    sub.delivered += 1
+    if sub.max and sub.delivered >= sub.max:
+        c.auto_unsubscribe(sub)
+    return True
+
+
+def _choose(group: list, src: Any, from_route: bool) -> Subscription | None:
+    """Pick one member of a queue group, walking from a random (weighted) start."""
+    n = len(group)
+    if from_route:
+        group = [s for s in group if s.conn.kind in (CLIENT, SYSTEM)]
+        n = len(group)
+        if n == 0:
+            return None
+    if n == 1:
+        start = 0
+    else:
+        total = 0
+        for s in group:
+            total += s.weight
+        if total == n:
+            start = int(_rand() * n)
+        else:
+            r = _rand() * total
+            start = 0
+            for i, s in enumerate(group):
+                r -= s.weight
+                if r < 0:
+                    start = i
+                    break
+    for i in range(n):
+        sub = group[(start + i) % n]
+        c = sub.conn
+        if c.closed:
+            continue
+        if c is src and not c.echo:
+            continue
+        return sub
+    return None
+
+
+def process_msg(
+    server: Any,
+    src: Any,
+    account: Account,
+    subject: bytes,
+    reply: bytes | None,
+    hdr_len: int,
+    msg: bytes,
+    queue_filter: tuple[bytes, ...] | None = None,
+    any_queue: bool = False,
+) -> bool:
+    """Deliver a message that entered this server; True if anything (local or remote) took it.
+
+    ``queue_filter`` is the RMSG queue list of a message from a route or gateway; ``any_queue``
+    serves every queue group even without one (gateway-routed replies, as nats-server does).
+    """
+    result = account.sublist.match(subject)
+    src_kind = src.kind
+    delivered = False
+    routes: dict[Any, list[bytes]] | None = None
+    for sub in result.psubs:
+        c = sub.conn
+        k = c.kind
+        if k == CLIENT:
+            if c is src and not c.echo:
+                continue
+            if deliver(c, sub, subject, reply, hdr_len, msg):
+                delivered = True
+        elif k == ROUTE:
+            if src_kind == ROUTE or c.closed:
+                continue
+            if routes is None:
+                routes = {c: []}
+            elif c not in routes:
+                routes[c] = []
+        elif k == SYSTEM:
+            c.deliver_internal(sub, subject, reply, hdr_len, msg)
+            delivered = True
+    served: list[bytes] | None = None
+    if result.qsubs and (src_kind == CLIENT or src_kind == SYSTEM or queue_filter or any_queue):
+        from_route = src_kind == ROUTE
+        for group in result.qsubs:
+            qname = group[0].queue
+            if queue_filter is not None and not any_queue and qname not in queue_filter:
+                continue
+            sub = _choose(group, src, from_route)
+            if sub is None:
+                continue
+            c = sub.conn
+            k = c.kind
+            if k == CLIENT:
+                if not deliver(c, sub, subject, reply, hdr_len, msg):
+                    continue
+            elif k == ROUTE:
+                if routes is None:
+                    routes = {c: [qname]}
+                else:
+                    routes.setdefault(c, []).append(qname)
+            elif k == SYSTEM:
+                c.deliver_internal(sub, subject, reply, hdr_len, msg)
+            delivered = True
+            if served is None:
+                served = [qname]
+            else:
+                served.append(qname)
+    if routes:
+        for c, queues in routes.items():
+            c.send_msg(account, subject, reply, queues, hdr_len, msg)
+        delivered = True
+    if (src_kind == CLIENT or src_kind == SYSTEM) and server.gateway is not None:
+        if server.gateway.send_msg(account, subject, reply, hdr_len, msg, served):
+            delivered = True
+    return delivered
+
+
+__all__ = ["process_msg", "deliver", "GR_PREFIX", "GR_OFFSET", "OLD_GR_PREFIX", "GATEWAY"]

@@ -1,0 +1,517 @@
+"""The server: listeners, accounts, the registry of connections, reload and lame duck."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from scserver import NATS_COMPAT_VERSION, log
+from scserver.accounts import GLOBAL_ACCOUNT, Account, Authenticator, User
+from scserver.client import ClientConnection
+from scserver.connection import Connection
+from scserver.log import logger
+from scserver.permissions import compile_permissions
+from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE
+
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def new_server_id() -> str:
+    """A 56-character upper-case id starting with N, shaped like a server nkey."""
+    return "N" + "".join(secrets.choice(_BASE32) for _ in range(55))
+
+
+class Server:
+    """One scserver process. Owns every connection and applies options, including on reload."""
+
+    def __init__(self, opts: Any) -> None:
+        self.opts = opts
+        self.server_id = new_server_id()
+        self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop()
+        self.start_time = time.time()
+        self.config_time = self.start_time
+        self._cid = 0
+        self.clients: dict[int, ClientConnection] = {}
+        self.accounts: dict[str, Account] = {}
+        self.global_account = self._ensure_account(GLOBAL_ACCOUNT)
+        self.system_account: Account | None = None
+        self.auth = Authenticator()
+        self._dirty: list[Connection] = []
+        self._flush_pending = False
+        self.lame_duck = False
+        self.shutting_down = False
+        self.slow_consumers = 0
+        self.auth_failures = 0
+        self.total_connections = 0
+        self.closed_stats = [0, 0, 0, 0]  # in_msgs, in_bytes, out_msgs, out_bytes of closed conns
+        self.listeners: list[asyncio.base_events.Server] = []
+        self.client_listener: asyncio.base_events.Server | None = None
+        self.monitor: Any = None
+        self.routes: Any = None  # scserver.route.RouteManager once clustering is configured
+        self.gateway: Any = None  # scserver.gateway.GatewayManager once gateways are configured
+        self.system: Any = None  # scserver.system.SystemServices
+        self.done = asyncio.Event()
+        self.reloads = 0
+        self._info_cache: dict[str, Any] | None = None
+        self._watch_task: asyncio.Task | None = None
+        self.closed_conns: list[dict[str, Any]] = []
+        self.apply_accounts(opts)
+
+    # --- identity ------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.opts.server_name or self.server_id
+
+    def next_cid(self) -> int:
+        self._cid += 1
+        return self._cid
+
+    @property
+    def cluster_name(self) -> str:
+        if self.opts.cluster is not None and self.opts.cluster.name:
+            return self.opts.cluster.name
+        if self.opts.gateway is not None and self.opts.gateway.name:
+            return self.opts.gateway.name
+        return self.routes.cluster_name if self.routes is not None else ""
+
+    def client_urls(self) -> list[str]:
+        """This server's own client address(es) as host:port, for connect_urls."""
+        opts = self.opts
+        if opts.client_advertise:
+            return [opts.client_advertise]
+        host = opts.host
+        port = self.client_port
+        if host in ("0.0.0.0", "::", ""):
+            return [f"{ip}:{port}" for ip in _local_ips()]
+        return [f"{host}:{port}"]
+
+    @property
+    def client_port(self) -> int:
+        if self.client_listener is not None and self.client_listener.sockets:
+            return self.client_listener.sockets[0].getsockname()[1]
+        return self.opts.port
+
+    def client_info_base(self) -> dict[str, Any]:
+        """The INFO every client gets; rebuilt when anything in it changes."""
+        if self._info_cache is None:
+            opts = self.opts
+            host, port = opts.host, self.client_port
+            if opts.client_advertise:
+                host, _, p = opts.client_advertise.rpartition(":")
+                port = int(p) if p.isdigit() else port
+                host = host or opts.client_advertise
+            info: dict[str, Any] = {
+                "server_id": self.server_id,
+                "server_name": self.name,
+                "version": NATS_COMPAT_VERSION,
+                "proto": 1,
+                "go": f"python{sys.version_info.major}.{sys.version_info.minor}",
+                "host": host,
+                "port": port,
+                "headers": True,
+                "max_payload": opts.max_payload,
+            }
+            if self.auth.advertise_required:
+                info["auth_required"] = True
+            cluster = self.cluster_name
+            if cluster:
+                info["cluster"] = cluster
+            if self.routes is not None and not self.routes.no_advertise:
+                urls = self.routes.all_client_urls()
+                if urls:
+                    info["connect_urls"] = urls
+            if self.lame_duck:
+                info["ldm"] = True
+            self._info_cache = info
+        return dict(self._info_cache)
+
+    def info_changed(self, notify: bool = True) -> None:
+        """Forget the cached INFO and tell protocol>=1 clients, as nats-server does."""
+        self._info_cache = None
+        if notify:
+            for c in list(self.clients.values()):
+                if c.connected:
+                    c.send_async_info()
+
+    # --- accounts and auth -------------------------------------------------------------------
+
+    def _ensure_account(self, name: str) -> Account:
+        acc = self.accounts.get(name)
+        if acc is None:
+            acc = Account(name)
+            self.accounts[name] = acc
+        return acc
+
+    def lookup_account(self, name: str) -> Account | None:
+        return self.accounts.get(name)
+
+    def register_account(self, name: str) -> Account:
+        """Create an account on first sight (e.g. named by a peer) and tell gateways."""
+        existing = self.accounts.get(name)
+        if existing is not None:
+            return existing
+        acc = self._ensure_account(name)
+        if self.gateway is not None:
+            self.gateway.account_registered(acc)
+        return acc
+
+    def apply_accounts(self, opts: Any) -> None:
+        """Build accounts and the authenticator from options (at start and on reload)."""
+        for name in opts.accounts:
+            self._ensure_account(name)
+        sys_name = None if getattr(opts, "no_system_account", False) else opts.system_account
+        if sys_name:
+            sys_acc = self._ensure_account(sys_name)
+            sys_acc.is_system = True
+            self.system_account = sys_acc
+        users: dict[str, User] = {}
+        for u in opts.users:
+            users[u.username] = User(
+                u.username, u.password, u.account or GLOBAL_ACCOUNT, u.permissions
+            )
+        self.auth = Authenticator(users=users, token=opts.token, no_auth_user=opts.no_auth_user)
+
+    def compile_permissions(self, user: User | None) -> Any:
+        return compile_permissions(user.permissions if user is not None else None)
+
+    def client_connected(self, client: ClientConnection) -> None:
+        self.total_connections += 1
+        if self.system is not None:
+            self.system.client_connected(client)
+
+    # --- interest propagation hooks ------------------------------------------------------------
+
+    def interest_added(self, account: Account, sub: Any) -> None:
+        if self.routes is not None:
+            self.routes.local_interest_added(account, sub)
+        if self.gateway is not None:
+            self.gateway.interest_added(account, sub)
+
+    def interest_removed(self, account: Account, sub: Any) -> None:
+        if self.routes is not None:
+            self.routes.local_interest_removed(account, sub)
+        if self.gateway is not None:
+            self.gateway.interest_removed(account, sub)
+
+    # --- flushing ----------------------------------------------------------------------------
+
+    def schedule_flush(self, conn: Connection) -> None:
+        self._dirty.append(conn)
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self._flush_all)
+
+    def _flush_all(self) -> None:
+        self._flush_pending = False
+        dirty = self._dirty
+        self._dirty = []
+        for conn in dirty:
+            if conn.flush_scheduled:
+                conn.flush()
+
+    def connection_closed(self, conn: Connection) -> None:
+        stats = self.closed_stats
+        stats[0] += conn.in_msgs
+        stats[1] += conn.in_bytes
+        stats[2] += conn.out_msgs
+        stats[3] += conn.out_bytes
+        if conn.kind == CLIENT:
+            self.closed_conns.append(self.monitor_conn_info(conn, closed=True))
+            if len(self.closed_conns) > 10000:
+                del self.closed_conns[:1000]
+            if self.system is not None and getattr(conn, "connected", False):
+                self.system.client_disconnected(conn)
+        elif conn.kind == ROUTE and self.routes is not None:
+            self.routes.route_closed(conn)
+        elif conn.kind == GATEWAY and self.gateway is not None:
+            self.gateway.connection_closed(conn)
+        if self.lame_duck and not self.clients and self._ldm_event is not None:
+            self._ldm_event.set()
+
+    def monitor_conn_info(self, conn: Any, closed: bool = False) -> dict[str, Any]:
+        from scserver.monitor import conn_info
+
+        return conn_info(self, conn, closed)
+
+    # --- start / stop --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        opts = self.opts
+        self.loop = asyncio.get_running_loop()
+        logger.info("Starting nats-server")
+        logger.info("  Version:  %s (scserver)", NATS_COMPAT_VERSION)
+        logger.info("  Name:     %s", self.name)
+        logger.info("  ID:       %s", self.server_id)
+        if opts.config_file:
+            logger.info("Using configuration file: %s", opts.config_file)
+        for warning in getattr(opts, "warnings", []) or []:
+            logger.warning("%s", warning)
+        if opts.pid_file:
+            with open(opts.pid_file, "w") as fh:
+                fh.write(str(os.getpid()))
+        from scserver.system import SystemServices
+
+        if self.system_account is not None:
+            self.system = SystemServices(self, self.system_account)
+        if opts.http_port:
+            from scserver.monitor import Monitor
+
+            self.monitor = Monitor(self)
+            await self.monitor.start(opts.http_host, opts.http_port)
+        if opts.cluster is not None and opts.cluster.port is not None:
+            from scserver.route import RouteManager
+
+            self.routes = RouteManager(self)
+            await self.routes.start()
+        if opts.gateway is not None:
+            from scserver.gateway import GatewayManager
+
+            self.gateway = GatewayManager(self)
+            await self.gateway.start()
+        self.client_listener = await self.loop.create_server(
+            lambda: ClientConnection(self),
+            host=_bind_host(opts.host),
+            port=opts.port,
+            reuse_address=True,
+            backlog=1024,
+        )
+        self.listeners.append(self.client_listener)
+        logger.info("Listening for client connections on %s:%d", opts.host, self.client_port)
+        if self.system is not None:
+            self.system.start()
+        logger.info("Server is ready")
+        self._install_signals()
+        if opts.config_file:
+            self._watch_task = self.loop.create_task(self._watch_config())
+
+    def _install_signals(self) -> None:
+        handlers = {
+            signal.SIGTERM: lambda: self.loop.create_task(self.shutdown()),
+            signal.SIGINT: lambda: self.loop.create_task(self.shutdown()),
+            signal.SIGHUP: lambda: self.reload("signal"),
+            signal.SIGUSR2: lambda: self.loop.create_task(self.enter_lame_duck()),
+            signal.SIGUSR1: self._reopen_log,
+        }
+        for sig, handler in handlers.items():
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                self.loop.add_signal_handler(sig, handler)
+
+    def _reopen_log(self) -> None:
+        opts = self.opts
+        log.configure(opts.debug, opts.trace, opts.logtime, opts.log_file)
+        logger.info("Reopened log file")
+
+    async def shutdown(self) -> None:
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        logger.info("Initiating Shutdown...")
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+        for listener in self.listeners:
+            listener.close()
+        if self.system is not None:
+            self.system.stop()
+        for c in list(self.clients.values()):
+            c.close("Server Shutdown")
+        if self.routes is not None:
+            self.routes.stop()
+        if self.gateway is not None:
+            self.gateway.stop()
+        if self.monitor is not None:
+            await self.monitor.stop()
+        await asyncio.sleep(0)
+        if self.opts.pid_file:
+            with contextlib.suppress(OSError):
+                os.unlink(self.opts.pid_file)
+        logger.info("Server Exiting..")
+        self.done.set()
+
+    _ldm_event: asyncio.Event | None = None
+
+    async def enter_lame_duck(self) -> None:
+        """Stop accepting, tell clients (INFO ldm), close them over the duration, then exit."""
+        if self.lame_duck or self.shutting_down:
+            return
+        opts = self.opts
+        self.lame_duck = True
+        self._ldm_event = asyncio.Event()
+        logger.info("Entering lame duck mode, stop accepting new clients")
+        if self.client_listener is not None:
+            self.client_listener.close()
+        self.info_changed(notify=True)
+        if self.routes is not None:
+            self.routes.send_lame_duck()
+        grace = opts.lame_duck_grace_period
+        logger.info("Grace period of %s before closing clients", grace)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._ldm_event.wait(), grace)
+        clients = list(self.clients.values())
+        if clients:
+            duration = max(opts.lame_duck_duration - grace, 0.0)
+            batch_delay = duration / len(clients) if clients else 0.0
+            logger.info("Closing %d existing clients over %.1fs", len(clients), duration)
+            for c in clients:
+                c.close("Server Shutdown")
+                if batch_delay > 0 and not self._ldm_event.is_set():
+                    await asyncio.sleep(min(batch_delay, 1.0))
+        await self.shutdown()
+
+    # --- reload ------------------------------------------------------------------------------
+
+    def reload(self, why: str = "signal") -> bool:
+        """Re-read the config file; apply what can change, keep running on a bad file."""
+        from scserver import options as options_mod
+
+        if not self.opts.config_file:
+            logger.error("Failed to reload server configuration: no configuration file")
+            return False
+        try:
+            new = options_mod.load(self.opts.config_file)
+            new = options_mod.apply_flags(new, **getattr(self.opts, "flag_overrides", {}))
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the running config
+            logger.error("Failed to reload server configuration: %s", exc)
+            return False
+        old = self.opts
+        refused = []
+        for field in ("host", "port", "http_port", "http_host"):
+            if getattr(old, field) != getattr(new, field):
+                refused.append(field)
+        if old.server_name != new.server_name:
+            refused.append("server_name")
+        for field in refused:
+            logger.warning(
+                "Config reload: option %r cannot be changed at runtime, kept as %r",
+                field,
+                getattr(old, field),
+            )
+            setattr(new, field, getattr(old, field))
+        new.flag_overrides = getattr(old, "flag_overrides", {})
+        self.opts = new
+        self.config_time = time.time()
+        self.reloads += 1
+        log.configure(new.debug, new.trace, new.logtime, new.log_file)
+        self.apply_accounts(new)
+        self._reauthorize_clients()
+        if self.routes is not None:
+            self.routes.reload(old, new)
+        if self.gateway is not None or new.gateway is not None:
+            self.loop.create_task(self._reload_gateways(old, new))
+        self.info_changed(notify=old.max_payload != new.max_payload)
+        for c in self.clients.values():
+            c.parser.max_payload = new.max_payload
+            c.parser.max_control_line = new.max_control_line
+        logger.info("Reloaded server configuration (%s)", why)
+        return True
+
+    async def _reload_gateways(self, old: Any, new: Any) -> None:
+        if self.gateway is None:
+            from scserver.gateway import GatewayManager
+
+            self.gateway = GatewayManager(self)
+            await self.gateway.start()
+        elif new.gateway is None:
+            logger.warning("Config reload: removing the gateway block needs a restart")
+        else:
+            self.gateway.reload(old, new)
+
+    def _reauthorize_clients(self) -> None:
+        """After a reload, clients whose credentials no longer pass are disconnected."""
+        if not self.auth.required:
+            return
+        for c in list(self.clients.values()):
+            if not c.connected:
+                continue
+            user = c.user
+            if user is None or user.username not in self.auth.users:
+                if self.auth.token is not None and user is None:
+                    continue
+                c.close("Authentication Failure", "Authorization Violation")
+                continue
+            fresh = self.auth.users[user.username]
+            if fresh.password != user.password or fresh.account != user.account:
+                c.close("Authentication Failure", "Authorization Violation")
+                continue
+            c.user = fresh
+            c.permissions = self.compile_permissions(fresh)
+
+    async def _watch_config(self) -> None:
+        """Reload when the config file (or an include) changes on disk.
+
+        Kubernetes updates a ConfigMap volume by swapping a symlink, so the watcher compares the
+        resolved path and the file's identity and content, not just the mtime.
+        """
+        from scserver import options as options_mod
+
+        interval = float(os.environ.get("SCSERVER_WATCH_INTERVAL", "1.0"))
+        last = _fingerprint(self.opts.config_file, options_mod)
+        while not self.shutting_down:
+            await asyncio.sleep(interval)
+            current = _fingerprint(self.opts.config_file, options_mod)
+            if current != last:
+                last = current
+                if current is not None:
+                    self.reload("config file changed")
+
+    # --- statistics ----------------------------------------------------------------------------
+
+    def all_connections(self) -> list[Connection]:
+        conns: list[Connection] = list(self.clients.values())
+        if self.routes is not None:
+            conns.extend(self.routes.connections())
+        if self.gateway is not None:
+            conns.extend(self.gateway.connections())
+        return conns
+
+    def totals(self) -> tuple[int, int, int, int]:
+        s = self.closed_stats
+        in_m, in_b, out_m, out_b = s
+        for c in self.all_connections():
+            in_m += c.in_msgs
+            in_b += c.in_bytes
+            out_m += c.out_msgs
+            out_b += c.out_bytes
+        return in_m, in_b, out_m, out_b
+
+    def num_subscriptions(self) -> int:
+        return sum(acc.sublist.count() for acc in self.accounts.values())
+
+
+def _fingerprint(path: str, options_mod: Any) -> Any:
+    """Identity of the config file and everything it includes, or None while unreadable."""
+    files = [path]
+    files.extend(getattr(options_mod, "included_files", lambda p: [])(path))
+    parts = []
+    for f in files:
+        try:
+            real = os.path.realpath(f)
+            st = os.stat(real)
+            with open(real, "rb") as fh:
+                content = fh.read()
+        except OSError:
+            return None
+        parts.append((real, st.st_ino, st.st_mtime_ns, hash(content)))
+    return tuple(parts)
+
+
+def _bind_host(host: str) -> str | None:
+    return None if host in ("0.0.0.0", "") else host
+
+
+def _local_ips() -> list[str]:
+    """Non-loopback IPv4 addresses, for connect_urls when listening on 0.0.0.0."""
+    ips: list[str] = []
+    with contextlib.suppress(OSError):
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            ip = info[4][0]
+            if not ip.startswith("127.") and ip not in ips:
+                ips.append(ip)
+    return ips or ["127.0.0.1"]
