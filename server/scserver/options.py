@@ -157,6 +157,8 @@ class Options:
     cluster: ClusterOpts | None = None
     gateway: GatewayOpts | None = None
     warnings: list[str] = field(default_factory=list)
+    #: The flags apply_flags laid over the file, kept so a reload can lay them again.
+    flag_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cluster_name(self) -> str | None:
@@ -259,22 +261,27 @@ def from_dict(d: Mapping[str, Any], source: str = "<dict>") -> Options:
 def apply_flags(opts: Options, **overrides: Any) -> Options:
     """Lay command-line flags over file options; ``None`` means "flag not given".
 
-    Accepted: port, host, http_port, server_name, debug, trace, log_file, pid_file, user,
-    password, cluster (a URL such as ``nats://0.0.0.0:6222``, credentials allowed), routes
-    (comma-separated URLs or a list). Returns a new Options; ``opts`` is left as it was.
-    Raises ConfigError for a bad value or an unknown flag.
+    Accepted: port, host, http_port, server_name, client_advertise, debug, trace, logtime,
+    log_file, pid_file, user, password (one user in the global account), token, cluster (a URL
+    such as ``nats://0.0.0.0:6222``, credentials allowed), cluster_name, routes (comma-separated
+    URLs or a list). Returns a new Options whose ``flag_overrides`` records the flags given;
+    ``opts`` is left as it was. Raises ConfigError for a bad value or an unknown flag.
     """
     out = copy.deepcopy(opts)
     given = {k: v for k, v in overrides.items() if v is not None}
+    out.flag_overrides = {**out.flag_overrides, **given}
     simple = {
         "port": int,
         "host": str,
         "http_port": int,
         "server_name": str,
+        "client_advertise": str,
         "debug": bool,
         "trace": bool,
+        "logtime": bool,
         "log_file": str,
         "pid_file": str,
+        "token": str,
     }
     for name, value in given.items():
         if name in simple:
@@ -290,7 +297,7 @@ def apply_flags(opts: Options, **overrides: Any) -> Options:
             if name == "server_name" and " " in value:
                 raise ConfigError("flag server_name: server name cannot contain spaces", "<flags>")
             setattr(out, name, value)
-        elif name not in ("user", "password", "cluster", "routes"):
+        elif name not in ("user", "password", "cluster", "cluster_name", "routes"):
             raise ConfigError(f"unknown flag {name!r}", "<flags>")
 
     if "user" in given or "password" in given:
@@ -326,6 +333,14 @@ def apply_flags(opts: Options, **overrides: Any) -> Options:
         if parts.username:
             out.cluster.username = urllib.parse.unquote(parts.username)
             out.cluster.password = urllib.parse.unquote(parts.password or "") or None
+
+    if "cluster_name" in given:
+        name = given["cluster_name"]
+        if not isinstance(name, str) or not name or " " in name:
+            raise ConfigError(f"flag cluster_name: invalid cluster name {name!r}", "<flags>")
+        if out.cluster is None:
+            out.cluster = ClusterOpts()
+        out.cluster.name = name
 
     if "routes" in given:
         routes = given["routes"]
