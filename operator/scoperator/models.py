@@ -1,0 +1,438 @@
+"""Pydantic models of the `SuperCluster` and `Cluster` custom resources.
+
+These models are the single source of truth: the operator validates every spec with them before
+rendering, and `crds.py` turns their JSON schema into the CRD schemas, so what the API server
+accepts and what the operator understands cannot drift apart.
+
+JSON uses camelCase (Kubernetes convention) through aliases; Python code uses snake_case.
+Free-form Kubernetes types (affinity, resources, tolerations, ...) are kept as plain dicts and
+marked so that the CRD preserves their unknown fields: the API server validates them when the
+StatefulSet is created, and we do not want to vendor the whole core/v1 schema.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "supercluster.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DEFAULT_IMAGE = "ghcr.io/supercluster/scserver:0.1.0"
+DEFAULT_SYSTEM_ACCOUNT = "$SYS"
+
+# A Cluster's name becomes the StatefulSet name, Service names (`<name>-headless`,
+# `<name>-gateway`: DNS-1035 labels, so it must start with a letter), the cluster name and the
+# gateway name. 40 characters leaves room for the longest suffix and the pod ordinal.
+CLUSTER_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+CLUSTER_NAME_MAX = 40
+# Any DNS-1123 subdomain (Secret names, SuperCluster names).
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+# Account and user names end up quoted in the server config; still keep them to printable,
+# whitespace-free tokens so they are easy to type in client credentials.
+ACCOUNT_NAME_PATTERN = r"^\$?[A-Za-z0-9][A-Za-z0-9_.-]*$"
+USER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
+# nats-server durations: a number with a unit.
+DURATION_PATTERN = r"^[0-9]+(ms|s|m|h)$"
+# A gateway URL as nats-server accepts it in `gateways[].urls`.
+GATEWAY_URL_PATTERN = r"^(nats|tls)://[^\s/:]+(:[0-9]{1,5})?$"
+# host:port for `advertise`.
+HOSTPORT_PATTERN = r"^[^\s/:]+:[0-9]{1,5}$"
+
+ClusterName = Annotated[
+    str, Field(pattern=CLUSTER_NAME_PATTERN, min_length=1, max_length=CLUSTER_NAME_MAX)
+]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
+
+
+def preserve_unknown(description: str) -> dict[str, Any]:
+    """Field arguments for a free-form Kubernetes object kept as a dict (see module docstring)."""
+    return {
+        "description": description,
+        "json_schema_extra": {"x-kubernetes-preserve-unknown-fields": True},
+    }
+
+
+class Model(BaseModel):
+    """Base: camelCase aliases, population by either name, unknown fields rejected.
+
+    Rejecting unknown fields catches typos in hand-written YAML early (`scoperator render`);
+    the API server prunes them anyway because the CRD schema is structural.
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def to_json(self) -> dict[str, Any]:
+        """Serialise as the API server stores it: camelCase, no unset optional fields."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+# --------------------------------------------------------------------------- SuperCluster spec
+
+
+class Ports(Model):
+    """Container ports of every server; shared by all members so that seed URLs agree."""
+
+    client: Port = 4222
+    cluster: Port = 6222
+    gateway: Port = 7222
+    monitor: Port = 8222
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Ports:
+        values = [self.client, self.cluster, self.gateway, self.monitor]
+        if len(set(values)) != len(values):
+            raise ValueError("ports must be distinct")
+        return self
+
+
+class SecretKeyRef(Model):
+    """A key of a Secret in the resource's namespace."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)
+    key: str = Field(pattern=SECRET_KEY_PATTERN, max_length=253)
+
+
+class User(Model):
+    """A user of an account; the password is read from a Secret, never written in a spec."""
+
+    user: str = Field(pattern=USER_NAME_PATTERN, max_length=128)
+    password_secret_ref: SecretKeyRef
+
+
+class Account(Model):
+    """An isolated subject namespace with its users."""
+
+    name: str = Field(pattern=ACCOUNT_NAME_PATTERN, max_length=128)
+    users: list[User] = Field(default_factory=list)
+
+
+class ExternalGateway(Model):
+    """A cluster of the supercluster that runs elsewhere (another Kubernetes cluster, VMs)."""
+
+    name: ClusterName = Field(description="Its gateway name (= its cluster name).")
+    urls: list[Annotated[str, Field(pattern=GATEWAY_URL_PATTERN)]] = Field(
+        min_length=1, description="Gateway URLs to dial, e.g. nats://gw.west.example.net:7222."
+    )
+
+
+class ServerConfig(Model):
+    """Server settings worth exposing; every member renders the same values."""
+
+    max_payload: int | None = Field(
+        default=None, ge=1, le=64 * 1024 * 1024, description="Bytes; server default 1MiB."
+    )
+    ping_interval: Duration | None = None
+    ping_max: int | None = Field(default=None, ge=1)
+    write_deadline: Duration | None = None
+    lame_duck_duration: Duration = Field(
+        default="30s", description="How long a terminating server drains its clients."
+    )
+    lame_duck_grace_period: Duration = Field(
+        default="10s", description="Wait before lame duck starts closing clients."
+    )
+    debug: bool = False
+    trace: bool = False
+    no_auth_user: str | None = Field(
+        default=None,
+        pattern=USER_NAME_PATTERN,
+        description="User that clients without credentials are logged in as.",
+    )
+
+
+class GatewayOptions(Model):
+    """Options of the gateway block shared by all members."""
+
+    reject_unknown_cluster: bool = Field(
+        default=False,
+        description="Refuse gateways whose cluster is neither a member nor an external gateway.",
+    )
+
+
+class SuperClusterSpec(Model):
+    """What all member Clusters share: image, ports, accounts, external gateways."""
+
+    image: str = Field(default=DEFAULT_IMAGE, min_length=1)
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    server_command: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=lambda: ["scserver"],
+        min_length=1,
+        description="Server executable in the image; it gets `-c <config>` appended. The "
+        "server must reload on config change and enter lame duck mode on SIGUSR2.",
+    )
+    ports: Ports = Field(default_factory=Ports)
+    accounts: list[Account] = Field(default_factory=list)
+    system_account: str = Field(
+        default=DEFAULT_SYSTEM_ACCOUNT,
+        pattern=ACCOUNT_NAME_PATTERN,
+        description="Account used for $SYS traffic; its users may be listed under accounts.",
+    )
+    external_gateways: list[ExternalGateway] = Field(default_factory=list)
+    config: ServerConfig = Field(default_factory=ServerConfig)
+    gateway: GatewayOptions = Field(default_factory=GatewayOptions)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SuperClusterSpec:
+        _require_unique("account", [a.name for a in self.accounts])
+        users = [u.user for a in self.accounts for u in a.users]
+        # nats-server requires user names to be unique across all accounts.
+        _require_unique("user", users)
+        # Each user becomes a config variable; two names must not map to the same variable.
+        _require_unique("user (after mapping to a variable name)", [password_var(u) for u in users])
+        _require_unique("external gateway", [g.name for g in self.external_gateways])
+        declared = {a.name for a in self.accounts}
+        if self.system_account != DEFAULT_SYSTEM_ACCOUNT and self.system_account not in declared:
+            raise ValueError(f"systemAccount {self.system_account!r} is not a declared account")
+        if self.config.no_auth_user is not None and self.config.no_auth_user not in users:
+            raise ValueError(
+                f"noAuthUser {self.config.no_auth_user!r} is not a user of any account"
+            )
+        return self
+
+
+def password_var(user: str) -> str:
+    """The config variable that holds `user`'s password (defined in the credentials include)."""
+    return "SC_PASSWORD_" + re.sub(r"[^A-Za-z0-9]", "_", user).upper()
+
+
+def _require_unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"duplicate {what} name {name!r}")
+        seen.add(name)
+
+
+# --------------------------------------------------------------------------------- Cluster spec
+
+
+class GatewayExposure(Model):
+    """How this cluster's gateway is reached by the other clusters of the supercluster.
+
+    Headless (default): pods are dialled by their in-cluster DNS names; enough when every member
+    runs in this Kubernetes cluster. ClusterIP/NodePort/LoadBalancer add a `<cluster>-gateway`
+    Service; with `advertise`, servers tell remote gateways to dial that address instead of the
+    pod IP (needed when the remote side is in another Kubernetes cluster).
+    """
+
+    type: Literal["Headless", "ClusterIP", "NodePort", "LoadBalancer"] = "Headless"
+    advertise: str | None = Field(
+        default=None,
+        pattern=HOSTPORT_PATTERN,
+        description="host:port that remote gateways should dial (LB address, node IP:nodePort).",
+    )
+    node_port: int | None = Field(default=None, ge=30000, le=32767)
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations of the gateway Service (cloud LB knobs)."
+    )
+    external_traffic_policy: Literal["Cluster", "Local"] | None = None
+    load_balancer_source_ranges: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GatewayExposure:
+        if self.node_port is not None and self.type != "NodePort":
+            raise ValueError("nodePort is only valid with type NodePort")
+        if self.external_traffic_policy is not None and self.type not in (
+            "NodePort",
+            "LoadBalancer",
+        ):
+            raise ValueError("externalTrafficPolicy needs type NodePort or LoadBalancer")
+        if self.load_balancer_source_ranges and self.type != "LoadBalancer":
+            raise ValueError("loadBalancerSourceRanges needs type LoadBalancer")
+        return self
+
+
+class ClusterSpec(Model):
+    """One cluster of a supercluster: a StatefulSet of servers sharing a cluster/gateway name."""
+
+    super_cluster: str = Field(
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=253,
+        description="Name of the SuperCluster (same namespace) this cluster joins.",
+    )
+    replicas: int = Field(default=1, ge=1, le=64)
+    image: str | None = Field(default=None, min_length=1, description="Overrides the shared image.")
+    resources: dict[str, Any] = Field(
+        default_factory=dict, **preserve_unknown("core/v1 ResourceRequirements of the server.")
+    )
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    affinity: dict[str, Any] = Field(default_factory=dict, **preserve_unknown("core/v1 Affinity."))
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, **preserve_unknown("core/v1 Tolerations.")
+    )
+    topology_spread_constraints: list[dict[str, Any]] = Field(
+        default_factory=list, **preserve_unknown("core/v1 TopologySpreadConstraints.")
+    )
+    pod_annotations: dict[str, str] = Field(default_factory=dict)
+    pod_labels: dict[str, str] = Field(default_factory=dict)
+    gateway: GatewayExposure = Field(default_factory=GatewayExposure)
+
+
+# ------------------------------------------------------------------------------------- statuses
+
+
+class Condition(Model):
+    """The Kubernetes condition shape (metav1.Condition), kept as a list keyed by `type`."""
+
+    type: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9]*$", max_length=316)
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(default="Unknown", pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    message: str = ""
+    last_transition_time: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}
+    )
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class ServerStatus(Model):
+    """What the operator last read from one server's monitoring endpoint."""
+
+    name: str
+    healthy: bool = False
+    version: str | None = None
+    routes: int | None = Field(default=None, ge=0)
+    outbound_gateways: int | None = Field(default=None, ge=0)
+    inbound_gateways: int | None = Field(default=None, ge=0)
+    config_load_time: str | None = None
+    last_error: str | None = None
+
+
+class GatewayLink(Model):
+    """Connections from this cluster's servers to one remote cluster, summed over servers."""
+
+    cluster: str
+    outbound: int = Field(default=0, ge=0)
+    inbound: int = Field(default=0, ge=0)
+    connected: bool = False
+
+
+class ClusterEndpoints(Model):
+    """Addresses for humans and for the other side of a multi-Kubernetes supercluster."""
+
+    client: str | None = None
+    gateway: str | None = None
+    gateway_advertised: str | None = None
+
+
+class ClusterStatus(Model):
+    """Observed state of a Cluster."""
+
+    observed_generation: int | None = Field(default=None, ge=0)
+    conditions: list[Condition] = Field(default_factory=list)
+    replicas: int | None = Field(default=None, ge=0)
+    ready_servers: int | None = Field(default=None, ge=0)
+    connected_gateways: int | None = Field(
+        default=None, ge=0, description="Remote clusters every server has an outbound link to."
+    )
+    servers: list[ServerStatus] = Field(default_factory=list)
+    gateways: list[GatewayLink] = Field(default_factory=list)
+    endpoints: ClusterEndpoints | None = None
+    seed_urls: list[str] = Field(default_factory=list)
+    last_health_check_time: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}
+    )
+
+
+class MemberStatus(Model):
+    """One cluster as seen from the SuperCluster: its readiness and whom it reaches."""
+
+    name: str
+    external: bool = False
+    ready: bool = False
+    ready_servers: int | None = Field(default=None, ge=0)
+    replicas: int | None = Field(default=None, ge=0)
+    connected_to: list[str] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)
+
+
+class SuperClusterStatus(Model):
+    """Observed state of a SuperCluster, aggregated from its members."""
+
+    observed_generation: int | None = Field(default=None, ge=0)
+    conditions: list[Condition] = Field(default_factory=list)
+    clusters_total: int | None = Field(default=None, ge=0)
+    clusters_ready: int | None = Field(default=None, ge=0)
+    ready_servers: int | None = Field(default=None, ge=0)
+    members: list[MemberStatus] = Field(default_factory=list)
+    connectivity: dict[str, dict[str, bool]] = Field(
+        default_factory=dict,
+        description="connectivity[a][b]: every server of member a has a gateway link to b.",
+    )
+
+
+# ------------------------------------------------------------------------------------ resources
+
+
+class ObjectMeta(BaseModel):
+    """The parts of metadata the operator reads; everything else is kept but ignored."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)
+    namespace: str = "default"
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Resource(BaseModel):
+    """Common envelope of our custom resources (apiVersion/kind/metadata/spec/status)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    api_version: str = Field(default=API_VERSION, alias="apiVersion")
+    metadata: ObjectMeta
+
+    @field_validator("api_version")
+    @classmethod
+    def _our_group(cls, value: str) -> str:
+        if value != API_VERSION:
+            raise ValueError(f"apiVersion must be {API_VERSION}, not {value}")
+        return value
+
+    @property
+    def name(self) -> str:
+        """metadata.name, the identity every derived name starts from."""
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        """metadata.namespace (defaulted to `default` for files without one)."""
+        return self.metadata.namespace
+
+
+class SuperCluster(Resource):
+    """A `SuperCluster` resource."""
+
+    kind: Literal["SuperCluster"] = "SuperCluster"
+    spec: SuperClusterSpec = Field(default_factory=SuperClusterSpec)
+    status: SuperClusterStatus | None = None
+
+
+class Cluster(Resource):
+    """A `Cluster` resource; its name is the cluster name and gateway name."""
+
+    kind: Literal["Cluster"] = "Cluster"
+    spec: ClusterSpec
+    status: ClusterStatus | None = None
+
+    @model_validator(mode="after")
+    def _name_is_cluster_name(self) -> Cluster:
+        if not re.match(CLUSTER_NAME_PATTERN, self.name) or len(self.name) > CLUSTER_NAME_MAX:
+            raise ValueError(
+                f"Cluster name {self.name!r} must match {CLUSTER_NAME_PATTERN} and have at most "
+                f"{CLUSTER_NAME_MAX} characters: it becomes Service names and the gateway name"
+            )
+        return self
+
+    @property
+    def image(self) -> str | None:
+        """The image override, if any (the SuperCluster's image applies otherwise)."""
+        return self.spec.image

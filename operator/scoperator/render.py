@@ -1,0 +1,445 @@
+"""Desired state, computed purely: resources in, manifests and server configs out.
+
+No Kubernetes client and no I/O happens here, so the apply layer, `scoperator render`,
+`scoperator local` and the tests all see exactly the same objects. Owner references are left to
+the apply layer (it knows the owner's uid).
+
+What triggers what (see the issue's "Changes"):
+- scaling, membership and account changes only change the ConfigMap / credentials Secret, which
+  the servers reload from their mounted files: the pod template stays the same, no restart;
+- image, ports or command changes change the pod template: the StatefulSet rolls one pod at a
+  time. There is deliberately no config-hash annotation on the pod template.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable
+from functools import cache
+
+import jinja2
+
+from scoperator.models import Cluster, Ports, SuperCluster, password_var
+from scoperator.naming import (
+    AUTH_FILE,
+    CONFIG_DIR,
+    CONFIG_FILE,
+    ClusterNames,
+    KubeTarget,
+    Target,
+    Topology,
+    labels,
+    selector_labels,
+)
+from scoperator.secrets import SecretValues, needs_auth, quote, render_auth_include
+
+CONTAINER_NAME = "scserver"
+RUN_AS_USER = 1000
+HEALTH_PATH = "/healthz"
+# Seconds the pod gets beyond lame duck duration + grace period before SIGKILL.
+TERMINATION_SLACK = 20
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("scoperator", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["q"] = quote
+    env.filters["password_var"] = password_var
+    return env
+
+
+# -------------------------------------------------------------------------------- server config
+
+
+def render_server_config(topology: Topology, cluster: str, ordinal: int | None = None) -> str:
+    """The server config of `cluster` for `topology.target`.
+
+    Kubernetes: one config shared by all pods (`ordinal` None), the server name comes from the
+    POD_NAME environment variable. Local: one config per server (`ordinal` required) with its
+    own ports and a literal server name.
+    """
+    member = topology.cluster(cluster)
+    spec = topology.supercluster.spec
+    target = topology.target
+    if target.per_server_config:
+        if ordinal is None:
+            raise ValueError("a per-server target needs the server ordinal")
+        me = target.address(cluster, ordinal, spec.ports)
+        listen_ports, name_expr, kind = me.ports, quote(me.name), "local"
+        advertise = None
+    else:
+        listen_ports, name_expr, kind = spec.ports, "$POD_NAME", "kubernetes"
+        advertise = member.spec.gateway.advertise
+    return (
+        _environment()
+        .get_template("scserver.conf.j2")
+        .render(
+            cluster=cluster,
+            supercluster=topology.supercluster.name,
+            target=kind,
+            auth_include=AUTH_FILE if needs_auth(spec) else None,
+            server_name=name_expr,
+            listen_host=target.listen_host,
+            ports=listen_ports,
+            config=spec.config,
+            routes=topology.routes(cluster),
+            advertise=advertise,
+            reject_unknown_cluster=spec.gateway.reject_unknown_cluster,
+            gateways=topology.gateways(),
+            accounts=spec.accounts,
+            system_account=spec.system_account,
+        )
+    )
+
+
+def render_configs(
+    topology: Topology, secrets: SecretValues | None = None
+) -> dict[str, dict[str, str]]:
+    """Config files per config unit: cluster name (Kubernetes) or server name (local).
+
+    Each value maps a file name (scserver.conf, auth.conf) to its text; both files belong in
+    one directory because the config includes the credentials by relative path.
+    """
+    auth = render_auth_include(topology.supercluster.spec, secrets) if _auth(topology) else None
+    units: dict[str, dict[str, str]] = {}
+    for member in topology.clusters:
+        if topology.target.per_server_config:
+            keys = [(s.name, s.ordinal) for s in topology.servers(member.name)]
+        else:
+            keys = [(member.name, None)]
+        for key, ordinal in keys:
+            files = {CONFIG_FILE: render_server_config(topology, member.name, ordinal)}
+            if auth is not None:
+                files[AUTH_FILE] = auth
+            units[key] = files
+    return units
+
+
+def _auth(topology: Topology) -> bool:
+    return needs_auth(topology.supercluster.spec)
+
+
+# ---------------------------------------------------------------------------------- manifests
+
+
+def render_cluster(
+    supercluster: SuperCluster,
+    cluster: Cluster,
+    all_clusters: Iterable[Cluster],
+    namespace: str | None = None,
+    secrets: SecretValues | None = None,
+    *,
+    cluster_domain: str = "cluster.local",
+) -> list[dict]:
+    """Every object the operator wants to exist for `cluster`, in apply order.
+
+    `all_clusters` are the Clusters of the namespace (non-members are ignored); `secrets` must
+    hold every Secret key the accounts reference (MissingSecretError otherwise).
+    """
+    ns = namespace or cluster.namespace
+    members = [c for c in all_clusters if c.name != cluster.name] + [cluster]
+    topology = Topology.build(supercluster, members, KubeTarget(ns, cluster_domain))
+    return _render_cluster(topology, cluster.name, secrets)
+
+
+def render_supercluster(
+    supercluster: SuperCluster,
+    clusters: Iterable[Cluster],
+    secrets: SecretValues | None = None,
+    *,
+    cluster_domain: str = "cluster.local",
+) -> dict[str, list[dict]]:
+    """Objects of every member Cluster, keyed by cluster name (sorted)."""
+    topology = Topology.build(
+        supercluster, clusters, KubeTarget(supercluster.namespace, cluster_domain)
+    )
+    return {c.name: _render_cluster(topology, c.name, secrets) for c in topology.clusters}
+
+
+def _render_cluster(topology: Topology, name: str, secrets: SecretValues | None) -> list[dict]:
+    if not isinstance(topology.target, KubeTarget):
+        raise TypeError("manifests are rendered for the Kubernetes target only")
+    sc = topology.supercluster
+    member = topology.cluster(name)
+    names = ClusterNames(name)
+    ns = topology.target.namespace
+    lbl = labels(sc.name, name)
+    meta = {"namespace": ns, "labels": lbl}
+    objects: list[dict] = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": names.configmap, **meta},
+            "data": {CONFIG_FILE: render_server_config(topology, name)},
+        }
+    ]
+    auth = needs_auth(sc.spec)
+    if auth:
+        text = render_auth_include(sc.spec, secrets)
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": names.auth_secret, **meta},
+                "type": "Opaque",
+                "data": {AUTH_FILE: base64.b64encode(text.encode()).decode()},
+            }
+        )
+    objects.append(headless_service(topology, name))
+    objects.append(client_service(topology, name))
+    if member.spec.gateway.type != "Headless":
+        objects.append(gateway_service(topology, name))
+    objects.append(pdb(topology, name))
+    objects.append(statefulset(topology, name, with_auth=auth))
+    return objects
+
+
+def _service_ports(ports: Ports, which: Iterable[str]) -> list[dict]:
+    app = {"client": "nats", "cluster": "nats-route", "gateway": "nats-gateway", "monitor": "http"}
+    return [
+        {
+            "name": port,
+            "port": getattr(ports, port),
+            "targetPort": port,
+            "protocol": "TCP",
+            "appProtocol": app[port],
+        }
+        for port in which
+    ]
+
+
+def headless_service(topology: Topology, name: str) -> dict:
+    """Headless Service: stable pod DNS names, published before pods are ready.
+
+    publishNotReadyAddresses lets peers resolve each other while they start, otherwise routes
+    and gateways could never form (readiness would wait for them, they would wait for DNS).
+    """
+    sc = topology.supercluster
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": ClusterNames(name).headless_service,
+            "namespace": topology.target.namespace,
+            "labels": labels(sc.name, name),
+        },
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": selector_labels(name),
+            "ports": _service_ports(sc.spec.ports, ["client", "cluster", "gateway", "monitor"]),
+        },
+    }
+
+
+def client_service(topology: Topology, name: str) -> dict:
+    """ClusterIP Service for clients; only ready servers receive connections."""
+    sc = topology.supercluster
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": ClusterNames(name).client_service,
+            "namespace": topology.target.namespace,
+            "labels": labels(sc.name, name),
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(name),
+            "ports": _service_ports(sc.spec.ports, ["client"]),
+        },
+    }
+
+
+def gateway_service(topology: Topology, name: str) -> dict:
+    """The gateway Service for clusters reached from elsewhere (ClusterIP/NodePort/LB)."""
+    sc = topology.supercluster
+    exposure = topology.cluster(name).spec.gateway
+    ports = _service_ports(sc.spec.ports, ["gateway"])
+    if exposure.node_port is not None:
+        ports[0]["nodePort"] = exposure.node_port
+    spec: dict = {
+        "type": exposure.type,
+        # Same reasoning as the headless Service: remote gateways must reach starting servers.
+        "publishNotReadyAddresses": True,
+        "selector": selector_labels(name),
+        "ports": ports,
+    }
+    if exposure.external_traffic_policy:
+        spec["externalTrafficPolicy"] = exposure.external_traffic_policy
+    if exposure.load_balancer_source_ranges:
+        spec["loadBalancerSourceRanges"] = list(exposure.load_balancer_source_ranges)
+    metadata: dict = {
+        "name": ClusterNames(name).gateway_service,
+        "namespace": topology.target.namespace,
+        "labels": labels(sc.name, name),
+    }
+    if exposure.annotations:
+        metadata["annotations"] = dict(exposure.annotations)
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
+
+
+def pdb(topology: Topology, name: str) -> dict:
+    """At most one server of a cluster down through voluntary disruptions (drains)."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {
+            "name": ClusterNames(name).pdb,
+            "namespace": topology.target.namespace,
+            "labels": labels(topology.supercluster.name, name),
+        },
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(name)}},
+    }
+
+
+def duration_seconds(text: str) -> int:
+    """Whole seconds (rounded up) of a nats-server duration such as `30s` or `500ms`."""
+    match = re.fullmatch(r"([0-9]+)(ms|s|m|h)", text)
+    if not match:
+        raise ValueError(f"bad duration {text!r}")
+    value, unit = int(match.group(1)), match.group(2)
+    if unit == "ms":
+        return -(-value // 1000)
+    return value * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def _probe(period: int, failures: int, timeout: int) -> dict:
+    return {
+        "httpGet": {"path": HEALTH_PATH, "port": "monitor"},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": timeout,
+    }
+
+
+def statefulset(topology: Topology, name: str, *, with_auth: bool) -> dict:
+    """The StatefulSet running the servers of one cluster.
+
+    Parallel pod management starts all servers at once (they find each other through the
+    headless Service); updates still roll one pod at a time, highest ordinal first. The preStop
+    hook puts the server in lame duck mode (SIGUSR2, as nats-server) and waits for it to exit,
+    within a grace period sized from the lame duck settings.
+    """
+    sc = topology.supercluster
+    member = topology.cluster(name)
+    spec = sc.spec
+    names = ClusterNames(name)
+    ports = spec.ports
+    sources: list[dict] = [
+        {
+            "configMap": {
+                "name": names.configmap,
+                "items": [{"key": CONFIG_FILE, "path": CONFIG_FILE}],
+            }
+        }
+    ]
+    if with_auth:
+        sources.append(
+            {
+                "secret": {
+                    "name": names.auth_secret,
+                    "items": [{"key": AUTH_FILE, "path": AUTH_FILE}],
+                }
+            }
+        )
+    grace = (
+        duration_seconds(spec.config.lame_duck_duration)
+        + duration_seconds(spec.config.lame_duck_grace_period)
+        + TERMINATION_SLACK
+    )
+    container: dict = {
+        "name": CONTAINER_NAME,
+        "image": member.spec.image or spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": [*spec.server_command, "-c", f"{CONFIG_DIR}/{CONFIG_FILE}"],
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+        "ports": [
+            {"name": "client", "containerPort": ports.client, "protocol": "TCP"},
+            {"name": "cluster", "containerPort": ports.cluster, "protocol": "TCP"},
+            {"name": "gateway", "containerPort": ports.gateway, "protocol": "TCP"},
+            {"name": "monitor", "containerPort": ports.monitor, "protocol": "TCP"},
+        ],
+        "startupProbe": _probe(period=2, failures=90, timeout=2),
+        "readinessProbe": _probe(period=5, failures=3, timeout=2),
+        "livenessProbe": _probe(period=30, failures=3, timeout=5),
+        "lifecycle": {
+            "preStop": {
+                "exec": {
+                    "command": [
+                        "/bin/sh",
+                        "-c",
+                        "kill -USR2 1 && while kill -0 1 2>/dev/null; do sleep 1; done",
+                    ]
+                }
+            }
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    if member.spec.resources:
+        container["resources"] = member.spec.resources
+    pod_spec: dict = {
+        "containers": [container],
+        "terminationGracePeriodSeconds": grace,
+        "enableServiceLinks": False,
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "fsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        # One projected volume: kubelet updates config and credentials in one atomic swap.
+        "volumes": [
+            {"name": "config", "projected": {"sources": sources}},
+            {"name": "tmp", "emptyDir": {}},
+        ],
+    }
+    for key, value in (
+        ("nodeSelector", member.spec.node_selector),
+        ("affinity", member.spec.affinity),
+        ("tolerations", member.spec.tolerations),
+        ("topologySpreadConstraints", member.spec.topology_spread_constraints),
+    ):
+        if value:
+            pod_spec[key] = value
+    pod_meta: dict = {"labels": {**member.spec.pod_labels, **labels(sc.name, name)}}
+    if member.spec.pod_annotations:
+        pod_meta["annotations"] = dict(member.spec.pod_annotations)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {
+            "name": names.statefulset,
+            "namespace": topology.target.namespace,
+            "labels": labels(sc.name, name),
+        },
+        "spec": {
+            "serviceName": names.headless_service,
+            "replicas": member.spec.replicas,
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": {"type": "RollingUpdate"},
+            "selector": {"matchLabels": selector_labels(name)},
+            "template": {"metadata": pod_meta, "spec": pod_spec},
+        },
+    }
