@@ -17,7 +17,8 @@ The rules follow nats-server's ``conf/lex.go`` (checked against ``nats-server -t
 
 Deliberate deviations, all toward rejecting nonsense that nats-server silently accepts: a stray
 ``}`` at the top level is an error, a key with no value inside a map is an error, an unknown size
-suffix such as ``1kbb`` is an error, and ``]`` ends a number (``[1, 2]`` holds two integers).
+suffix such as ``1kbb`` is an error, and ``]`` ends a number: ``[1, 2]`` holds two integers,
+where nats-server 2.15.1 reports a parse error unless a space or newline precedes the ``]``.
 
 Sans-IO: no file access here, no imports of our own modules.
 """
@@ -527,7 +528,8 @@ class _Lexer:
         while self.peek() in ("b", "B", "i", "I") and self.peek():
             self.advance()
         c = self.peek()
-        return c == "" or c in _NUMBER_END or c.isdigit()
+        # nats-server 2.15 reads "1k2" or "1m30s" as strings; only a terminator ends a size.
+        return c == "" or c in _NUMBER_END
 
     def number(self, start: Pos) -> None:
         p0 = self.i
@@ -564,8 +566,10 @@ class _Lexer:
             self.advance()
             self.fraction(start, p0)
         elif c and c in _SIZE_LETTERS:
-            self.size_suffix()
-            self.emit(Tok.INTEGER, self.text[p0 : self.i], start)
+            if self.size_suffix():
+                self.emit(Tok.INTEGER, self.text[p0 : self.i], start)
+            else:
+                self.bare(start, p0)  # "-1m30s" is a (negative) duration string
         else:
             self.emit(Tok.INTEGER, self.text[p0 : self.i], start)
 
