@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import signal
 import socket
@@ -266,12 +267,12 @@ class Server:
 
             self.monitor = Monitor(self)
             await self.monitor.start(opts.http_host, opts.http_port)
-        if opts.cluster is not None and opts.cluster.port is not None:
+        if opts.cluster is not None and opts.cluster.port:
             from scserver.route import RouteManager
 
             self.routes = RouteManager(self)
             await self.routes.start()
-        if opts.gateway is not None:
+        if opts.gateway is not None and opts.gateway.port:
             from scserver.gateway import GatewayManager
 
             self.gateway = GatewayManager(self)
@@ -487,8 +488,7 @@ class Server:
 
 def _fingerprint(path: str, options_mod: Any) -> Any:
     """Identity of the config file and everything it includes, or None while unreadable."""
-    files = [path]
-    files.extend(getattr(options_mod, "included_files", lambda p: [])(path))
+    files = [path, *_included_files(path)]
     parts = []
     for f in files:
         try:
@@ -500,6 +500,29 @@ def _fingerprint(path: str, options_mod: Any) -> Any:
             return None
         parts.append((real, st.st_ino, st.st_mtime_ns, hash(content)))
     return tuple(parts)
+
+
+_INCLUDE_RE = re.compile(r"^\s*include\s+['\"]?([^'\";\s]+)", re.MULTILINE)
+
+
+def _included_files(path: str, seen: set[str] | None = None) -> list[str]:
+    """Files pulled in by `include`, so that editing one of them also triggers a reload."""
+    seen = seen if seen is not None else {os.path.realpath(path)}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return []
+    out: list[str] = []
+    for name in _INCLUDE_RE.findall(text):
+        inc = os.path.join(os.path.dirname(path), name)
+        real = os.path.realpath(inc)
+        if real in seen:
+            continue
+        seen.add(real)
+        out.append(inc)
+        out.extend(_included_files(inc, seen))
+    return out
 
 
 def _bind_host(host: str) -> str | None:

@@ -1,0 +1,749 @@
+"""Cluster routes: the full mesh between the servers of one cluster.
+
+We speak the route protocol as a nats-server peer without pooling, pinned accounts or
+compression (all declined simply by not advertising them, which nats-server accepts as an
+"old server"): one connection per peer carries every account, interest travels as RS+/RS-
+with the account name, and messages as RMSG/HMSG with queue lists. A server that knows one
+seed meets every peer through gossip of route INFOs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import secrets
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from scserver import NATS_COMPAT_VERSION
+from scserver.connection import Connection
+from scserver.log import logger, trace_enabled, tracef
+from scserver.protocol import encode
+from scserver.protocol import errors as E
+from scserver.protocol.parser import (
+    CLIENT,
+    GATEWAY,
+    OP_ASUB,
+    OP_AUNSUB,
+    OP_CONNECT,
+    OP_ERR,
+    OP_ERROR,
+    OP_INFO,
+    OP_LSUB,
+    OP_LUNSUB,
+    OP_OK,
+    OP_PING,
+    OP_PONG,
+    OP_RMSG,
+    OP_RSUB,
+    OP_RUNSUB,
+    ROUTE,
+)
+from scserver.routing import GR_PREFIX, OLD_GR_PREFIX, process_msg
+from scserver.subscription import Subscription
+
+ROUTE_PROTO = 2
+RECONNECT_DELAY = 1.0
+
+
+def parse_url(url: str, default_port: int) -> tuple[str, int, str | None, str | None]:
+    """nats-route://user:pass@host:port → (host, port, user, password)."""
+    if "://" not in url:
+        url = "nats://" + url
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        port = default_port
+    return host, port, parts.username, parts.password
+
+
+class RouteConnection(Connection):
+    """One route, inbound (accepted) or outbound (solicited)."""
+
+    kind = ROUTE
+
+    def __init__(
+        self, server: Any, manager: RouteManager, url: str | None = None, explicit: bool = False
+    ) -> None:
+        super().__init__(server)
+        self.manager = manager
+        self.outbound = url is not None
+        self.url = url
+        self.explicit = explicit
+        self.got_connect = False
+        self.got_info = False
+        self.registered = False
+        self.headers = True
+        self.echo = True
+        self.remote_info: dict[str, Any] = {}
+        self.remote_subs: dict[tuple[bytes, bytes, bytes | None], Subscription] = {}
+        self.auth_timer: asyncio.TimerHandle | None = None
+        self.trace = trace_enabled()
+        self.connect_urls: list[str] = []
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def on_open(self) -> None:
+        self.manager.pending.add(self)
+        if self.outbound:
+            logger.debug("%s Route connection created", self.label())
+            self.queue(self.manager.connect_proto(self.url))
+            self.queue(self.manager.info_proto())
+        else:
+            logger.info("%s Route connection created", self.label())
+            self.queue(self.manager.info_proto())
+            self.auth_timer = self.server.loop.call_later(
+                self.manager.auth_timeout(), self._auth_timeout
+            )
+        self.start_ping_timer()
+
+    def _auth_timeout(self) -> None:
+        self.auth_timer = None
+        if not self.got_connect and not self.closed:
+            self.close("Authentication Timeout", E.AUTH_TIMEOUT, log_error=True)
+
+    def on_close(self) -> None:
+        if self.auth_timer is not None:
+            self.auth_timer.cancel()
+        self.manager.pending.discard(self)
+        level = logger.info if self.registered else logger.debug
+        level("%s Router connection closed: %s", self.label(), self.close_reason)
+
+    # --- inbound ---------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.time()
+        for op in self.parser.feed(data):
+            if self.closed:
+                return
+            t = op[0]
+            if t == OP_RMSG:
+                self.process_rmsg(op[1], op[2], op[3], op[4], op[5], op[6])
+                continue
+            if not self.got_connect and not self.outbound and t != OP_CONNECT:
+                if t == OP_ERROR:
+                    self.close("Protocol Violation")
+                    return
+                self.close("Authentication Failure", E.AUTH_VIOLATION, log_error=True)
+                return
+            if t == OP_RSUB:
+                self.process_rsub(op[1], op[2], op[3], op[4])
+            elif t == OP_RUNSUB:
+                self.process_runsub(op[1], op[2], op[3])
+            elif t == OP_PING:
+                self.queue(encode.PONG)
+            elif t == OP_PONG:
+                self.got_pong()
+            elif t == OP_INFO:
+                self.process_info(op[1])
+            elif t == OP_CONNECT:
+                self.process_connect(op[1])
+            elif t == OP_ERR:
+                logger.error("%s Router Error %r", self.label(), op[1])
+                self.close("Parse Error")
+                return
+            elif t in (OP_OK, OP_ASUB, OP_AUNSUB, OP_LSUB, OP_LUNSUB):
+                pass
+            elif t == OP_ERROR:
+                logger.error("%s Route protocol error: %s", self.label(), op[1])
+                self.close("Protocol Violation")
+                return
+
+    def process_connect(self, raw: bytes) -> None:
+        try:
+            opts = json.loads(raw)
+            if not isinstance(opts, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            logger.error("%s Route CONNECT is not valid JSON", self.label())
+            self.close("Protocol Violation")
+            return
+        if self.outbound or self.got_connect:
+            return
+        if opts.get("lang"):
+            self.close("Wrong Port", E.ROUTE_PORT, log_error=True)
+            return
+        if opts.get("gateway"):
+            text = f'Rejecting connection from gateway "{opts["gateway"]}" on the Route port'
+            self.close("Wrong Gateway", text, log_error=True)
+            return
+        if not self.manager.authorized(opts):
+            logger.error("%s Route authentication error", self.label())
+            self.close("Authentication Failure", E.AUTH_VIOLATION)
+            return
+        theirs = str(opts.get("cluster", ""))
+        if not self.manager.cluster_names_agree(theirs, bool(opts.get("dynamic"))):
+            text = (
+                f'Rejecting connection, cluster name "{theirs}" does not match '
+                f'"{self.manager.cluster_name}"'
+            )
+            self.close("Cluster Name Conflict", text, log_error=True)
+            return
+        self.got_connect = True
+        self.remote_id = str(opts.get("name", ""))
+        self.headers = bool(opts.get("headers", False))
+        if self.auth_timer is not None:
+            self.auth_timer.cancel()
+            self.auth_timer = None
+
+    def process_info(self, raw: bytes) -> None:
+        try:
+            info = json.loads(raw)
+            if not isinstance(info, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            logger.error("%s Route INFO is not valid JSON", self.label())
+            self.close("Protocol Violation")
+            return
+        if self.trace:
+            tracef("%s <<- [INFO %s]", self.label(), raw.decode(errors="replace"))
+        if not self.got_info:
+            self.first_info(info)
+            return
+        if info.get("gateway"):
+            if self.server.gateway is not None:
+                self.server.gateway.gossip_from_route(info)
+            return
+        rid = str(info.get("server_id", ""))
+        if rid and rid != self.remote_id:
+            self.manager.implicit_route(info)
+            return
+        if info.get("ldm"):
+            self.connect_urls = []
+            self.server.info_changed()
+
+    def first_info(self, info: dict[str, Any]) -> None:
+        manager = self.manager
+        rid = str(info.get("server_id", ""))
+        if info.get("gateway"):
+            # A gateway gossip INFO before the route's own INFO is a protocol error.
+            self.close("Protocol Violation")
+            return
+        if rid == self.server.server_id:
+            logger.debug("%s Detected route to self, ignoring %s", self.label(), self.url)
+            manager.self_urls.add(self.url or "")
+            self.close("Route To Self")
+            return
+        theirs = str(info.get("cluster", ""))
+        if not manager.cluster_names_agree(theirs, bool(info.get("cluster_dynamic"))):
+            text = (
+                f'Rejecting connection, cluster name "{theirs}" does not match '
+                f'"{manager.cluster_name}"'
+            )
+            self.close("Cluster Name Conflict", text if self.outbound else None, log_error=True)
+            return
+        if info.get("route_account"):
+            # A dedicated (pinned-account) connection from a pooling nats-server; we decline
+            # pooling, so the peer closes it after reading our INFO. Never register it.
+            self.got_info = True
+            return
+        self.got_info = True
+        self.remote_id = rid
+        self.name = str(info.get("server_name", "")) or rid
+        self.remote_info = info
+        self.headers = bool(info.get("headers", False))
+        if not info.get("ip"):
+            info["ip"] = f"nats-route://{self.host}:{info.get('port', 0)}/"
+        urls = info.get("connect_urls") or []
+        self.connect_urls = [str(u) for u in urls] if isinstance(urls, list) else []
+        if self.outbound and not self.got_connect:
+            self.got_connect = True
+        if manager.is_duplicate_name(self):
+            logger.error("%s Remote server has a duplicate name: %r", self.label(), self.name)
+            self.close("Duplicate Server Name")
+            return
+        if not manager.register(self):
+            logger.debug("%s Detected duplicate remote route %r", self.label(), rid)
+            self.close("Duplicate Route")
+            return
+
+    # --- interest ------------------------------------------------------------------------------
+
+    def process_rsub(self, acc: bytes, subject: bytes, queue: bytes | None, weight: int) -> None:
+        if self.trace:
+            tracef(
+                "%s <<- [RS+ %s %s %s]",
+                self.label(),
+                acc.decode(errors="replace"),
+                subject.decode(errors="replace"),
+                (queue or b"").decode(errors="replace"),
+            )
+        account = self.server.accounts.get(acc.decode(errors="replace"))
+        if account is None:
+            logger.debug("%s Unknown account %r for remote subject %r", self.label(), acc, subject)
+            return
+        key = (acc, subject, queue)
+        sub = self.remote_subs.get(key)
+        if sub is not None:
+            if queue is not None:
+                sub.weight = max(weight, 1)
+            return
+        sub = Subscription(
+            subject,
+            queue,
+            b"%b %b %b" % key if queue else b"%b %b" % key[:2],
+            self,
+            account,
+            max(weight, 1),
+        )
+        try:
+            account.sublist.insert(sub)
+        except ValueError:
+            logger.error("%s Invalid remote subject %r", self.label(), subject)
+            return
+        self.remote_subs[key] = sub
+        if self.server.gateway is not None:
+            self.server.gateway.interest_added(account, sub)
+
+    def process_runsub(self, acc: bytes, subject: bytes, queue: bytes | None) -> None:
+        sub = self.remote_subs.pop((acc, subject, queue), None)
+        if sub is None:
+            return
+        sub.account.sublist.remove(sub)
+        if self.server.gateway is not None:
+            self.server.gateway.interest_removed(sub.account, sub)
+
+    def drop_remote_subs(self) -> None:
+        """Forget everything this route told us; its server is gone from our view."""
+        gateway = self.server.gateway
+        for sub in self.remote_subs.values():
+            sub.account.sublist.remove(sub)
+            if gateway is not None:
+                gateway.interest_removed(sub.account, sub)
+        self.remote_subs.clear()
+
+    # --- messages ------------------------------------------------------------------------------
+
+    def process_rmsg(
+        self,
+        acc: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: tuple[bytes, ...] | None,
+        hdr_len: int,
+        msg: bytes,
+    ) -> None:
+        self.in_msgs += 1
+        self.in_bytes += len(msg)
+        account = self.server.accounts.get(acc.decode(errors="replace"))
+        if account is None:
+            logger.debug("%s Unknown account %r for routed message", self.label(), acc)
+            return
+        gateway = self.server.gateway
+        if gateway is not None and (subject[:5] == GR_PREFIX or subject[:4] == OLD_GR_PREFIX):
+            if gateway.handle_routed_reply(self, account, subject, reply, hdr_len, msg):
+                return
+        process_msg(self.server, self, account, subject, reply, hdr_len, msg, queues)
+
+    def send_msg(
+        self,
+        account: Any,
+        subject: bytes,
+        reply: bytes | None,
+        queues: list[bytes] | None,
+        hdr_len: int,
+        msg: bytes,
+    ) -> None:
+        if hdr_len >= 0 and not self.headers:
+            msg = msg[hdr_len:]
+            hdr_len = -1
+        head = encode.rmsg_head(account.name_b, subject, reply, queues, hdr_len, len(msg))
+        self.queue(head + msg + b"\r\n")
+        self.out_msgs += 1
+        self.out_bytes += len(msg)
+
+
+class RouteManager:
+    """Listens on the cluster port, dials routes, and keeps one registered route per peer."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        cl = server.opts.cluster
+        self.configured_name = cl.name or (
+            server.opts.gateway.name if server.opts.gateway else None
+        )
+        self.dynamic = not self.configured_name
+        self.cluster_name = self.configured_name or secrets.token_hex(11)
+        self.routes: dict[str, RouteConnection] = {}
+        self.pending: set[RouteConnection] = set()
+        self.listener: asyncio.base_events.Server | None = None
+        self.port = cl.port
+        self.self_urls: set[str] = set()
+        self.supervisors: dict[str, asyncio.Task] = {}
+        self.implicit_dials: set[str] = set()
+        self.stopping = False
+
+    @property
+    def opts(self) -> Any:
+        return self.server.opts.cluster
+
+    @property
+    def no_advertise(self) -> bool:
+        return bool(self.opts.no_advertise)
+
+    # --- start/stop ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cl = self.opts
+        host = cl.host or "0.0.0.0"
+        self.listener = await self.server.loop.create_server(
+            lambda: RouteConnection(self.server, self),
+            host=None if host == "0.0.0.0" else host,
+            port=cl.port,
+            reuse_address=True,
+        )
+        self.port = self.listener.sockets[0].getsockname()[1]
+        self.server.listeners.append(self.listener)
+        logger.info("Cluster name is %s", self.cluster_name)
+        logger.info("Listening for route connections on %s:%d", host, self.port)
+        for url in cl.routes:
+            self.ensure_supervisor(url)
+
+    def stop(self) -> None:
+        self.stopping = True
+        for task in self.supervisors.values():
+            task.cancel()
+        self.supervisors.clear()
+        for r in list(self.routes.values()) + list(self.pending):
+            r.close("Server Shutdown")
+
+    def ensure_supervisor(self, url: str) -> None:
+        if url not in self.supervisors:
+            self.supervisors[url] = self.server.loop.create_task(self._supervise(url))
+
+    async def _supervise(self, url: str) -> None:
+        """Keep an explicit route connected for as long as it is configured."""
+        await asyncio.sleep(random.uniform(0, 0.1))
+        known_id: str | None = None
+        while not self.stopping and url not in self.self_urls:
+            if known_id is not None and known_id in self.routes:
+                await asyncio.sleep(RECONNECT_DELAY)
+                continue
+            conn = await self.dial(url, explicit=True)
+            if conn is not None:
+                while not conn.closed:
+                    await asyncio.sleep(0.2)
+                if conn.remote_id:
+                    known_id = conn.remote_id
+            if url in self.self_urls or self.stopping:
+                return
+            await asyncio.sleep(RECONNECT_DELAY + random.uniform(0, 0.1))
+
+    async def dial(self, url: str, explicit: bool) -> RouteConnection | None:
+        host, port, _, _ = parse_url(url, 6222)
+        try:
+            _, proto = await self.server.loop.create_connection(
+                lambda: RouteConnection(self.server, self, url, explicit), host, port
+            )
+        except OSError as exc:
+            logger.debug("Error trying to connect to route (%s): %s", url, exc)
+            return None
+        assert isinstance(proto, RouteConnection)
+        return proto
+
+    # --- handshake pieces --------------------------------------------------------------------
+
+    def auth_timeout(self) -> float:
+        return float(getattr(self.opts, "auth_timeout", None) or 2.0)
+
+    def authorized(self, opts: dict[str, Any]) -> bool:
+        cl = self.opts
+        if not cl.username and not getattr(cl, "token", None):
+            return True
+        if getattr(cl, "token", None) and opts.get("auth_token") == cl.token:
+            return True
+        return opts.get("user") == cl.username and opts.get("pass") == cl.password
+
+    def cluster_names_agree(self, theirs: str, their_dynamic: bool) -> bool:
+        if theirs == self.cluster_name:
+            return True
+        if self.dynamic and theirs and (not their_dynamic or theirs < self.cluster_name):
+            logger.info("Cluster name updated to %s", theirs)
+            self.cluster_name = theirs
+            if not their_dynamic:
+                self.dynamic = False
+            self.server.info_changed(notify=False)
+            return True
+        return False
+
+    def info_fields(self) -> dict[str, Any]:
+        server = self.server
+        cl = self.opts
+        host, port = cl.host or "0.0.0.0", self.port
+        info: dict[str, Any] = {
+            "server_id": server.server_id,
+            "server_name": server.name,
+            "version": NATS_COMPAT_VERSION,
+            "go": "",
+            "proto": ROUTE_PROTO,
+            "host": host,
+            "port": port,
+            "headers": True,
+            "max_payload": server.opts.max_payload,
+            "cluster": self.cluster_name,
+        }
+        if self.dynamic:
+            info["cluster_dynamic"] = True
+        if cl.username or getattr(cl, "token", None):
+            info["auth_required"] = True
+        if not cl.no_advertise:
+            info["connect_urls"] = server.client_urls()
+        if cl.advertise:
+            ahost, aport, _, _ = parse_url(cl.advertise, port)
+            info["host"], info["port"] = ahost, aport
+            info["ip"] = f"nats-route://{ahost}:{aport}/"
+        if server.gateway is not None:
+            info["gateway_url"] = server.gateway.own_url()
+        if server.lame_duck:
+            info["ldm"] = True
+        return info
+
+    def info_proto(self) -> bytes:
+        return encode.info(self.info_fields(), trailing_space=False)
+
+    def connect_proto(self, url: str | None) -> bytes:
+        cl = self.opts
+        _, _, user, password = parse_url(url or "", 6222)
+        fields: dict[str, Any] = {
+            "echo": True,
+            "verbose": False,
+            "pedantic": False,
+            "tls_required": False,
+            "headers": True,
+            "name": self.server.server_id,
+            "cluster": self.cluster_name,
+            "dynamic": self.dynamic,
+        }
+        user = user or cl.username
+        password = password or cl.password
+        if user:
+            fields["user"] = user
+            fields["pass"] = password or ""
+        return encode.connect(fields)
+
+    def is_duplicate_name(self, conn: RouteConnection) -> bool:
+        name = str(conn.remote_info.get("server_name", ""))
+        if not name or not self.server.opts.server_name:
+            return False
+        return name == self.server.name and conn.remote_id != self.server.server_id
+
+    # --- registry ------------------------------------------------------------------------------
+
+    def register(self, conn: RouteConnection) -> bool:
+        """First connection to a peer wins; later ones are duplicates (nats-server's rule)."""
+        existing = self.routes.get(conn.remote_id)
+        if existing is not None and not existing.closed:
+            return False
+        self.routes[conn.remote_id] = conn
+        self.pending.discard(conn)
+        conn.registered = True
+        logger.info(
+            "%s Route connection registered (%s)",
+            conn.label(),
+            "solicited" if conn.outbound else "accepted",
+        )
+        self.send_all_interest(conn)
+        self.gossip_new_route(conn)
+        gateway = self.server.gateway
+        if gateway is not None:
+            url = conn.remote_info.get("gateway_url")
+            if url:
+                gateway.add_cluster_gateway_url(str(url))
+            gateway.route_registered(conn)
+        self.server.info_changed()
+        return True
+
+    def route_closed(self, conn: RouteConnection) -> None:
+        self.pending.discard(conn)
+        if self.routes.get(conn.remote_id) is conn:
+            del self.routes[conn.remote_id]
+            conn.drop_remote_subs()
+            gateway = self.server.gateway
+            if gateway is not None:
+                url = conn.remote_info.get("gateway_url")
+                if url:
+                    gateway.remove_cluster_gateway_url(str(url))
+            self.server.info_changed()
+            if not self.stopping and conn.outbound and not conn.explicit and conn.url:
+                self.server.loop.create_task(self._redial_implicit(conn.url, conn.remote_id))
+
+    async def _redial_implicit(self, url: str, remote_id: str) -> None:
+        retries = int(getattr(self.opts, "connect_retries", 0) or 0)
+        for _ in range(retries + 1):
+            await asyncio.sleep(RECONNECT_DELAY + random.uniform(0, 0.1))
+            if self.stopping or remote_id in self.routes:
+                return
+            conn = await self.dial(url, explicit=False)
+            if conn is not None:
+                return
+
+    def connections(self) -> list[RouteConnection]:
+        return [r for r in self.routes.values() if not r.closed]
+
+    def all_client_urls(self) -> list[str]:
+        urls = list(self.server.client_urls())
+        for r in self.routes.values():
+            for u in r.connect_urls:
+                if u not in urls:
+                    urls.append(u)
+        return urls
+
+    # --- gossip --------------------------------------------------------------------------------
+
+    def gossip_new_route(self, conn: RouteConnection) -> None:
+        """Tell every other peer about a new one so the mesh closes (implicit routes)."""
+        info = dict(conn.remote_info)
+        info.pop("nonce", None)
+        data = encode.info(info, trailing_space=False)
+        for r in self.routes.values():
+            if r is not conn and not r.closed:
+                r.queue(data)
+
+    def implicit_route(self, info: dict[str, Any]) -> None:
+        rid = str(info.get("server_id", ""))
+        if not rid or rid == self.server.server_id or rid in self.routes:
+            return
+        ip = str(info.get("ip") or "")
+        if not ip:
+            ip = f"nats-route://{info.get('host', '')}:{info.get('port', 0)}/"
+        host, port, _, _ = parse_url(ip, 6222)
+        for url in self.opts.routes:
+            h, p, _, _ = parse_url(url, 6222)
+            if (h, p) == (host, port):
+                return
+        if any(c.remote_id == rid for c in self.pending):
+            return
+        url = f"nats-route://{host}:{port}/"
+        cl = self.opts
+        if info.get("auth_required") and cl.username:
+            url = f"nats-route://{cl.username}:{cl.password or ''}@{host}:{port}/"
+        key = f"{rid}@{host}:{port}"
+        if key in self.implicit_dials:
+            return
+        self.implicit_dials.add(key)
+
+        async def go() -> None:
+            try:
+                retries = int(getattr(cl, "connect_retries", 0) or 0)
+                for attempt in range(retries + 1):
+                    if rid in self.routes or self.stopping:
+                        return
+                    conn = await self.dial(url, explicit=False)
+                    if conn is not None:
+                        return
+                    if attempt < retries:
+                        await asyncio.sleep(RECONNECT_DELAY)
+            finally:
+                self.implicit_dials.discard(key)
+
+        self.server.loop.create_task(go())
+
+    # --- interest ------------------------------------------------------------------------------
+
+    def send_all_interest(self, conn: RouteConnection) -> None:
+        parts: list[bytes] = []
+        for account in self.server.accounts.values():
+            name = account.name_b
+            for (subject, queue), n in account.route_interest.items():
+                if n > 0:
+                    parts.append(encode.rsub(name, subject, queue, n))
+        if parts:
+            conn.queue(b"".join(parts))
+
+    def local_interest_added(self, account: Any, sub: Any) -> None:
+        kind = sub.conn.kind
+        if kind == ROUTE or kind == GATEWAY:
+            return
+        key = (sub.subject, sub.queue)
+        interest = account.route_interest
+        n = interest.get(key, 0) + 1
+        interest[key] = n
+        if sub.queue is None and n > 1:
+            return
+        self._broadcast(encode.rsub(account.name_b, sub.subject, sub.queue, n))
+
+    def local_interest_removed(self, account: Any, sub: Any) -> None:
+        kind = sub.conn.kind
+        if kind == ROUTE or kind == GATEWAY:
+            return
+        key = (sub.subject, sub.queue)
+        interest = account.route_interest
+        n = interest.get(key, 0) - 1
+        if n <= 0:
+            interest.pop(key, None)
+            self._broadcast(encode.runsub(account.name_b, sub.subject, sub.queue))
+        else:
+            interest[key] = n
+            if sub.queue is not None:
+                self._broadcast(encode.rsub(account.name_b, sub.subject, sub.queue, n))
+
+    def _broadcast(self, data: bytes) -> None:
+        for r in self.routes.values():
+            if not r.closed:
+                r.queue(data)
+
+    def broadcast_info(self, info: dict[str, Any]) -> None:
+        self._broadcast(encode.info(info, trailing_space=False))
+
+    def send_lame_duck(self) -> None:
+        self._broadcast(self.info_proto())
+
+    # --- reload ------------------------------------------------------------------------------
+
+    def reload(self, old: Any, new: Any) -> None:
+        """Add and remove explicit routes without a restart."""
+        old_routes = set(old.cluster.routes) if old.cluster else set()
+        new_routes = set(new.cluster.routes) if new.cluster else set()
+        for url in new_routes - old_routes:
+            logger.info("Config reload: adding route %s", url)
+            self.ensure_supervisor(url)
+        removed = old_routes - new_routes
+        for url in removed:
+            logger.info("Config reload: removing route %s", url)
+            task = self.supervisors.pop(url, None)
+            if task is not None:
+                task.cancel()
+            for r in list(self.routes.values()) + list(self.pending):
+                if r.url == url:
+                    r.close("Route Removed")
+
+    # --- monitoring ------------------------------------------------------------------------------
+
+    def routez(self, subs: bool) -> list[dict[str, Any]]:
+        from scserver.monitor import go_duration, rfc3339, uptime
+
+        now = time.time()
+        out = []
+        cfg = {parse_url(u, 6222)[:2] for u in self.opts.routes}
+        for r in self.connections():
+            item: dict[str, Any] = {
+                "rid": r.cid,
+                "remote_id": r.remote_id,
+                "remote_name": r.name,
+                "did_solicit": r.outbound,
+                "is_configured": (r.host, int(r.remote_info.get("port", 0))) in cfg or r.explicit,
+                "ip": r.host,
+                "port": r.port,
+                "start": rfc3339(r.start),
+                "last_activity": rfc3339(r.last_activity),
+                "rtt": go_duration(r.rtt),
+                "uptime": uptime(now - r.start),
+                "idle": uptime(now - r.last_activity),
+                "pending_size": r.transport.get_write_buffer_size() if r.transport else 0,
+                "in_msgs": r.in_msgs,
+                "out_msgs": r.out_msgs,
+                "in_bytes": r.in_bytes,
+                "out_bytes": r.out_bytes,
+                "subscriptions": len(r.remote_subs),
+            }
+            if subs:
+                item["subscriptions_list"] = [s.subject.decode() for s in r.remote_subs.values()]
+            out.append(item)
+        return out
+
+
+__all__ = ["RouteConnection", "RouteManager", "parse_url", "CLIENT"]
