@@ -59,6 +59,11 @@ def preserve_unknown(description: str) -> dict[str, Any]:
     }
 
 
+def list_map(key: str) -> dict[str, Any]:
+    """Schema extras of a list whose items are identified by `key` (merge patches per item)."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [key]}
+
+
 class Model(BaseModel):
     """Base: camelCase aliases, population by either name, unknown fields rejected.
 
@@ -78,6 +83,19 @@ class Model(BaseModel):
 
 class Ports(Model):
     """Container ports of every server; shared by all members so that seed URLs agree."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.client != self.cluster && self.client != self.gateway"
+                    " && self.client != self.monitor && self.cluster != self.gateway"
+                    " && self.cluster != self.monitor && self.gateway != self.monitor",
+                    "message": "ports must be distinct",
+                }
+            ]
+        }
+    )
 
     client: Port = 4222
     cluster: Port = 6222
@@ -167,13 +185,15 @@ class SuperClusterSpec(Model):
         "server must reload on config change and enter lame duck mode on SIGUSR2.",
     )
     ports: Ports = Field(default_factory=Ports)
-    accounts: list[Account] = Field(default_factory=list)
+    accounts: list[Account] = Field(default_factory=list, json_schema_extra=list_map("name"))
     system_account: str = Field(
         default=DEFAULT_SYSTEM_ACCOUNT,
         pattern=ACCOUNT_NAME_PATTERN,
         description="Account used for $SYS traffic; its users may be listed under accounts.",
     )
-    external_gateways: list[ExternalGateway] = Field(default_factory=list)
+    external_gateways: list[ExternalGateway] = Field(
+        default_factory=list, json_schema_extra=list_map("name")
+    )
     config: ServerConfig = Field(default_factory=ServerConfig)
     gateway: GatewayOptions = Field(default_factory=GatewayOptions)
 
@@ -221,6 +241,17 @@ class GatewayExposure(Model):
     pod IP (needed when the remote side is in another Kubernetes cluster).
     """
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.nodePort) || (has(self.type) && self.type == 'NodePort')",
+                    "message": "nodePort is only valid with type NodePort",
+                }
+            ]
+        }
+    )
+
     type: Literal["Headless", "ClusterIP", "NodePort", "LoadBalancer"] = "Headless"
     advertise: str | None = Field(
         default=None,
@@ -254,7 +285,12 @@ class ClusterSpec(Model):
     super_cluster: str = Field(
         pattern=DNS_SUBDOMAIN_PATTERN,
         max_length=253,
-        description="Name of the SuperCluster (same namespace) this cluster joins.",
+        description="Name of the SuperCluster (same namespace) this cluster joins; immutable.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self == oldSelf", "message": "superCluster is immutable"}
+            ]
+        },
     )
     replicas: int = Field(default=1, ge=1, le=64)
     image: str | None = Field(default=None, min_length=1, description="Overrides the shared image.")
@@ -324,7 +360,7 @@ class ClusterStatus(Model):
     """Observed state of a Cluster."""
 
     observed_generation: int | None = Field(default=None, ge=0)
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=list_map("type"))
     replicas: int | None = Field(default=None, ge=0)
     ready_servers: int | None = Field(default=None, ge=0)
     connected_gateways: int | None = Field(
@@ -355,7 +391,7 @@ class SuperClusterStatus(Model):
     """Observed state of a SuperCluster, aggregated from its members."""
 
     observed_generation: int | None = Field(default=None, ge=0)
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=list_map("type"))
     clusters_total: int | None = Field(default=None, ge=0)
     clusters_ready: int | None = Field(default=None, ge=0)
     ready_servers: int | None = Field(default=None, ge=0)

@@ -27,7 +27,6 @@ from scoperator.naming import (
     CONFIG_FILE,
     ClusterNames,
     KubeTarget,
-    Target,
     Topology,
     labels,
     selector_labels,
