@@ -311,28 +311,19 @@ def apply_flags(opts: Options, **overrides: Any) -> Options:
 
     if "cluster" in given:
         url = given["cluster"]
-        try:
-            parts = urllib.parse.urlsplit(url)
-            port = parts.port
-        except ValueError as e:
-            raise ConfigError(f"flag cluster: invalid URL {url!r}: {e}", "<flags>") from None
-        if not parts.scheme or parts.hostname is None or port is None:
-            # Go's url parser would accept "-1" as a port; urllib would not, so handle it here.
-            m = re.fullmatch(r"[a-z][a-z0-9+.-]*://(?:[^@/]*@)?([^:/]+):(-1)", url, re.I)
-            if m is None:
-                raise ConfigError(
-                    f"flag cluster: expected a URL like nats://host:port, got {url!r}", "<flags>"
-                )
-            host, port = m.group(1), -1
-        else:
-            host = parts.hostname
+        host_port = _cluster_url(url) if isinstance(url, str) else None
+        if host_port is None:
+            raise ConfigError(
+                f"flag cluster: expected a URL like nats://host:port, got {url!r}", "<flags>"
+            )
+        host, port, username, password = host_port
         if out.cluster is None:
             out.cluster = ClusterOpts()
         out.cluster.host = host
         out.cluster.port = port
-        if parts.username:
-            out.cluster.username = urllib.parse.unquote(parts.username)
-            out.cluster.password = urllib.parse.unquote(parts.password or "") or None
+        if username:
+            out.cluster.username = username
+            out.cluster.password = password
 
     if "cluster_name" in given:
         name = given["cluster_name"]
@@ -422,6 +413,21 @@ def _url_problem(url: Any) -> str | None:
     if port is None:
         return f"invalid URL {url!r}: no port"
     return None
+
+
+def _cluster_url(url: str) -> tuple[str, int, str | None, str | None] | None:
+    """(host, port, user, password) of a ``-cluster`` URL; port -1 (random) is allowed."""
+    m = re.fullmatch(
+        r"([a-z][a-z0-9+.-]*)://(?:([^:@/]*)(?::([^@/]*))?@)?(\[[^\]]*\]|[^:/@]+):(-1|\d+)/?",
+        url,
+        re.I,
+    )
+    if m is None:
+        return None
+    _, user, password, host, port = m.groups()
+    host = host.strip("[]")
+    unq = urllib.parse.unquote
+    return host, int(port), (unq(user) if user else None), (unq(password) if password else None)
 
 
 def _split_host_port(v: str) -> tuple[str, int] | None:
@@ -899,11 +905,14 @@ class _Builder:
                 self.unknown(auth, ak, f" in {what.lower()} authorization")
         return user, password, timeout
 
-    def url_list(self, arr: list[Any], what: str) -> list[str]:
-        """Check URLs; duplicates are dropped with a warning, as nats-server does."""
+    def url_list(self, arr: list[Any], what: str, pos: Pos | None = None) -> list[str]:
+        """Check URLs; duplicates are dropped with a warning, as nats-server does.
+
+        ``pos`` locates elements of a plain list (a single ``url`` wrapped in a list).
+        """
         out: list[str] = []
         for i, url in enumerate(arr):
-            pos = self.where(arr, i)
+            pos = self.where(arr, i) if isinstance(arr, ConfList) else pos
             problem = _url_problem(url)
             if problem:
                 self.error(pos, f"{what} url: {problem}")
@@ -1062,7 +1071,8 @@ class _Builder:
                 if lek == "name":
                     name = self.get(entry, ek, "str", "gateway entry name")
                 elif lek == "url":
-                    urls.extend(self.url_list([entry[ek]], "gateway"))
+                    single = self.url_list([entry[ek]], "gateway", self.where(entry, ek))
+                    urls.extend(u for u in single if u not in urls)
                 elif lek == "urls":
                     items = self.get(entry, ek, "list", ek)
                     if items is not None:
