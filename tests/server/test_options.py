@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scserver.conf import ConfigError, parse_string
 from scserver.options import (
@@ -472,3 +474,40 @@ def test_agrees_with_nats_server(path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert ours_ok == nats_ok, (
         f"nats-server: {(proc.stderr or proc.stdout).strip()}; ours: {ours_msg}"
     )
+
+
+# -- robustness ---------------------------------------------------------------------------------
+
+_OPTION_KEYS = st.sampled_from(
+    [
+        "port", "listen", "http", "server_name", "authorization", "accounts", "cluster", "gateway",
+        "users", "user", "password", "token", "timeout", "name", "routes", "gateways", "url",
+        "urls", "imports", "exports", "stream", "service", "account", "compression", "mode",
+        "no_auth_user", "system_account", "ping_interval", "lame_duck_duration", "max_payload",
+        "pool_size", "permissions", "jetstream", "A", "$G", "$SYS",
+    ]
+)  # fmt: skip
+_LEAVES = st.one_of(
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.booleans(),
+    st.floats(allow_nan=False),
+    st.sampled_from(["", "x", "a b", "nats://h:1", "1s", "0.0.0.0:4222", "$G", "A"]),
+)
+_OPTION_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(_OPTION_KEYS, inner, max_size=4)
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_OPTION_KEYS, _OPTION_VALUES, max_size=5))
+def test_fuzz_from_dict_only_raises_config_error(d: dict[str, object]) -> None:
+    try:
+        o = from_dict(d, source="fuzz")
+    except ConfigError as e:
+        assert str(e).startswith("fuzz")
+    else:
+        assert isinstance(o, Options)
