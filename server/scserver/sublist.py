@@ -122,6 +122,80 @@ def _step(node: _Node, token: bytes) -> _Node | None:
     return node.children.get(token)
 
 
+# Subjects up to this many tokens are walked recursively (recursing only where the trie branches
+# into both `*` and a literal child); longer ones use the breadth-first walk so that a crafted
+# subject cannot hit Python's recursion limit.
+_MAX_RECURSIVE_TOKENS = 64
+
+_new_result = tuple.__new__  # builds a SublistResult without the Python-level __new__
+
+
+def _collect(node: _Node, tokens: list[bytes], i: int, n: int, hits: list[_Node]) -> None:
+    """Append to ``hits`` every node under ``node`` matching ``tokens[i:]``.
+
+    Loops down the trie and recurses only at branch points, which measured faster than a
+    breadth-first walk with a frontier list per level.  A `>` child met while tokens remain
+    matches them all; the node reached after the last token matches exactly.
+    """
+    while i < n:
+        child = node.fwc
+        if child is not None:
+            hits.append(child)
+        pwc = node.pwc
+        child = node.children.get(tokens[i])
+        i += 1
+        if pwc is not None:
+            if child is not None:
+                _collect(child, tokens, i, n, hits)
+            node = pwc
+        elif child is not None:
+            node = child
+        else:
+            return
+    hits.append(node)
+
+
+def _any_interest(node: _Node, tokens: list[bytes], i: int, n: int) -> bool:
+    """Like :func:`_collect` but stops at the first node holding subscriptions."""
+    while i < n:
+        child = node.fwc
+        if child is not None and (child.psubs or child.qsubs):
+            return True
+        pwc = node.pwc
+        child = node.children.get(tokens[i])
+        i += 1
+        if pwc is not None:
+            if child is not None and _any_interest(child, tokens, i, n):
+                return True
+            node = pwc
+        elif child is not None:
+            node = child
+        else:
+            return False
+    return bool(node.psubs or node.qsubs)
+
+
+def _collect_wide(root: _Node, tokens: list[bytes], hits: list[_Node]) -> None:
+    """Breadth-first equivalent of :func:`_collect`, with no recursion."""
+    frontier = [root]
+    for tok in tokens:
+        nxt: list[_Node] = []
+        for node in frontier:
+            child = node.fwc
+            if child is not None:
+                hits.append(child)
+            child = node.pwc
+            if child is not None:
+                nxt.append(child)
+            child = node.children.get(tok)
+            if child is not None:
+                nxt.append(child)
+        if not nxt:
+            return
+        frontier = nxt
+    hits.extend(frontier)
+
+
 class Sublist(Generic[S]):
     """Index of subscriptions by subject, with wildcard matching and a result cache.
 
@@ -276,44 +350,38 @@ class Sublist(Generic[S]):
         if b"" in tokens:
             return _EMPTY
         self._misses += 1
-        # Walk the trie breadth-first: `frontier` holds the nodes reached by the tokens so far.
-        # A `>` child seen on the way matches (at least one token remains at that point); the
-        # nodes still in the frontier after the last token match exactly.
+        n = len(tokens)
         hits: list[_Node] = []
-        frontier = [self._root]
-        for tok in tokens:
-            nxt: list[_Node] = []
-            for node in frontier:
-                child = node.fwc
-                if child is not None:
-                    hits.append(child)
-                child = node.pwc
-                if child is not None:
-                    nxt.append(child)
-                child = node.children.get(tok)
-                if child is not None:
-                    nxt.append(child)
-            if not nxt:
-                break
-            frontier = nxt
+        if n <= _MAX_RECURSIVE_TOKENS:
+            _collect(self._root, tokens, 0, n, hits)
         else:
-            hits.extend(frontier)
+            _collect_wide(self._root, tokens, hits)
 
-        psubs: list[S] = []
-        groups: dict[bytes, list[S]] = {}
-        for node in hits:
-            if node.psubs:
-                psubs.extend(node.psubs.values())  # type: ignore[arg-type]
-            if node.qsubs:
-                for name, members in node.qsubs.items():
-                    g = groups.get(name)
-                    if g is None:
-                        groups[name] = list(members.values())  # type: ignore[arg-type]
-                    else:
-                        g.extend(members.values())  # type: ignore[arg-type]
-        r: SublistResult[S] = (
-            SublistResult(psubs, list(groups.values())) if psubs or groups else _EMPTY
-        )
+        if not hits:
+            r: SublistResult[S] = _EMPTY
+        elif len(hits) == 1 and not hits[0].qsubs:
+            # Common case: one matching node with plain subscribers only (or none at all: the
+            # node may exist only as a path to longer subjects).
+            only = hits[0].psubs
+            r = _new_result(SublistResult, (list(only.values()), [])) if only else _EMPTY
+        else:
+            psubs: list[S] = []
+            groups: dict[bytes, list[S]] = {}
+            for node in hits:
+                if node.psubs:
+                    psubs.extend(node.psubs.values())  # type: ignore[arg-type]
+                if node.qsubs:
+                    for name, members in node.qsubs.items():
+                        g = groups.get(name)
+                        if g is None:
+                            groups[name] = list(members.values())  # type: ignore[arg-type]
+                        else:
+                            g.extend(members.values())  # type: ignore[arg-type]
+            r = (
+                _new_result(SublistResult, (psubs, list(groups.values())))
+                if psubs or groups
+                else _EMPTY
+            )
 
         cache = self._cache
         cache[subject] = r
@@ -333,23 +401,12 @@ class Sublist(Generic[S]):
         tokens = subject.split(SEP)
         if b"" in tokens:
             return False
-        frontier = [self._root]
-        for tok in tokens:
-            nxt: list[_Node] = []
-            for node in frontier:
-                child = node.fwc
-                if child is not None and (child.psubs or child.qsubs):
-                    return True
-                child = node.pwc
-                if child is not None:
-                    nxt.append(child)
-                child = node.children.get(tok)
-                if child is not None:
-                    nxt.append(child)
-            if not nxt:
-                return False
-            frontier = nxt
-        return any(node.psubs or node.qsubs for node in frontier)
+        n = len(tokens)
+        if n <= _MAX_RECURSIVE_TOKENS:
+            return _any_interest(self._root, tokens, 0, n)
+        hits: list[_Node] = []
+        _collect_wide(self._root, tokens, hits)
+        return any(node.psubs or node.qsubs for node in hits)
 
     def match_queue_names(self, subject: bytes) -> list[bytes]:
         """Names of the queue groups with members matching ``subject``."""
@@ -430,28 +487,39 @@ class Sublist(Generic[S]):
     def _cached_matching(self, tokens: list[bytes]) -> list[bytes]:
         """Cached subjects matched by the wildcard pattern ``tokens``.
 
-        Filters with C-level string tests before the token-by-token check: the literal prefix of
-        the pattern (up to its first wildcard) and, without `>`, the token count.
+        Runs on every wildcard insert/remove over up to :data:`CACHE_MAX` subjects, so it narrows
+        the candidates with C-level bytes tests before the token-by-token check: the pattern's
+        literal prefix, its token count (without `>`), and the first literal token after a
+        wildcard as a ``.tok.`` substring.
         """
         cache = self._cache
-        literal_prefix: list[bytes] = []
-        for tok in tokens:
-            if tok in (PWC, FWC):
-                break
-            literal_prefix.append(tok)
-        if literal_prefix:
-            prefix = SEP.join(literal_prefix) + SEP
+        n = len(tokens)
+        nprefix = 0
+        while tokens[nprefix] != PWC and tokens[nprefix] != FWC:
+            nprefix += 1  # a wildcard pattern always has a wildcard token, so this stops
+        if nprefix:
+            prefix = SEP.join(tokens[:nprefix]) + SEP
             cands = [s for s in cache if s.startswith(prefix)]
         else:
             cands = list(cache)
-        if tokens[-1] == FWC:
-            if len(literal_prefix) == len(tokens) - 1:
-                # `a.b.>`: every cached subject below the prefix matches.
-                return cands
-        else:
-            dots = len(tokens) - 1
+        dots = n - 1
+        if tokens[-1] != FWC:
             cands = [s for s in cands if s.count(SEP) == dots]
-        return [s for s in cands if tokens_match(tokens, s.split(SEP))]
+        elif nprefix < dots:
+            # `a.*.>` needs at least as many tokens as the pattern (`a.b.>` has them by prefix).
+            cands = [s for s in cands if s.count(SEP) >= dots]
+        for j in range(nprefix + 1, n):
+            tok = tokens[j]
+            if tok != PWC and tok != FWC:
+                if j == dots:
+                    suffix = SEP + tok
+                    cands = [s for s in cands if s.endswith(suffix)]
+                else:
+                    needle = SEP + tok + SEP
+                    cands = [s for s in cands if needle in s]
+                return [s for s in cands if tokens_match(tokens, s.split(SEP))]
+        # Only wildcards after the prefix: the prefix and token-count tests were exact.
+        return cands
 
     def _sweep(self) -> None:
         """Shrink the cache to :data:`CACHE_SWEEP` entries, keeping the newest."""

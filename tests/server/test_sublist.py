@@ -8,7 +8,7 @@ result after every step, so cache maintenance bugs show up as soon as they happe
 from __future__ import annotations
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -501,3 +501,54 @@ class SublistMachine(RuleBasedStateMachine):
 
 SublistMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=60, deadline=None)
 TestSublistMachine = SublistMachine.TestCase
+
+
+@pytest.mark.parametrize("depth", [3, 64, 65, 300])
+def test_deep_subjects_branching_at_every_level(depth: int) -> None:
+    """Deep subjects with `*` and literal branches at every level: no recursion limit, and the
+    breadth-first walk used past 64 tokens agrees with the model."""
+    sl: Sublist[Sub] = Sublist()
+    subs = []
+    for k in range(depth):
+        toks = [b"a"] * depth
+        toks[k] = b"*"
+        subs.append(Sub(b".".join(toks)))
+        subs.append(Sub(b".".join([b"a"] * (k + 1) + [b">"]), b"q"))
+    subs.append(Sub(b".".join([b"*"] * depth)))
+    subs.append(Sub(b".".join([b"a"] * depth)))
+    for s in subs:
+        sl.insert(s)
+    for subject in (
+        b".".join([b"a"] * depth),
+        b".".join([b"a"] * (depth - 1) + [b"b"]),
+        b".".join([b"b"] + [b"a"] * (depth - 1)),
+        b".".join([b"a"] * (depth + 1)),
+    ):
+        assert sl.has_interest(subject) is any(subject_matches(s.subject, subject) for s in subs)
+        assert normalise(sl.match(subject)) == model_match(subs, subject)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(PATTERNS, QUEUES), max_size=25),
+    st.lists(LITERALS, min_size=1, max_size=10),
+)
+def test_wide_walk_agrees_with_recursive(
+    entries: list[tuple[bytes, bytes | None]], subjects: list[bytes]
+) -> None:
+    """The breadth-first walk (used for very long subjects) gives the same answers."""
+    subs = [Sub(p, q) for p, q in entries]
+    sl: Sublist[Sub] = Sublist()
+    for s in subs:
+        sl.insert(s)
+    saved = sublist_mod._MAX_RECURSIVE_TOKENS
+    for limit in (saved, 0):
+        sublist_mod._MAX_RECURSIVE_TOKENS = limit
+        try:
+            sl._cache.clear()
+            for subject in subjects:
+                expected = model_match(subs, subject)
+                assert sl.has_interest(subject) is bool(expected[0] or expected[1])
+                assert normalise(sl.match(subject)) == expected
+        finally:
+            sublist_mod._MAX_RECURSIVE_TOKENS = saved
