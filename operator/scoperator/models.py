@@ -472,3 +472,47 @@ class Cluster(Resource):
     def image(self) -> str | None:
         """The image override, if any (the SuperCluster's image applies otherwise)."""
         return self.spec.image
+
+
+# ------------------------------------------------------------------------- bundles of resources
+
+
+class ResourceSet(BaseModel):
+    """SuperClusters, Clusters and Secrets read from a multi-document file (render/local)."""
+
+    superclusters: list[SuperCluster] = Field(default_factory=list)
+    clusters: list[Cluster] = Field(default_factory=list)
+    secrets: list[dict[str, Any]] = Field(default_factory=list)
+
+    @classmethod
+    def from_documents(cls, documents: list[Any]) -> ResourceSet:
+        """Sort documents by kind; other kinds are an error so that typos do not go unnoticed."""
+        result = cls()
+        for doc in documents:
+            if doc is None:
+                continue
+            kind = doc.get("kind") if isinstance(doc, dict) else None
+            if kind == "SuperCluster":
+                result.superclusters.append(SuperCluster.model_validate(doc))
+            elif kind == "Cluster":
+                result.clusters.append(Cluster.model_validate(doc))
+            elif kind == "Secret":
+                result.secrets.append(doc)
+            else:
+                raise ValueError(
+                    f"unsupported document kind {kind!r} (SuperCluster, Cluster, Secret)"
+                )
+        return result
+
+    def members(self, supercluster: SuperCluster) -> list[Cluster]:
+        """Clusters that join `supercluster`, in file order."""
+        return [
+            c
+            for c in self.clusters
+            if c.spec.super_cluster == supercluster.name and c.namespace == supercluster.namespace
+        ]
+
+    def orphans(self) -> list[Cluster]:
+        """Clusters whose SuperCluster is not in the set."""
+        known = {(s.namespace, s.name) for s in self.superclusters}
+        return [c for c in self.clusters if (c.namespace, c.spec.super_cluster) not in known]

@@ -1,0 +1,168 @@
+"""`scoperator run | render | local`.
+
+- `run`: the kopf operator (wired in `scoperator.handlers`, imported only for this command so
+  that `render` and `local` work without a cluster or kopf configuration);
+- `render -f FILE`: every manifest the operator would apply for the resources in FILE, as one
+  YAML stream (server configs appear as readable blocks inside their ConfigMaps);
+- `local -f FILE`: the same supercluster as local server processes on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from scoperator.models import ResourceSet
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (server configs) as literal blocks, so `render` output is readable."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def dump_yaml(objects: list[dict[str, Any]]) -> str:
+    """A YAML stream of `objects` (keys in insertion order, configs as literal blocks)."""
+    return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, width=100)
+
+
+def load_resources(path: str) -> ResourceSet:
+    """Read SuperCluster, Cluster and Secret documents from a file (`-` for stdin)."""
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    return ResourceSet.from_documents(list(yaml.safe_load_all(text)))
+
+
+# ------------------------------------------------------------------------------------- render
+
+
+def cmd_render(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Print manifests (or one cluster's raw config) for the resources in `args.file`."""
+    from scoperator.crds import all_crds
+    from scoperator.render import render_supercluster
+    from scoperator.secrets import placeholder_secrets, secret_refs, secrets_from_objects
+
+    resources = load_resources(args.file)
+    for orphan in resources.orphans():
+        print(
+            f"warning: Cluster {orphan.name} refers to SuperCluster {orphan.spec.super_cluster}, "
+            "which is not in the file; skipped",
+            file=err,
+        )
+    known = secrets_from_objects(resources.secrets)
+    objects: list[dict[str, Any]] = list(all_crds().values()) if args.with_crds else []
+    configs: dict[str, str] = {}
+    for sc in resources.superclusters:
+        missing = [r for r in secret_refs(sc.spec) if r.key not in known.get(r.name, {})]
+        for ref in missing:
+            print(
+                f"warning: Secret {ref.name} key {ref.key} is not in the file; "
+                "its password is a placeholder in the rendered credentials",
+                file=err,
+            )
+        rendered = render_supercluster(
+            sc,
+            resources.members(sc),
+            placeholder_secrets(sc.spec, known),
+            cluster_domain=args.cluster_domain,
+        )
+        for cluster, manifests in rendered.items():
+            objects.extend(manifests)
+            configs[cluster] = manifests[0]["data"]["scserver.conf"]
+    if args.config:
+        if args.config not in configs:
+            print(f"error: no cluster {args.config!r} in {args.file}", file=err)
+            return 2
+        out.write(configs[args.config])
+        return 0
+    out.write(dump_yaml(objects))
+    return 0
+
+
+# -------------------------------------------------------------------------------------- local
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    """Run the supercluster in `args.file` as local processes (see `scoperator.local`)."""
+    from scoperator.local import run_local
+
+    return run_local(
+        load_resources(args.file),
+        server_cmd=shlex.split(args.server_cmd) if args.server_cmd else None,
+        demo=args.demo,
+        port_base=args.port_base,
+        workdir=Path(args.workdir) if args.workdir else None,
+        timeout=args.timeout,
+        supercluster=args.supercluster,
+    )
+
+
+# ---------------------------------------------------------------------------------------- run
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start the operator; kopf wiring lives in `scoperator.handlers`."""
+    from scoperator import handlers
+
+    result = handlers.run(args.kopf_args)
+    return int(result or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and `--help`)."""
+    parser = argparse.ArgumentParser(
+        prog="scoperator", description="Run NATS-style superclusters of scserver on Kubernetes."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator against the current kube context")
+    run.add_argument(
+        "kopf_args", nargs=argparse.REMAINDER, help="extra arguments passed on to `kopf run`"
+    )
+    run.set_defaults(func=cmd_run)
+
+    render = sub.add_parser("render", help="print the manifests the operator would apply")
+    render.add_argument("-f", "--file", required=True, help="YAML with SuperCluster/Cluster/Secret")
+    render.add_argument("--cluster-domain", default="cluster.local")
+    render.add_argument("--config", metavar="CLUSTER", help="print only this cluster's config")
+    render.add_argument("--with-crds", action="store_true", help="include the CRDs")
+    render.set_defaults(func=cmd_render)
+
+    local = sub.add_parser("local", help="run the supercluster as local processes on loopback")
+    local.add_argument("-f", "--file", required=True, help="YAML with SuperCluster/Cluster/Secret")
+    local.add_argument(
+        "--server-cmd",
+        help="server command (default: this Python's `-m scserver`), e.g. nats-server",
+    )
+    local.add_argument(
+        "--demo", action="store_true", help="request from the last cluster, answered by the first"
+    )
+    local.add_argument(
+        "--port-base", type=int, help="deterministic ports from here (default: free ports)"
+    )
+    local.add_argument("--workdir", help="where configs and logs go (default: a temp dir)")
+    local.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the mesh")
+    local.add_argument("--supercluster", help="which SuperCluster of the file (default: the only)")
+    local.set_defaults(func=cmd_local)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `scoperator` console script and `python -m scoperator`."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (OSError, ValueError, LookupError) as exc:
+        # Validation and missing files are user errors: one line, not a traceback.
+        print(f"scoperator {args.command}: {exc}", file=sys.stderr)
+        return 1
