@@ -14,6 +14,7 @@ Numbers are single-threaded CPython and vary with the machine; compare runs on t
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -57,6 +58,33 @@ def build(n: int, rng: random.Random) -> Sublist[Sub]:
     return sl
 
 
+def build_services(n: int, rng: random.Random) -> tuple[Sublist[Sub], list[bytes]]:
+    """A sparser, service-style mix: mostly distinct literals, a few wildcards.
+
+    ``svc.<region>.<service>.<method>`` request subjects (some as queue subs), per-client
+    ``_INBOX.<id>.*`` reply subscriptions, and 1% monitoring wildcards ``svc.*.<service>.>``.
+    Returns the sublist and subjects that traffic would use.
+    """
+    sl: Sublist[Sub] = Sublist()
+    regions = [b"eu", b"us", b"ap"]
+    traffic: list[bytes] = []
+    for i in range(n):
+        kind = rng.random()
+        region = rng.choice(regions)
+        if kind < 0.5:
+            subj = b"svc.%s.s%d.m%d" % (region, rng.randrange(500), rng.randrange(10))
+            sl.insert(Sub(subj, b"workers" if rng.random() < 0.5 else None))
+            traffic.append(subj)
+        elif kind < 0.99:
+            sl.insert(Sub(b"_INBOX.%016x.*" % rng.getrandbits(64)))
+        else:
+            sl.insert(Sub(b"svc.*.s%d.>" % rng.randrange(500)))
+        if i % 7 == 0:
+            traffic.append(b"_INBOX.%016x.%d" % (rng.getrandbits(64), i))
+    rng.shuffle(traffic)
+    return sl, traffic
+
+
 def rate(label: str, fn: Callable[[], object], n: int) -> float:
     """Run ``fn`` n times (best of 3) and print ops/s and ns/op."""
     best = float("inf")
@@ -76,6 +104,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     rng = random.Random(args.seed)
+    if hasattr(os, "getloadavg"):
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"load average: {load} (numbers are noisy when the box is busy)")
 
     t0 = time.perf_counter()
     sl = build(args.subs, rng)
@@ -119,6 +150,22 @@ def main() -> None:
     weights = [1 / (i + 1) for i in range(len(pool))]
     traffic = iter(rng.choices(pool, weights, k=3_000_000))
     rate("match, zipf over 5k subjects (cache 1k)", lambda: match(next(traffic)), 500_000)
+
+    # Service-style sublist: mostly literal, sparse wildcards.
+    svc, traffic2 = build_services(args.subs, rng)
+    print()
+    print(f"service-style sublist: {svc.count():,} subs (mostly literal, 1% wildcard)")
+    smatch = svc.match
+    shot = traffic2[0]
+    rate("match, cached literal subject", lambda: smatch(shot), 1_000_000)
+    it3 = iter(traffic2 * 50)
+    scache = svc._cache
+
+    def suncached() -> object:
+        scache.clear()
+        return smatch(next(it3))
+
+    rate("match, uncached (trie walk + build + cache)", suncached, 100_000)
 
     # Changes with a full cache: literal touches one entry, wildcard scans the cache.
     for s in subjects[:CACHE_MAX]:
