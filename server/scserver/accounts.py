@@ -82,6 +82,9 @@ class Authenticator:
     users: dict[str, User] = field(default_factory=dict)
     token: str | None = None
     no_auth_user: str | None = None
+    #: Where clients without credentials go when only the system account has users
+    #: (nats-server's implicit no-auth user for `$G`); INFO still says auth_required.
+    anonymous_account: str | None = None
 
     @property
     def required(self) -> bool:
@@ -103,6 +106,8 @@ class Authenticator:
                 return AuthResult(True)
             if not self.users:
                 return AuthResult(False)
+        if not username and not token and self.anonymous_account is not None:
+            return AuthResult(True, self.anonymous_account)
         if not username and not token and self.no_auth_user:
             user = self.users.get(self.no_auth_user)
             if user is not None:

@@ -157,6 +157,9 @@ class Options:
     cluster: ClusterOpts | None = None
     gateway: GatewayOpts | None = None
     warnings: list[str] = field(default_factory=list)
+    #: An `authorization {}` block was present (nats-server then never lets anonymous
+    #: clients into `$G` on its own).
+    auth_block_defined: bool = False
     #: The flags apply_flags laid over the file, kept so a reload can lay them again.
     flag_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -748,6 +751,7 @@ class _Builder:
         if auth is None:
             return
         o = self.opts
+        o.auth_block_defined = True
         pos = self.where(d, k)
         single = User("", None, GLOBAL_ACCOUNT)
         token: str | None = None

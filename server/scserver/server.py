@@ -179,6 +179,15 @@ class Server:
                 u.username, u.password, u.account or GLOBAL_ACCOUNT, u.permissions
             )
         self.auth = Authenticator(users=users, token=opts.token, no_auth_user=opts.no_auth_user)
+        only_system = set(opts.accounts) <= ({sys_name} if sys_name else set())
+        if (
+            users
+            and only_system
+            and not opts.no_auth_user
+            and not opts.token
+            and not getattr(opts, "auth_block_defined", False)
+        ):
+            self.auth.anonymous_account = GLOBAL_ACCOUNT
 
     def compile_permissions(self, user: User | None) -> Any:
         return compile_permissions(user.permissions if user is not None else None)
