@@ -46,8 +46,12 @@ def load_resources(path: str) -> ResourceSet:
 # ------------------------------------------------------------------------------------- render
 
 
-def cmd_render(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def cmd_render(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     """Print manifests (or one cluster's raw config) for the resources in `args.file`."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     from scoperator.crds import all_crds
     from scoperator.render import render_supercluster
     from scoperator.secrets import placeholder_secrets, secret_refs, secrets_from_objects

@@ -371,9 +371,10 @@ def run_local(
     workdir: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     supercluster: str | None = None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
     """Run until Ctrl-C (or, with `demo`, until the demo request is answered)."""
+    out = out or sys.stdout
     try:
         sc = pick_supercluster(resources, supercluster)
         clusters = resources.members(sc)
