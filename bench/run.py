@@ -18,6 +18,7 @@ whose gateways never connect is reported as ``unavailable`` (with the reason) an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as _dt
 import fnmatch
@@ -25,6 +26,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -472,37 +474,74 @@ def select_scenarios(only: list[str]) -> list[Scenario]:
 
 
 def run(
-    settings: Settings, scenarios: list[Scenario], impls: list[Implementation]
+    settings: Settings,
+    scenarios: list[Scenario],
+    impls: list[Implementation],
+    logdir: Path | None = None,
+    keep_logs: bool = False,
 ) -> dict[str, Any]:
-    """Run ``scenarios`` on every implementation; return the JSON-able report."""
+    """Run ``scenarios`` on every implementation; return the JSON-able report.
+
+    Server working directories (configs and logs) go under ``logdir``; a topology's directory
+    is removed afterwards unless ``keep_logs`` or one of its measurements did not succeed.
+    """
     results: dict[str, dict[str, Outcome]] = {sc.name: {} for sc in scenarios}
     started = time.monotonic()
+    logdir = logdir or Path(tempfile.mkdtemp(prefix="scbench-"))
     for topo_name in dict.fromkeys(sc.topology for sc in scenarios):
         topo_scenarios = [sc for sc in scenarios if sc.topology == topo_name]
         running: dict[str, RunningTopology] = {}
+        restarts = 0
         try:
             for impl in impls:
                 _log(f"[{topo_name}] starting {impl.name} ...")
+                workdir = logdir / f"{impl.name}-{topo_name}"
                 try:
-                    running[impl.name] = start_topology(impl, TOPOLOGIES[topo_name]())
+                    running[impl.name] = start_topology(impl, TOPOLOGIES[topo_name](), workdir)
                 except Unavailable as exc:
-                    _log(f"[{topo_name}] {impl.name} unavailable: {exc}")
+                    _log(f"[{topo_name}] {impl.name} unavailable: {exc} (logs: {workdir})")
                     for sc in topo_scenarios:
                         results[sc.name][impl.name] = Outcome("unavailable", str(exc))
             for sc in topo_scenarios:
                 for impl in impls:
-                    rt = running.get(impl.name)
+                    rt = _latest(running, impl.name)
                     if rt is None:
                         continue
-                    if not all(p.alive() for p in rt.procs.values()):
-                        oc = Outcome("error", "server process died earlier in the run")
-                    else:
+                    dead = [p for p in rt.procs.values() if not p.alive()]
+                    oc: Outcome | None = None
+                    if dead:
+                        # a server died during an earlier scenario: report, restart, go on
+                        why = ", ".join(f"{p.name} exited {p.returncode}" for p in dead)
+                        _log(f"  {impl.name}: {why} earlier in the run; restarting {topo_name}")
+                        rt.stop()
+                        restarts += 1
+                        workdir = logdir / f"{impl.name}-{topo_name}-restart{restarts}"
+                        try:
+                            rt = start_topology(impl, TOPOLOGIES[topo_name](), workdir)
+                            running[f"{impl.name}#{restarts}"] = rt
+                        except Unavailable as exc:
+                            oc = Outcome("error", f"server died earlier ({why}); restart: {exc}")
+                    if oc is None:
                         oc = measure(settings, sc, rt)
+                        dead = [p for p in rt.procs.values() if not p.alive()]
+                        if dead and oc.status == "error":
+                            tail = " | ".join(dead[0].log_tail(2).splitlines())
+                            oc.reason += f" [server {dead[0].name} died: {tail}]"
                     results[sc.name][impl.name] = oc
                     _log(f"  {sc.name:<16} {impl.name:<12} {_summary(sc, oc)}")
         finally:
-            for rt in running.values():
-                rt.cleanup()
+            for name, rt in running.items():
+                died = any(not p.alive() for p in rt.procs.values())
+                rt.stop()
+                impl_name = name.split("#", 1)[0]
+                failed = died or any(
+                    results[sc.name].get(impl_name, Outcome("ok")).status != "ok"
+                    for sc in topo_scenarios
+                )
+                if failed or keep_logs:
+                    _log(f"[{topo_name}] {name} server logs kept in {rt.workdir}")
+                else:
+                    shutil.rmtree(rt.workdir, ignore_errors=True)
     return {
         "when": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
@@ -528,6 +567,15 @@ def run(
         "elapsed_s": round(time.monotonic() - started, 1),
         "_outcomes": results,
     }
+
+
+def _latest(running: dict[str, RunningTopology], impl: str) -> RunningTopology | None:
+    """The most recently started topology of ``impl`` (restarts are keyed ``impl#N``)."""
+    found = None
+    for key, rt in running.items():
+        if key.split("#", 1)[0] == impl:
+            found = rt
+    return found
 
 
 def _summary(sc: Scenario, oc: Outcome) -> str:
@@ -562,6 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, help="measurements per scenario (default 3, quick 1)")
     ap.add_argument("--target-seconds", type=float, help="length of one measurement")
     ap.add_argument("--json", type=Path, help="write the JSON report here too")
+    ap.add_argument("--keep-logs", action="store_true", help="keep server configs and logs")
     ap.add_argument("--list", action="store_true", help="list scenarios and exit")
     args = ap.parse_args(argv)
 
@@ -576,8 +625,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.make(nats, args.quick, args.target_seconds, args.repeats)
     scenarios = select_scenarios(args.only)
     impls = [i for i in implementations() if not args.impl or i.name in args.impl]
-    report = run(settings, scenarios, impls)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    logdir = RESULTS_DIR / "logs" / stamp
+    report = run(settings, scenarios, impls, logdir, args.keep_logs)
     outcomes = report.pop("_outcomes")
+    with contextlib.suppress(OSError):
+        logdir.rmdir()  # empty when every topology's logs were removed
+        logdir.parent.rmdir()
 
     table = markdown_table(outcomes, [i.name for i in impls])
     print(f"\n## scserver vs nats-server ({'quick' if settings.quick else 'full'} run)\n")
@@ -589,7 +643,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(table)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = RESULTS_DIR / f"bench-{stamp}.json"
     text = json.dumps(report, indent=2) + "\n"
     out.write_text(text)

@@ -243,6 +243,8 @@ class RunningTopology:
                     workdir=nodedir,
                     extra_files=spec.extra_files,
                     env=self.impl.env,
+                    # not east.conf: other tools on a shared machine may look for that name
+                    config_name=f"scbench-{self.impl.name}-{spec.name}.conf",
                 )
                 self.procs[spec.name] = proc
                 proc.start(wait=False)

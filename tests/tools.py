@@ -247,10 +247,11 @@ class ServerProcess:
     """One server subprocess with its config file, log file and readiness checks.
 
     ``command`` is the argv prefix (e.g. ``[nats-server]`` or ``[".venv/bin/scserver"]``). When
-    ``config`` text is given it is written to ``<workdir>/<name>.conf`` and ``-c <path>`` is
-    appended; ``extra_files`` (name → text) are written next to it (for ``include``). ``args`` are
-    appended last. Readiness: the client ``port`` accepts and sends ``INFO``, and, when
-    ``http_port`` is given, ``GET /healthz`` answers 200.
+    ``config`` text is given it is written to ``<workdir>/<config_name>`` (default
+    ``<name>.conf``) and ``-c <path>`` is appended; ``extra_files`` (name → text) are written
+    next to it (for ``include``). ``args`` are appended last. Output goes to
+    ``<workdir>/<name>.log``. Readiness: the client ``port`` accepts and sends ``INFO``, and,
+    when ``http_port`` is given, ``GET /healthz`` answers 200.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -268,6 +269,7 @@ class ServerProcess:
         workdir: str | Path | None = None,
         extra_files: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
+        config_name: str | None = None,
     ) -> None:
         self.command = list(command)
         self.config = config
@@ -279,6 +281,7 @@ class ServerProcess:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"sc-{name}-"))
         self.extra_files = dict(extra_files or {})
         self.env = dict(env) if env is not None else None
+        self.config_name = config_name or f"{name}.conf"
         self.config_path: Path | None = None
         self.log_path = self.workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -330,7 +333,7 @@ class ServerProcess:
         for fname, text in self.extra_files.items():
             (self.workdir / fname).write_text(text)
         if self.config_path is None:
-            self.config_path = self.workdir / f"{self.name}.conf"
+            self.config_path = self.workdir / self.config_name
             self.config_path.write_text(self.config or "")
         return self.config_path
 
