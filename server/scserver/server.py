@@ -355,6 +355,8 @@ class Server:
         self.lame_duck = True
         self._ldm_event = asyncio.Event()
         logger.info("Entering lame duck mode, stop accepting new clients")
+        if self.system is not None:
+            self.system.lame_duck()
         if self.client_listener is not None:
             self.client_listener.close()
         self.info_changed(notify=True)
