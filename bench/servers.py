@@ -247,7 +247,10 @@ class RunningTopology:
                     config_name=f"scbench-{self.impl.name}-{spec.name}.conf",
                 )
                 self.procs[spec.name] = proc
-                proc.start(wait=False)
+                try:
+                    proc.start(wait=False)
+                except OSError as exc:
+                    raise Unavailable(f"cannot run {' '.join(self.impl.command)}: {exc}") from exc
             for spec in self.topology.nodes:
                 try:
                     self.procs[spec.name].wait_ready(timeout)
