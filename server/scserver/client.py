@@ -63,7 +63,8 @@ class ClientConnection(Connection):
     def on_open(self) -> None:
         server = self.server
         self.queue(encode.info(self.info_fields()))
-        if server.lame_duck or len(server.clients) >= server.opts.max_connections:
+        max_conns = server.opts.max_connections
+        if server.lame_duck or 0 <= max_conns <= len(server.clients):
             self.close("Maximum Connections Exceeded", E.MAX_CONNECTIONS)
             return
         server.clients[self.cid] = self
@@ -136,7 +137,10 @@ class ClientConnection(Connection):
             elif t == OP_OK or t == OP_INFO:
                 pass
             elif t == OP_ERR:
+                # nats-server logs a client's -ERR and closes the connection without a reply.
                 logger.error("%s Client Error %s", self.label(), op[1])
+                self.close("Parse Error")
+                return
             elif t == OP_ERROR:
                 self._parse_error(op[1], op[2])
                 return
@@ -161,9 +165,13 @@ class ClientConnection(Connection):
             # nats-server ignores a second CONNECT's credentials; accept options only.
             pass
         try:
-            opts = json.loads(raw) if raw else {}
+            opts = json.loads(raw)
             if not isinstance(opts, dict):
                 raise ValueError("CONNECT is not a JSON object")
+            # Go's json.Unmarshal into ClientOpts fails on a wrongly typed field.
+            for key in _BOOL_FIELDS:
+                if opts.get(key) is not None and not isinstance(opts[key], bool):
+                    raise ValueError(f"CONNECT field {key!r} is not a boolean")
         except ValueError as exc:
             logger.error("%s Error parsing CONNECT: %s", self.label(), exc)
             self.close("Protocol Violation")
@@ -232,10 +240,10 @@ class ClientConnection(Connection):
                 len(msg),
             )
         if hdr_len >= 0 and not self.headers:
-            self.close("Protocol Violation", "message headers not supported", log_error=True)
+            # nats-server returns ErrMsgHeadersNotSupported from the parser: no -ERR, just close.
+            logger.error("%s message headers not supported", self.label())
+            self.close("Protocol Violation")
             return
-        if self.verbose:
-            self.queue(encode.OK)
         if self.pedantic and not is_valid_literal_subject(subject):
             self.queue(encode.err(E.INVALID_PUB_SUBJECT))
         account = self.account
@@ -251,6 +259,10 @@ class ClientConnection(Connection):
         if reply is not None and reply.startswith(_RESERVED_REPLY_PREFIXES):
             self._permission_error(E.reply_permission(reply.decode(errors="replace")))
             return
+        # As in nats-server's processInboundClientMsg: +OK only once the publish passed the
+        # permission checks, and after a pedantic -ERR.
+        if self.verbose:
+            self.queue(encode.OK)
         if self.gw_replies:
             routed = self._routed_reply(subject)
             if routed is not None:
@@ -364,6 +376,9 @@ class ClientConnection(Connection):
         if extra:
             fields.update(extra)
         self.queue(encode.info(fields))
+
+
+_BOOL_FIELDS = ("verbose", "pedantic", "echo", "headers", "no_responders", "tls_required")
 
 
 def _redact(opts: dict[str, Any]) -> str:

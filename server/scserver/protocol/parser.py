@@ -102,6 +102,12 @@ _GATEWAY_OPS = frozenset(
     }
 )
 _OPS_BY_KIND = {CLIENT: _CLIENT_OPS, ROUTE: _ROUTE_OPS, GATEWAY: _GATEWAY_OPS}
+_NO_ARG_OPS = ((b"PING", _PING), (b"PONG", _PONG), (b"+OK", _OK))
+_NEED_SPACE = frozenset(
+    {b"PUB", b"HPUB", b"SUB", b"UNSUB", b"-ERR", b"RS+", b"RS-", b"LS+", b"LS-", b"RMSG"}
+    | {b"HMSG", b"LMSG", b"A+", b"A-"}
+)
+_BLANK = (b" ", b"\t")
 
 
 class ParseError(Exception):
@@ -188,11 +194,20 @@ class Parser:
     def _control(self, line: bytes, out: list) -> None:
         """Parse one control line; message ops set ``_pending`` for their payload."""
         args = line.split()
-        if not args:
-            # nats-server treats a bare CRLF as an unknown operation.
+        if not args or line[:1] in _BLANK:
+            # nats-server treats a bare CRLF, or whitespace before the op, as an unknown operation.
             raise ParseError(ERR_UNKNOWN_OP)
         op = args[0].upper()
         if op not in self._ops:
+            # nats-server's state machine ignores everything after PING, PONG and +OK up to the
+            # LF, so "PINGX" is a PING.
+            for word, parsed in _NO_ARG_OPS:
+                if op.startswith(word):
+                    out.append(parsed)
+                    return
+            raise ParseError(ERR_UNKNOWN_OP)
+        if len(line) == len(args[0]) and op in _NEED_SPACE:
+            # An op that takes arguments must be followed by a space or tab ("SUB\r\n").
             raise ParseError(ERR_UNKNOWN_OP)
         nargs = len(args) - 1
         if op == b"PUB":
@@ -227,7 +242,9 @@ class Parser:
             if nargs == 1:
                 out.append((OP_UNSUB, args[1], 0))
             elif nargs == 2:
-                out.append((OP_UNSUB, args[1], _int(args[2])))
+                # nats-server's parseSize gives -1 for a bad max, which unsubscribes at once.
+                mx = args[2]
+                out.append((OP_UNSUB, args[1], int(mx) if mx.isdigit() else 0))
             else:
                 raise ParseError(f"processUnsub Parse Error: {line!r}", send=False)
         elif op == b"PING":
