@@ -52,11 +52,11 @@ def resolve_command(command: list[str]) -> list[str]:
     """Make the executable absolute: servers run in their own directories."""
     exe = command[0]
     if os.sep in exe:
-        return [str(Path(exe).resolve()), *command[1:]]
+        return [str(Path(exe).absolute()), *command[1:]]
     found = shutil.which(exe)
     if not found:
         raise LocalError(f"server command {exe!r} not found on PATH")
-    return [str(Path(found).resolve()), *command[1:]]
+    return [str(Path(found).absolute()), *command[1:]]
 
 
 def allocate_ports(names: Sequence[str], port_base: int | None = None) -> dict[str, Ports]:
