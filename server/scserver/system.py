@@ -302,7 +302,7 @@ class SystemServices:
                 },
             )
             return
-        query = {k: _as_query(v) for k, v in opts.items() if k not in FILTER_KEYS}
+        query = zquery(kind, opts)
         try:
             data = self._zdata(kind, query)
         except monitor.BadRequest as exc:
@@ -371,7 +371,14 @@ class SystemServices:
                 return
             names = [acc]
         if kind == "CONNZ":
-            query = {k: _as_query(v) for k, v in opts.items() if k not in FILTER_KEYS}
+            try:
+                query = zquery(kind, opts)
+            except monitor.BadRequest as exc:
+                self._reply(
+                    reply,
+                    {"server": self.server_info(), "error": {"code": 400, "description": str(exc)}},
+                )
+                return
             docs = []
             for name in names:
                 q = dict(query)
@@ -487,6 +494,61 @@ class SystemServices:
             "reason": c.close_reason,
         }
         self.client.publish(f"$SYS.ACCOUNT.{c.account.name}.DISCONNECT".encode(), self._json(doc))
+
+
+# The request bodies carry nats-server's option structs (ConnzOptions, SubszOptions, ...) as JSON;
+# their field names differ from the HTTP query parameters the monitor builders read.
+_CONN_STATES = {0: "open", 1: "closed", 2: "all"}
+_RENAMES: dict[str, dict[str, str]] = {
+    "CONNZ": {
+        "sort": "sort",
+        "auth": "auth",
+        "offset": "offset",
+        "limit": "limit",
+        "cid": "cid",
+        "user": "user",
+        "acc": "acc",
+        "filter_subject": "filter_subject",
+        "mqtt_client": "mqtt_client",
+    },
+    "SUBSZ": {
+        "offset": "offset",
+        "limit": "limit",
+        "subscriptions": "subs",
+        "account": "acc",
+        "test": "test",
+    },
+    "GATEWAYZ": {"name": "gw_name", "accounts": "accs", "account_name": "acc_name"},
+    "ACCOUNTZ": {"account": "acc"},
+}
+
+
+def zquery(kind: str, opts: dict[str, Any]) -> dict[str, str]:
+    """Translate a `*Z` request's JSON options into the monitor's query parameters.
+
+    Empty values (``""``, ``0``, ``false``, ``null``) are Go's zero values, i.e. "not set".
+    """
+    opts = {k: v for k, v in opts.items() if k not in FILTER_KEYS}
+    query: dict[str, str] = {}
+    if kind == "HEALTHZ":
+        return {k: _as_query(v) for k, v in opts.items() if v not in (None, "", False)}
+    for key, name in _RENAMES.get(kind, {}).items():
+        value = opts.get(key)
+        if value in (None, "", False) or (value == 0 and key in ("cid", "limit", "offset")):
+            continue
+        query[name] = _as_query(value)
+    if kind in ("CONNZ", "ROUTEZ", "GATEWAYZ"):
+        if opts.get("subscriptions_detail") and kind != "GATEWAYZ":
+            query["subs"] = "detail"
+        elif opts.get("subscriptions"):
+            query["subs"] = "1"
+    if kind == "CONNZ":
+        state = opts.get("state")
+        if isinstance(state, bool) or state not in (None, *_CONN_STATES, *_CONN_STATES.values()):
+            raise monitor.BadRequest(f"Invalid connection state: {state}")
+        if state is not None:
+            query["state"] = _CONN_STATES.get(state, state)  # type: ignore[arg-type]
+    return query
 
 
 def _as_query(value: Any) -> str:
