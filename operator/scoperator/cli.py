@@ -116,8 +116,13 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Start the operator; kopf wiring lives in `scoperator.handlers`."""
-    from scoperator import handlers
-
+    try:
+        from scoperator import handlers
+    except ModuleNotFoundError as exc:
+        if exc.name != "scoperator.handlers":
+            raise
+        print("scoperator run: the operator's handlers are not installed", file=sys.stderr)
+        return 1
     result = handlers.run(args.kopf_args)
     return int(result or 0)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from scoperator.models import GROUP, Cluster, Ports, SuperCluster
+from scoperator.models import GROUP, Cluster, ClusterEndpoints, Ports, SuperCluster
 
 CONFIG_FILE = "scserver.conf"
 AUTH_FILE = "auth.conf"
@@ -282,3 +282,26 @@ class Topology:
     def gateway_names(self) -> list[str]:
         """Names of every cluster of the supercluster, members then externals."""
         return [g.name for g in self.gateways()]
+
+
+def cluster_endpoints(topology: Topology, cluster: str) -> ClusterEndpoints:
+    """Addresses of one member for its status: client Service, gateway, advertised gateway."""
+    target = topology.target
+    member = topology.cluster(cluster)
+    ports = topology.supercluster.spec.ports
+    names = ClusterNames(cluster)
+    if isinstance(target, KubeTarget):
+        suffix = f"{target.namespace}.svc.{target.cluster_domain}"
+        client = f"nats://{names.client_service}.{suffix}:{ports.client}"
+        service = (
+            names.headless_service
+            if member.spec.gateway.type == "Headless"
+            else names.gateway_service
+        )
+        gateway = f"nats://{service}.{suffix}:{ports.gateway}"
+    else:
+        first = topology.servers(cluster)[0]
+        client, gateway = first.client_url, first.gateway_url
+    return ClusterEndpoints(
+        client=client, gateway=gateway, gateway_advertised=member.spec.gateway.advertise
+    )

@@ -401,3 +401,22 @@ def test_supercluster_model_roundtrip_of_rendered_examples() -> None:
                 {"metadata": sc.metadata.model_dump(), "spec": sc.spec.to_json()}
             )
             assert again.spec == sc.spec
+
+
+def test_cluster_endpoints_for_status() -> None:
+    from scoperator.naming import cluster_endpoints
+
+    resources = load_example("multi-kube.yaml")
+    (sc,) = resources.superclusters
+    topology = Topology.build(sc, resources.members(sc), KubeTarget("nats"))
+    east = cluster_endpoints(topology, "east")
+    assert east.client == "nats://east.nats.svc.cluster.local:4222"
+    assert east.gateway == "nats://east-gateway.nats.svc.cluster.local:7222"
+    assert east.gateway_advertised == "gw.east.example.net:7222"
+    seed = load_example("supercluster.yaml")
+    (demo,) = seed.superclusters
+    west = cluster_endpoints(Topology.build(demo, seed.members(demo), KubeTarget("demo")), "west")
+    assert west.gateway == "nats://west-headless.demo.svc.cluster.local:7222"
+    assert west.gateway_advertised is None
+    servers = Topology.build(demo, seed.members(demo), KubeTarget("demo")).servers("east")
+    assert servers[0].monitor_url == "http://east-0.east-headless.demo.svc.cluster.local:8222"
