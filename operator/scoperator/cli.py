@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
 from pathlib import Path
@@ -117,7 +118,7 @@ def cmd_local(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Start the operator; kopf wiring lives in `scoperator.handlers`."""
     try:
-        from scoperator import handlers
+        handlers = importlib.import_module("scoperator.handlers")
     except ModuleNotFoundError as exc:
         if exc.name != "scoperator.handlers":
             raise
