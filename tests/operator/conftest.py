@@ -1,0 +1,21 @@
+"""Fixtures for operator tests: a real control plane (tests/kube)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `tests.kube` is imported from the repo root; pytest's default import mode only puts this
+# directory on sys.path, so add the root unless it is already there.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from tests.kube.fixtures import (  # noqa: E402
+    kube,
+    kube_client,
+    namespace,
+    pytest_collection_modifyitems,
+)
+
+__all__ = ["kube", "kube_client", "namespace", "pytest_collection_modifyitems"]
