@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 import pytest
 from tests.cluster.helpers import (
@@ -14,6 +13,16 @@ from tests.cluster.helpers import (
     settle,
     subscribe,
     unique,
+)
+from tests.cluster.scenarios import (
+    QueueGroup,
+    outbound_msgs,
+    outbound_subs,
+    publish_batch,
+    pubsub_every_pair,
+    queue_once_local_preferred,
+    request_reply_every_pair,
+    wait_async,
 )
 from tests.cluster.topology import SC, Topology, running
 
@@ -78,59 +87,11 @@ async def test_default_mode_is_interest_only(sc3x3: Topology) -> None:
 
 
 async def test_pubsub_every_cluster_to_every_cluster(sc3x3: Topology) -> None:
-    subject = unique("ps")
-    subs = {cl: await connect(sc3x3.node(f"{cl}2").url) for cl in CLUSTERS}
-    pubs = {cl: await connect(sc3x3.node(f"{cl}{1 if cl != 'B' else 3}").url) for cl in CLUSTERS}
-    try:
-        boxes = {cl: await subscribe(nc, subject) for cl, nc in subs.items()}
-        sentinels = [await sentinel(nc) for nc in subs.values()]
-        for pub in pubs.values():
-            await reach(pub, sentinels)
-        n = 20
-        for cl, pub in pubs.items():
-            for i in range(n):
-                await pub.publish(subject, f"{cl}-{i}".encode())
-            await pub.flush()
-        await asyncio.wait_for(
-            _until(lambda: all(len(b.msgs) >= 3 * n for b in boxes.values())), 10
-        )
-        await settle(*pubs.values(), delay=0.3)
-        for cl, box in boxes.items():
-            got = sorted(box.data())
-            want = sorted(f"{src}-{i}".encode() for src in CLUSTERS for i in range(n))
-            assert got == want, f"subscriber in {cl}: {len(got)} messages"
-            # per-publisher order is kept across routes and gateways
-            for src in CLUSTERS:
-                seq = [int(d.split(b"-")[1]) for d in box.data() if d.startswith(src.encode())]
-                assert seq == list(range(n)), (cl, src, seq)
-    finally:
-        await close_all(*subs.values(), *pubs.values())
+    await pubsub_every_pair(sc3x3, ["A1", "B3", "C1"], ["A2", "B2", "C2"])
 
 
 async def test_request_reply_every_cluster_to_every_cluster(sc3x3: Topology) -> None:
-    base = unique("svc")
-    responders = {cl: await connect(sc3x3.node(f"{cl}3").url) for cl in CLUSTERS}
-    requesters = {cl: await connect(sc3x3.node(f"{cl}1").url) for cl in CLUSTERS}
-    try:
-        sentinels = []
-        for cl, nc in responders.items():
-
-            async def answer(msg, cl=cl, nc=nc):
-                await nc.publish(msg.reply, f"hello from {cl}: ".encode() + msg.data)
-
-            await nc.subscribe(f"{base}.{cl}", queue="svc", cb=answer)
-            sentinels.append(await sentinel(nc))
-        for nc in requesters.values():
-            await reach(nc, sentinels)
-        for src, dst in itertools.product(CLUSTERS, CLUSTERS):
-            nc = requesters[src]
-            resp = await nc.request(f"{base}.{dst}", f"{src}".encode(), timeout=3)
-            assert resp.data == f"hello from {dst}: {src}".encode()
-            # old-style: a brand-new inbox per request, interest not yet known remotely
-            resp = await nc.request(f"{base}.{dst}", b"old", timeout=3, old_style=True)
-            assert resp.data == f"hello from {dst}: old".encode()
-    finally:
-        await close_all(*responders.values(), *requesters.values())
+    await request_reply_every_pair(sc3x3, ["A3", "B3", "C3"], ["A1", "B1", "C1"])
 
 
 async def test_wildcard_subscriptions(sc3x3: Topology) -> None:
@@ -160,79 +121,37 @@ async def test_wildcard_subscriptions(sc3x3: Topology) -> None:
         await close_all(b, c, a_sub, pub)
 
 
-async def _queue_setup(topo: Topology, subject: str, servers: list[str]):
-    conns = {name: await connect(topo.node(name).url) for name in servers}
-    boxes = {name: await subscribe(nc, subject, queue="workers") for name, nc in conns.items()}
-    sentinels = [await sentinel(nc) for nc in conns.values()]
-    return conns, boxes, sentinels
-
-
-def _by_cluster(boxes) -> dict[str, int]:
-    out = {cl: 0 for cl in CLUSTERS}
-    for name, box in boxes.items():
-        out[name[0]] += box.count(b"m-")
-    return out
-
-
-def _all_payloads(boxes) -> list[bytes]:
-    return sorted(d for box in boxes.values() for d in box.data(b"m-"))
-
-
 @pytest.mark.parametrize("origin", ["A1", "B2", "C3"])
 async def test_queue_once_and_local_cluster_preferred(sc3x3: Topology, origin: str) -> None:
-    subject = unique("q")
-    # a member on every server except the publisher's: local members sit across a route
-    names = [n.name for n in sc3x3.nodes if n.name != origin]
-    conns, boxes, sentinels = await _queue_setup(sc3x3, subject, names)
-    pub = await connect(sc3x3.node(origin).url)
-    try:
-        await reach(pub, sentinels)
-        n = 90
-        for i in range(n):
-            await pub.publish(subject, f"m-{i}".encode())
-        await pub.flush()
-        await _until_total(boxes, n)
-        await settle(pub, *conns.values(), delay=0.3)
-        assert _all_payloads(boxes) == sorted(f"m-{i}".encode() for i in range(n))
-        per = _by_cluster(boxes)
-        assert per[origin[0]] == n, per
-        local = [box.count(b"m-") for name, box in boxes.items() if name[0] == origin[0]]
-        assert all(c > 0 for c in local), f"both local members should share the load: {local}"
-    finally:
-        await close_all(pub, *conns.values())
+    per = await queue_once_local_preferred(sc3x3, origin)
+    print(f"queue from {origin}: {per}")
 
 
 async def test_queue_failover_to_remote_clusters(sc3x3: Topology) -> None:
-    subject = unique("qf")
-    names = ["A2", "B1", "B3", "C2"]
-    conns, boxes, sentinels = await _queue_setup(sc3x3, subject, names)
+    group = QueueGroup(sc3x3, unique("qf"))
     pub = await connect(sc3x3.node("A1").url)
     try:
-        await reach(pub, sentinels)
+        await reach(pub, await group.join(["A2", "B1", "B3", "C2"]))
         n = 40
-        for i in range(n):
-            await pub.publish(subject, f"m-{i}".encode())
-        await pub.flush()
-        await _until_total(boxes, n)
-        assert _by_cluster(boxes) == {"A": n, "B": 0, "C": 0}
+        await publish_batch(pub, group.subject, 0, n)
+        await group.until_total(n)
+        assert group.per_cluster() == {"A": n, "B": 0, "C": 0}
         # the only local member leaves: the group fails over to a remote cluster
-        await conns["A2"].close()
-        del conns["A2"]
-        await reach(pub, [await sentinel(conns["B1"])])
+        await group.leave("A2")
+        await reach(pub, [await sentinel(group.conns["B1"])])
         await asyncio.sleep(0.3)
-        for i in range(n, 2 * n):
-            await pub.publish(subject, f"m-{i}".encode())
-        await pub.flush()
-        await _until_total(boxes, 2 * n)
-        await settle(pub, *conns.values(), delay=0.3)
-        assert _all_payloads(boxes) == sorted(f"m-{i}".encode() for i in range(2 * n))
-        per = _by_cluster(boxes)
+        await publish_batch(pub, group.subject, n, n)
+        await group.until_total(2 * n)
+        await settle(pub, delay=0.3)
+        assert group.payloads() == sorted(f"m-{i}".encode() for i in range(2 * n))
+        per = group.per_cluster()
         assert per["A"] == n and per["B"] + per["C"] == n, per
-        # one remote cluster (the lowest RTT) takes the group; RTTs on loopback are close, so
-        # only record which won.
+        # the lowest-RTT remote cluster takes the group; loopback RTTs are too close to steer,
+        # so only report the split
         print(f"queue failover split after A left: {per}")
     finally:
-        await close_all(pub, *conns.values())
+        await close_all(pub)
+        await group.close()
 
 
 async def test_interest_withdrawn_when_subscribers_leave(sc3x3: Topology) -> None:
@@ -243,7 +162,7 @@ async def test_interest_withdrawn_when_subscribers_leave(sc3x3: Topology) -> Non
     try:
         box = await subscribe(sub_nc, subject)
         await reach(pub, [await sentinel(sub_nc)])
-        subs = _outbound_subs(sc3x3, "A1", "B")
+        subs = outbound_subs(sc3x3, "A1", "B")
         assert subject in subs, subs
         for i in range(5):
             await pub.publish(subject, f"m-{i}".encode())
@@ -253,45 +172,14 @@ async def test_interest_withdrawn_when_subscribers_leave(sc3x3: Topology) -> Non
         # a later subscription from another client in B shows B's interest changes have arrived
         await asyncio.sleep(0.2)
         await reach(pub, [await sentinel(keeper)])
-        await _eventually(lambda: subject not in _outbound_subs(sc3x3, "A1", "B"), 5)
+        await wait_async(lambda: subject not in outbound_subs(sc3x3, "A1", "B"), 5)
         for node in ("A1", "A2", "A3", "C1"):
-            assert subject not in _outbound_subs(sc3x3, node, "B"), node
-        before = _outbound_msgs(sc3x3, "A1", "B")
+            assert subject not in outbound_subs(sc3x3, node, "B"), node
+        before = outbound_msgs(sc3x3, "A1", "B")
         for i in range(50):
             await pub.publish(subject, f"late-{i}".encode())
         await settle(pub, delay=0.3)
-        after = _outbound_msgs(sc3x3, "A1", "B")
+        after = outbound_msgs(sc3x3, "A1", "B")
         assert after == before, f"messages without interest still crossed: {before} -> {after}"
     finally:
         await close_all(sub_nc, keeper, pub)
-
-
-def _outbound_subs(topo: Topology, node: str, remote: str) -> list[str]:
-    gwz = topo.node(node).get("/gatewayz?accs=1&subs=1")
-    out = gwz["outbound_gateways"][remote]
-    for acc in out.get("accounts") or []:
-        if acc["name"] == "$G":
-            return acc.get("subscriptions_list") or []
-    return []
-
-
-def _outbound_msgs(topo: Topology, node: str, remote: str) -> int:
-    gwz = topo.node(node).get("/gatewayz")
-    return gwz["outbound_gateways"][remote]["connection"]["out_msgs"]
-
-
-async def _until(pred, interval: float = 0.05) -> None:
-    while not pred():
-        await asyncio.sleep(interval)
-
-
-async def _eventually(pred, timeout: float) -> None:
-    await asyncio.wait_for(_until(pred), timeout)
-
-
-async def _until_total(boxes, n: int, timeout: float = 10.0) -> None:
-    try:
-        await _eventually(lambda: sum(b.count(b"m-") for b in boxes.values()) >= n, timeout)
-    except TimeoutError:
-        got = {k: b.count(b"m-") for k, b in boxes.items()}
-        raise AssertionError(f"expected {n} queue deliveries, got {got}") from None
