@@ -12,7 +12,6 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from scserver.connection import SYSTEM
-from scserver.protocol.encode import msg_head
 from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE
 
 if TYPE_CHECKING:
@@ -29,26 +28,46 @@ _rand = random.random
 def deliver(
     c: Any, sub: Subscription, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes
 ) -> bool:
-    """Queue one MSG/HMSG to a client subscription; False when the client cannot take it."""
+    """Queue one MSG/HMSG to a client subscription; False when the client cannot take it.
+
+    This is the innermost loop of fan-out, so it formats the control line inline and
+    appends to the connection's buffer directly instead of calling helpers.
+    """
     if c.closed:
         return False
     if hdr_len >= 0 and not c.headers:
         msg = msg[hdr_len:]
         hdr_len = -1
-    if reply and reply[:5] == GR_PREFIX and len(reply) > GR_OFFSET:
-        # The requester sits in another cluster: the client sees the plain reply, and its answer
-        # is swapped back to the routed form when it publishes it.
-        c.track_gw_reply(reply)
-        reply = reply[GR_OFFSET:]
-    head = msg_head(subject, sub.sid, reply, hdr_len, len(msg))
-    if len(msg) < 8192:
-        c.queue(head + msg + b"\r\n")
+    size = len(msg)
+    if reply:
+        if reply[0] == 95 and reply[:5] == GR_PREFIX and len(reply) > GR_OFFSET:
+            # The requester sits in another cluster: the client sees the plain reply, and its
+            # answer is swapped back to the routed form when it publishes it.
+            c.track_gw_reply(reply)
+            reply = reply[GR_OFFSET:]
+        if hdr_len >= 0:
+            head = b"HMSG %b %b %b %d %d\r\n" % (subject, sub.sid, reply, hdr_len, size)
+        else:
+            head = b"MSG %b %b %b %d\r\n" % (subject, sub.sid, reply, size)
+    elif hdr_len >= 0:
+        head = b"HMSG %b %b %d %d\r\n" % (subject, sub.sid, hdr_len, size)
     else:
-        c.queue(head)
-        c.queue(msg)
-        c.queue(b"\r\n")
+        head = b"MSG %b %b %d\r\n" % (subject, sub.sid, size)
+    out = c.out
+    if size < 8192:
+        data = head + msg + b"\r\n"
+        out.append(data)
+        c.out_size += len(data)
+    else:
+        out.append(head)
+        out.append(msg)
+        out.append(b"\r\n")
+        c.out_size += len(head) + size + 2
+    if not c.flush_scheduled:
+        c.flush_scheduled = True
+        c.server.schedule_flush(c)
     c.out_msgs += 1
-    c.out_bytes += len(msg)
+    c.out_bytes += size
     sub.delivered += 1
     if sub.max and sub.delivered >= sub.max:
         c.auto_unsubscribe(sub)

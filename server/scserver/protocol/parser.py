@@ -30,6 +30,7 @@ or only logs it (some protocol violations close silently).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 CLIENT = 0
@@ -110,6 +111,11 @@ _NEED_SPACE = frozenset(
 _BLANK = (b" ", b"\t")
 
 
+# A whole, well-formed client PUB line (upper-case, as every client library sends it).
+# Anything else, including lower-case or odd spacing, takes the general path below.
+_PUB_RE = re.compile(rb"PUB ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?(\d+)\r\n")
+
+
 class ParseError(Exception):
     """A malformed operation; ``text`` is what nats-server reports, ``send`` whether as -ERR."""
 
@@ -158,6 +164,9 @@ class Parser:
         out: list[tuple[Any, ...]] = []
         pos = 0
         n = len(buf)
+        pub_match = _PUB_RE.match if self.kind == CLIENT else None
+        max_line = self.max_control_line
+        max_payload = self.max_payload
         try:
             while pos < n:
                 pending = self._pending
@@ -172,6 +181,28 @@ class Parser:
                     pos = end + 2
                     self._pending = None
                     continue
+                if pub_match is not None:
+                    # Fast path for the hot operation: one regex match parses a whole PUB
+                    # line, and the payload is taken at once when it arrived in this read.
+                    m = pub_match(buf, pos)
+                    if m is not None:
+                        start = m.end()
+                        if start - pos > max_line:
+                            raise ParseError(ERR_MAX_CONTROL_LINE)
+                        subject, reply, size_tok = m.groups()
+                        size = int(size_tok)
+                        if size > max_payload:
+                            raise ParseError(ERR_MAX_PAYLOAD)
+                        end = start + size
+                        if end + 2 <= n:
+                            if buf[end : end + 2] != b"\r\n":
+                                raise ParseError(ERR_UNKNOWN_OP)
+                            out.append((OP_PUB, subject, reply, -1, buf[start:end]))
+                            pos = end + 2
+                        else:
+                            self._pending = (size + 2, (OP_PUB, subject, reply), -1)
+                            pos = start
+                        continue
                 eol = buf.find(b"\n", pos)
                 if eol < 0:
                     if n - pos > self.max_control_line:
