@@ -1,0 +1,295 @@
+"""The sans-IO protocol parser (``scserver.protocol.parser``): unit cases and properties.
+
+Properties: any split of a valid stream into chunks yields the same operations as one feed;
+random garbage never raises, always terminates, and never makes the parser hold more than one
+control line plus one payload.
+"""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scserver.protocol.parser import (
+    CLIENT,
+    GATEWAY,
+    OP_CONNECT,
+    OP_ERR,
+    OP_ERROR,
+    OP_INFO,
+    OP_OK,
+    OP_PING,
+    OP_PONG,
+    OP_PUB,
+    OP_RMSG,
+    OP_RSUB,
+    OP_RUNSUB,
+    OP_SUB,
+    OP_UNSUB,
+    ROUTE,
+    Parser,
+)
+
+# --------------------------------------------------------------------------------------------
+# unit cases
+# --------------------------------------------------------------------------------------------
+
+
+def test_basic_client_ops() -> None:
+    p = Parser(CLIENT)
+    ops = p.feed(
+        b'CONNECT {"verbose": false}\r\nSUB foo q 1\r\nSUB bar 2\r\nPUB foo r 2\r\nhi\r\n'
+        b"HPUB foo 12 14\r\nNATS/1.0\r\n\r\nok\r\nUNSUB 1 5\r\nUNSUB 2\r\nPING\r\nPONG\r\n"
+        b"+OK\r\n-ERR 'oops'\r\nINFO {}\r\n"
+    )
+    assert ops == [
+        (OP_CONNECT, b'{"verbose": false}'),
+        (OP_SUB, b"foo", b"q", b"1"),
+        (OP_SUB, b"bar", None, b"2"),
+        (OP_PUB, b"foo", b"r", -1, b"hi"),
+        (OP_PUB, b"foo", None, 12, b"NATS/1.0\r\n\r\nok"),
+        (OP_UNSUB, b"1", 5),
+        (OP_UNSUB, b"2", 0),
+        (OP_PING,),
+        (OP_PONG,),
+        (OP_OK,),
+        (OP_ERR, "oops"),
+        (OP_INFO, b"{}"),
+    ]
+    assert not p.dead
+
+
+def test_payload_may_contain_crlf_and_protocol_text() -> None:
+    payload = b"PING\r\nPUB x 1\r\n"
+    ops = Parser().feed(b"PUB a %d\r\n%b\r\nPING\r\n" % (len(payload), payload))
+    assert ops == [(OP_PUB, b"a", None, -1, payload), (OP_PING,)]
+
+
+def test_unknown_op_is_sent_error() -> None:
+    p = Parser()
+    assert p.feed(b"PING\r\nFOO\r\nPING\r\n") == [
+        (OP_PING,),
+        (OP_ERROR, "Unknown Protocol Operation", True),
+    ]
+    assert p.dead
+    assert p.feed(b"PING\r\n") == []
+
+
+def test_arg_op_needs_a_space() -> None:
+    assert Parser().feed(b"SUB\r\n") == [(OP_ERROR, "Unknown Protocol Operation", True)]
+    # With a space, the missing args are a silent protocol violation, as in nats-server.
+    (op,) = Parser().feed(b"SUB \r\n")
+    assert op[0] == OP_ERROR and op[2] is False
+
+
+def test_ping_ignores_rest_of_line() -> None:
+    assert Parser().feed(b"PINGX\r\nPONG junk\r\n+OKAY\r\n") == [(OP_PING,), (OP_PONG,), (OP_OK,)]
+
+
+def test_control_line_limit_across_chunks() -> None:
+    p = Parser(max_control_line=64)
+    assert p.feed(b"SUB " + b"a" * 40) == []
+    ops = p.feed(b"b" * 40)
+    assert ops == [(OP_ERROR, "maximum control line exceeded", True)]
+    assert p._buf == b""
+
+
+def test_control_line_limit_is_16x_for_routes() -> None:
+    line = b"RS+ $G " + b"a" * 5000 + b"\r\n"
+    assert Parser(ROUTE).feed(line) == [(OP_RSUB, b"$G", b"a" * 5000, None, 0)]
+    assert Parser(CLIENT).feed(b"SUB " + b"a" * 5000 + b" 1\r\n")[0][0] == OP_ERROR
+
+
+def test_max_payload_checked_on_the_control_line() -> None:
+    p = Parser(max_payload=10)
+    assert p.feed(b"PUB foo 11\r\n") == [(OP_ERROR, "Maximum Payload Violation", True)]
+    assert Parser(max_payload=10).feed(b"PUB foo 10\r\n0123456789\r\n")[0][0] == OP_PUB
+
+
+def test_bad_sizes_are_silent_errors() -> None:
+    for line in (b"PUB foo -1\r\n", b"PUB foo +1\r\n", b"PUB foo 1_0\r\n", b"HPUB foo 5 4\r\n"):
+        (op,) = Parser().feed(line)
+        assert op[0] == OP_ERROR and op[2] is False, line
+
+
+def test_unsub_bad_max_means_now() -> None:
+    assert Parser().feed(b"UNSUB 1 x\r\nUNSUB 2 -3\r\n") == [
+        (OP_UNSUB, b"1", 0),
+        (OP_UNSUB, b"2", 0),
+    ]
+
+
+def test_route_ops() -> None:
+    p = Parser(ROUTE)
+    ops = p.feed(
+        b"RS+ $G foo\r\nRS+ $G foo q 3\r\nRS- $G foo q\r\nRMSG $G foo 2\r\nhi\r\n"
+        b"RMSG $G foo + r q1 q2 2\r\nhi\r\nRMSG $G foo | q1 2\r\nhi\r\n"
+        b"HMSG $G foo r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
+    )
+    assert ops == [
+        (OP_RSUB, b"$G", b"foo", None, 0),
+        (OP_RSUB, b"$G", b"foo", b"q", 3),
+        (OP_RUNSUB, b"$G", b"foo", b"q"),
+        (OP_RMSG, b"$G", b"foo", None, None, -1, b"hi"),
+        (OP_RMSG, b"$G", b"foo", b"r", (b"q1", b"q2"), -1, b"hi"),
+        (OP_RMSG, b"$G", b"foo", None, (b"q1",), -1, b"hi"),
+        (OP_RMSG, b"$G", b"foo", b"r", None, 12, b"NATS/1.0\r\n\r\nhi"),
+    ]
+
+
+def test_kinds_reject_each_others_ops() -> None:
+    assert Parser(CLIENT).feed(b"RMSG $G foo 1\r\n")[0][:2] == (
+        OP_ERROR,
+        "Unknown Protocol Operation",
+    )
+    assert Parser(ROUTE).feed(b"PUB foo 1\r\n")[0][:2] == (OP_ERROR, "Unknown Protocol Operation")
+    assert Parser(GATEWAY).feed(b"LS+ $G foo\r\n")[0][:2] == (
+        OP_ERROR,
+        "Unknown Protocol Operation",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# properties
+# --------------------------------------------------------------------------------------------
+
+_token = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-$", min_size=1, max_size=8)
+_subject = st.lists(_token, min_size=1, max_size=4).map(".".join)
+_sid = st.integers(min_value=1, max_value=10**6).map(str)
+_payload = st.binary(max_size=300)
+
+
+def _enc(s: str) -> bytes:
+    return s.encode()
+
+
+@st.composite
+def client_op(draw) -> tuple[bytes, tuple]:
+    """One valid client operation: (wire bytes, expected parsed op)."""
+    kind = draw(
+        st.sampled_from(["pub", "hpub", "sub", "unsub", "ping", "pong", "connect", "ok", "info"])
+    )
+    sp = draw(st.sampled_from([" ", "\t", "  "]))
+    eol = draw(st.sampled_from(["\r\n", "\n"]))
+    if kind in ("pub", "hpub"):
+        subj = draw(_subject)
+        reply = draw(st.none() | _subject)
+        payload = draw(_payload)
+        r = f"{reply}{sp}" if reply else ""
+        if kind == "pub":
+            line = f"PUB{sp}{subj}{sp}{r}{len(payload)}{eol}"
+            return _enc(line) + payload + b"\r\n", (
+                OP_PUB,
+                _enc(subj),
+                _enc(reply) if reply else None,
+                -1,
+                payload,
+            )
+        hdr = b"NATS/1.0\r\nK: " + draw(st.binary(max_size=20)).replace(b"\r", b"") + b"\r\n\r\n"
+        msg = hdr + payload
+        line = f"HPUB{sp}{subj}{sp}{r}{len(hdr)}{sp}{len(msg)}{eol}"
+        return _enc(line) + msg + b"\r\n", (
+            OP_PUB,
+            _enc(subj),
+            _enc(reply) if reply else None,
+            len(hdr),
+            msg,
+        )
+    if kind == "sub":
+        subj, sid = draw(_subject), draw(_sid)
+        queue = draw(st.none() | _token)
+        q = f"{queue}{sp}" if queue else ""
+        return _enc(f"SUB{sp}{subj}{sp}{q}{sid}{eol}"), (
+            OP_SUB,
+            _enc(subj),
+            _enc(queue) if queue else None,
+            _enc(sid),
+        )
+    if kind == "unsub":
+        sid = draw(_sid)
+        mx = draw(st.none() | st.integers(min_value=0, max_value=1000))
+        m = f"{sp}{mx}" if mx is not None else ""
+        return _enc(f"UNSUB{sp}{sid}{m}{eol}"), (OP_UNSUB, _enc(sid), mx or 0)
+    if kind == "connect":
+        body = json.dumps({"verbose": draw(st.booleans()), "name": draw(_token)})
+        return _enc(f"CONNECT{sp}{body}{eol}"), (OP_CONNECT, _enc(body))
+    if kind == "info":
+        body = json.dumps({"server_id": draw(_token)})
+        return _enc(f"INFO{sp}{body}{eol}"), (OP_INFO, _enc(body))
+    word = {"ping": "PING", "pong": "PONG", "ok": "+OK"}[kind]
+    word = draw(st.sampled_from([word, word.lower()]))
+    parsed = {"ping": (OP_PING,), "pong": (OP_PONG,), "ok": (OP_OK,)}[kind]
+    return _enc(f"{word}{eol}"), parsed
+
+
+def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    out, prev = [], 0
+    for p in points:
+        out.append(data[prev:p])
+        prev = p
+    out.append(data[prev:])
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(client_op(), min_size=1, max_size=12), cuts=st.lists(st.integers(0, 10**6)))
+def test_any_chunking_of_a_valid_stream_gives_the_same_ops(ops, cuts) -> None:
+    data = b"".join(wire for wire, _ in ops)
+    expected = [parsed for _, parsed in ops]
+    assert Parser().feed(data) == expected
+    p = Parser()
+    got: list = []
+    for chunk in _chunks(data, cuts):
+        got.extend(p.feed(chunk))
+    assert got == expected
+    assert p._buf == b"" and p._pending is None and not p.dead
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=2000), cuts=st.lists(st.integers(0, 10**6), max_size=20))
+def test_random_garbage_never_raises_and_stays_bounded(data, cuts) -> None:
+    for kind in (CLIENT, ROUTE, GATEWAY):
+        p = Parser(kind, max_control_line=256, max_payload=512)
+        errors = 0
+        for chunk in _chunks(data, cuts):
+            ops = p.feed(chunk)
+            for i, op in enumerate(ops):
+                assert isinstance(op, tuple) and op
+                if op[0] == OP_ERROR:
+                    errors += 1
+                    assert i == len(ops) - 1, "nothing is parsed after an error"
+            # Never more than one control line plus one payload (and its CRLF) is held.
+            assert len(p._buf) <= p.max_control_line + p.max_payload + 2 + 1
+        assert errors <= 1
+        if p.dead:
+            assert p.feed(b"PING\r\n") == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    prefix=st.lists(client_op(), max_size=5),
+    junk=st.binary(max_size=50).map(lambda b: b + b"\n"),
+)
+def test_valid_prefix_is_parsed_before_garbage(prefix, junk) -> None:
+    data = b"".join(w for w, _ in prefix)
+    p = Parser()
+    ops = p.feed(data + junk)
+    expected = [parsed for _, parsed in prefix]
+    assert ops[: len(expected)] == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(size=st.integers(min_value=0, max_value=5000), cuts=st.lists(st.integers(0, 10**6)))
+def test_large_payload_is_held_until_complete(size, cuts) -> None:
+    payload = bytes(i % 251 for i in range(size))
+    data = b"PUB big %d\r\n%b\r\n" % (size, payload)
+    p = Parser()
+    got: list = []
+    chunks = _chunks(data, cuts)
+    for chunk in chunks[:-1]:
+        got.extend(p.feed(chunk))
+    got.extend(p.feed(chunks[-1]))
+    assert got == [(OP_PUB, b"big", None, -1, payload)]
