@@ -1,0 +1,443 @@
+"""Make the cluster match the rendered objects: server-side apply, owner references, pruning.
+
+`reconcile_supercluster` is the whole desired-state path for one SuperCluster: read the
+SuperCluster, its member Clusters and the Secrets their accounts reference, validate them with
+the models, render every member (render.py, pure), apply the result and prune what is no longer
+wanted. It returns an `Outcome` per resource instead of raising, so the caller (handlers.py)
+can write conditions and Events and decide about retries; nothing here depends on kopf.
+
+Why the whole supercluster at once: every member's config lists every other member, so scaling
+one Cluster, or adding or removing one, changes the config of all of them.
+
+Idempotency: server-side apply with our field manager is declarative; applying the same object
+twice is a no-op for the API server (no new resourceVersion). An in-memory cache of what was
+last applied skips even the request when nothing changed, which keeps a 50-member supercluster
+cheap to re-reconcile; a restart empties it and the first reconcile re-applies everything (again
+a no-op for unchanged objects).
+
+Owner references: every child has its Cluster as controller owner with blockOwnerDeletion, so
+the garbage collector removes the children of a deleted Cluster; no finalizer is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from scoperator.kube import KubeClient, KubeError
+from scoperator.models import API_VERSION, Cluster, SuperCluster
+from scoperator.naming import LABEL_SUPERCLUSTER, KubeTarget, Topology, TopologyError
+from scoperator.render import render_supercluster
+from scoperator.secrets import MissingSecretError, secret_refs
+
+log = logging.getLogger(__name__)
+
+# Kinds render produces and that we prune when no longer wanted.
+CHILD_KINDS = ("ConfigMap", "Secret", "Service", "PodDisruptionBudget", "StatefulSet")
+MANAGED_SELECTOR = "app.kubernetes.io/managed-by=scoperator"
+APPLY_CONCURRENCY = 16
+
+# Reasons (condition reasons and Event reasons): CamelCase, stable, documented in the CRD docs.
+APPLIED = "Applied"
+INVALID_SPEC = "InvalidSpec"
+SUPERCLUSTER_NOT_FOUND = "SuperClusterNotFound"
+DUPLICATE_GATEWAY_NAME = "DuplicateGatewayName"
+SECRET_MISSING = "SecretMissing"
+APPLY_FAILED = "ApplyFailed"
+MEMBER_PROBLEMS = "MemberProblems"
+
+
+@dataclass
+class Outcome:
+    """What reconciling did for one resource, as the status wants it."""
+
+    ok: bool
+    reason: str
+    message: str
+    generation: int | None = None
+    # Retry later without a spec change (a missing Secret may be created, the API may recover).
+    retry: bool = False
+    status: dict[str, Any] = field(default_factory=dict)  # extra status keys (seedUrls, ...)
+
+
+@dataclass
+class Report:
+    """Outcomes of one reconcile of a supercluster."""
+
+    namespace: str
+    supercluster: str
+    outcome: Outcome | None = None  # None: the SuperCluster does not exist
+    clusters: dict[str, Outcome] = field(default_factory=dict)
+    applied: int = 0  # objects actually sent
+    unchanged: int = 0  # objects skipped because the cache says nothing changed
+    pruned: int = 0
+
+
+def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
+    """A controller owner reference to `owner` (a Cluster as read from the API)."""
+    return {
+        "apiVersion": owner.get("apiVersion", API_VERSION),
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def owned(obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `obj` with `owner` as its only (controller) owner reference."""
+    result = json.loads(json.dumps(obj))
+    result["metadata"]["ownerReferences"] = [owner_reference(owner)]
+    return result
+
+
+def controller_uid(obj: dict[str, Any]) -> str | None:
+    """uid of the controller owner of `obj`, if any."""
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    meta = obj["metadata"]
+    return (obj["kind"], meta.get("namespace", ""), meta["name"])
+
+
+def _digest(obj: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+class ApplyCache:
+    """Digest of what was last applied successfully, per object."""
+
+    def __init__(self) -> None:
+        self._digests: dict[tuple[str, str, str], str] = {}
+
+    def unchanged(self, obj: dict[str, Any]) -> bool:
+        """Whether exactly `obj` was applied before (by this process)."""
+        return self._digests.get(_key(obj)) == _digest(obj)
+
+    def remember(self, obj: dict[str, Any]) -> None:
+        """Record a successful apply."""
+        self._digests[_key(obj)] = _digest(obj)
+
+    def forget(self, obj: dict[str, Any]) -> None:
+        """Drop an entry (after a failure or a prune) so the next reconcile re-applies."""
+        self._digests.pop(_key(obj), None)
+
+    def clear(self) -> None:
+        """Forget everything: the next reconcile re-applies every object (a full resync)."""
+        self._digests.clear()
+
+
+# ---------------------------------------------------------------------------- reading inputs
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+        msg = err.get("msg", "").removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def parse_supercluster(body: dict[str, Any]) -> SuperCluster:
+    """The model of a SuperCluster as read from the API (raises ValidationError)."""
+    return SuperCluster.model_validate({k: body.get(k) for k in ("apiVersion", "metadata", "spec")})
+
+
+def parse_cluster(body: dict[str, Any]) -> Cluster:
+    """The model of a Cluster as read from the API (raises ValidationError)."""
+    return Cluster.model_validate({k: body.get(k) for k in ("apiVersion", "metadata", "spec")})
+
+
+async def read_secrets(
+    client: KubeClient, namespace: str, supercluster: SuperCluster
+) -> dict[str, dict[str, str]]:
+    """Decoded values of the Secrets the accounts reference (absent Secrets are left out)."""
+    names = sorted({ref.name for ref in secret_refs(supercluster.spec)})
+    docs = await asyncio.gather(*(client.get("Secret", namespace, n) for n in names))
+    values: dict[str, dict[str, str]] = {}
+    for name, doc in zip(names, docs, strict=True):
+        if doc is None:
+            continue
+        data = {k: base64.b64decode(v).decode() for k, v in (doc.get("data") or {}).items()}
+        values[name] = data
+    return values
+
+
+def _generation(body: dict[str, Any]) -> int | None:
+    gen = body.get("metadata", {}).get("generation")
+    return int(gen) if gen is not None else None
+
+
+def _member_status(topology: Topology, cluster: Cluster) -> dict[str, Any]:
+    """Status keys the reconciler owns on a Cluster: replicas, seed URLs, endpoints."""
+    ns = cluster.namespace
+    ports = topology.supercluster.spec.ports
+    seeds = [u for g in topology.gateways() if g.name != cluster.name for u in g.urls]
+    endpoints = {
+        "client": f"nats://{cluster.name}.{ns}.svc:{ports.client}",
+        "gateway": f"nats://{cluster.name}-headless.{ns}.svc:{ports.gateway}"
+        if cluster.spec.gateway.type == "Headless"
+        else f"nats://{cluster.name}-gateway.{ns}.svc:{ports.gateway}",
+        "gatewayAdvertised": cluster.spec.gateway.advertise,
+    }
+    return {
+        "replicas": cluster.spec.replicas,
+        "seedUrls": seeds,
+        "endpoints": {k: v for k, v in endpoints.items() if v is not None},
+    }
+
+
+# ------------------------------------------------------------------------------- reconciling
+
+
+async def reconcile_supercluster(
+    client: KubeClient,
+    namespace: str,
+    name: str,
+    cache: ApplyCache | None = None,
+    *,
+    cluster_domain: str = "cluster.local",
+) -> Report:
+    """Render and apply every member of SuperCluster `namespace/name`; never raises on bad input.
+
+    API errors while reading propagate (the caller retries with backoff); problems of the
+    resources themselves become Outcomes.
+    """
+    cache = cache if cache is not None else ApplyCache()
+    report = Report(namespace, name)
+    sc_body = await client.get("SuperCluster", namespace, name)
+    cluster_bodies = [
+        c
+        for c in await client.list("Cluster", namespace)
+        if (c.get("spec") or {}).get("superCluster") == name
+        and not c["metadata"].get("deletionTimestamp")
+    ]
+    if sc_body is None:
+        for body in cluster_bodies:
+            report.clusters[body["metadata"]["name"]] = Outcome(
+                False,
+                SUPERCLUSTER_NOT_FOUND,
+                f"SuperCluster {name!r} does not exist in namespace {namespace}: create it, "
+                "or set spec.superCluster to an existing SuperCluster",
+                _generation(body),
+            )
+        return report
+
+    sc_gen = _generation(sc_body)
+    try:
+        supercluster = parse_supercluster(sc_body)
+    except ValidationError as exc:
+        msg = f"invalid SuperCluster spec: {_validation_message(exc)}"
+        report.outcome = Outcome(False, INVALID_SPEC, msg, sc_gen)
+        for body in cluster_bodies:
+            report.clusters[body["metadata"]["name"]] = Outcome(
+                False, INVALID_SPEC, f"SuperCluster {name}: {msg}", _generation(body)
+            )
+        return report
+
+    members: list[tuple[dict[str, Any], Cluster]] = []
+    for body in cluster_bodies:
+        try:
+            members.append((body, parse_cluster(body)))
+        except ValidationError as exc:
+            report.clusters[body["metadata"]["name"]] = Outcome(
+                False,
+                INVALID_SPEC,
+                f"invalid Cluster spec: {_validation_message(exc)}",
+                _generation(body),
+            )
+
+    models = [m for _, m in members]
+    try:
+        topology = Topology.build(supercluster, models, KubeTarget(namespace, cluster_domain))
+    except TopologyError as exc:
+        msg = (
+            f"{exc}: every gateway name must be unique; rename the external gateway "
+            "(spec.externalGateways[].name) or the Cluster"
+        )
+        report.outcome = Outcome(False, DUPLICATE_GATEWAY_NAME, msg, sc_gen)
+        for body, _ in members:
+            report.clusters[body["metadata"]["name"]] = Outcome(
+                False, DUPLICATE_GATEWAY_NAME, msg, _generation(body)
+            )
+        return report
+
+    secrets = await read_secrets(client, namespace, supercluster)
+    try:
+        rendered = render_supercluster(supercluster, models, secrets, cluster_domain=cluster_domain)
+    except MissingSecretError as exc:
+        refs = ", ".join(f"{r.name}/{r.key}" for r in exc.missing)
+        msg = (
+            f"missing Secret keys {refs} (namespace {namespace}): create the Secret(s) with "
+            "these keys; servers keep their current config until then"
+        )
+        report.outcome = Outcome(False, SECRET_MISSING, msg, sc_gen, retry=True)
+        for body, _ in members:
+            report.clusters[body["metadata"]["name"]] = Outcome(
+                False, SECRET_MISSING, msg, _generation(body), retry=True
+            )
+        return report
+
+    sem = asyncio.Semaphore(APPLY_CONCURRENCY)
+    results = await asyncio.gather(
+        *(
+            _apply_member(client, cache, sem, body, rendered[model.name], report)
+            for body, model in members
+        )
+    )
+    for (body, model), error in zip(members, results, strict=True):
+        gen = _generation(body)
+        extra = _member_status(topology, model)
+        if error is None:
+            report.clusters[model.name] = Outcome(
+                True, APPLIED, "desired objects applied", gen, status=extra
+            )
+        else:
+            report.clusters[model.name] = Outcome(False, APPLY_FAILED, error, gen, retry=True)
+
+    desired = {_key(obj) for body, model in members for obj in rendered[model.name]}
+    member_uids = {body["metadata"]["uid"] for body, _ in members}
+    report.pruned = await prune(client, cache, namespace, name, desired, member_uids)
+
+    failed = sorted(n for n, o in report.clusters.items() if not o.ok)
+    total = len(report.clusters)
+    if failed:
+        report.outcome = Outcome(
+            False,
+            MEMBER_PROBLEMS,
+            f"{total - len(failed)}/{total} Clusters applied; problems in {', '.join(failed)}"
+            " (see their conditions)",
+            sc_gen,
+            retry=any(report.clusters[n].retry for n in failed),
+        )
+    else:
+        report.outcome = Outcome(True, APPLIED, f"{total}/{total} Clusters applied", sc_gen)
+    return report
+
+
+async def _apply_member(
+    client: KubeClient,
+    cache: ApplyCache,
+    sem: asyncio.Semaphore,
+    owner: dict[str, Any],
+    objects: list[dict[str, Any]],
+    report: Report,
+) -> str | None:
+    """Apply one member's objects in render order (config before the StatefulSet).
+
+    Returns None or a message naming the object the API server refused and why (e.g. a
+    nodePort already allocated): the user has to change the spec, so it goes into the status.
+    """
+    for obj in objects:
+        desired = owned(obj, owner)
+        if cache.unchanged(desired):
+            report.unchanged += 1
+            continue
+        try:
+            async with sem:
+                await client.apply(desired)
+        except KubeError as exc:
+            cache.forget(desired)
+            kind, _, obj_name = _key(desired)
+            return f"{kind} {obj_name} was rejected by the API server: {exc.message}"
+        cache.remember(desired)
+        report.applied += 1
+    return None
+
+
+async def prune(
+    client: KubeClient,
+    cache: ApplyCache,
+    namespace: str,
+    supercluster: str,
+    desired: set[tuple[str, str, str]],
+    owner_uids: set[str],
+) -> int:
+    """Delete our children that render no longer produces (e.g. a gateway Service after the
+    exposure went back to Headless, the credentials Secret after the last user was removed).
+
+    Only objects labelled as ours *and* controlled by a current member are candidates: objects
+    of a deleted Cluster are left to the garbage collector, anything else is not ours.
+    """
+    selector = f"{MANAGED_SELECTOR},{LABEL_SUPERCLUSTER}={supercluster}"
+    listed = await asyncio.gather(*(client.list(k, namespace, selector) for k in CHILD_KINDS))
+    count = 0
+    for items in listed:
+        for obj in items:
+            if _key(obj) in desired or controller_uid(obj) not in owner_uids:
+                continue
+            meta = obj["metadata"]
+            if await client.delete(obj["kind"], namespace, meta["name"], uid=meta.get("uid")):
+                log.info("pruned %s %s/%s", obj["kind"], namespace, meta["name"])
+                count += 1
+            cache.forget(obj)
+    return count
+
+
+# ------------------------------------------------------------------------------- coalescing
+
+
+class Coalescer:
+    """Runs `work(key)` at most once at a time per key, folding requests that pile up.
+
+    When 50 Clusters of one SuperCluster are created together, 50 handlers ask to reconcile the
+    same supercluster; each waits for a run that *started after* its request (so it sees its own
+    change applied), and all requests made during one run are served by the next single run.
+    """
+
+    def __init__(self, work: Callable[[Any], Awaitable[Any]]) -> None:
+        self._work = work
+        self._requested: dict[Any, int] = {}
+        self._results: dict[Any, tuple[int, Any, BaseException | None]] = {}
+        self._cond = asyncio.Condition()
+        self._running: set[Any] = set()
+        self.runs = 0
+
+    async def request(self, key: Any) -> Any:
+        """Ask for a run of `key` and return the result of the run that covers this request."""
+        async with self._cond:
+            ticket = self._requested.get(key, 0) + 1
+            self._requested[key] = ticket
+            if key not in self._running:
+                self._running.add(key)
+                asyncio.get_running_loop().create_task(self._loop(key))
+            while True:
+                done = self._results.get(key)
+                if done is not None and done[0] >= ticket:
+                    if done[2] is not None:
+                        raise done[2]
+                    return done[1]
+                await self._cond.wait()
+
+    async def _loop(self, key: Any) -> None:
+        while True:
+            async with self._cond:
+                target = self._requested[key]
+                finished = self._results.get(key)
+                if finished is not None and finished[0] >= target:
+                    self._running.discard(key)
+                    return
+            result: Any = None
+            error: BaseException | None = None
+            self.runs += 1
+            try:
+                result = await self._work(key)
+            except Exception as exc:  # noqa: BLE001 - handed to every waiter
+                error = exc
+            async with self._cond:
+                self._results[key] = (target, result, error)
+                self._cond.notify_all()
