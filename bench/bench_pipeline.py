@@ -58,18 +58,18 @@ async def run(n: int, size: int, subs: int) -> float:
     payload = b"x" * size
     chunk = (b"PUB foo %d\r\n" % size + payload + b"\r\n") * 1000
     await asyncio.sleep(0)
-    start = time.perf_counter()
+    start = time.process_time()
     for _ in range(n // 1000):
         pub.data_received(chunk)
         server._flush_all()
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     return n / elapsed
 
 
 def main() -> None:
     for size, subs in ((16, 1), (1024, 1), (16, 10)):
         rate = asyncio.run(run(200_000, size, subs))
-        print(f"pub→{subs} sub(s), {size} B: {rate:,.0f} msgs/s in-process")
+        print(f"pub→{subs} sub(s), {size} B: {rate:,.0f} msgs/s per CPU-second in-process")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from scserver.protocol.parser import (
 from scserver.subjects import is_valid_literal_subject, is_valid_subject
 from scserver.subscription import Subscription
 
+# First bytes of subjects that need a closer look on publish: `_GR_.`, `$GR.`, `_R_.`.
+_SPECIAL_FIRST = frozenset(b"_$")
 _RESERVED_REPLY_PREFIXES = (b"_GR_.", b"$GR.", b"_R_.", b"$JS.ACK.")
 NO_RESPONDERS_HDR = b"NATS/1.0 503\r\n"
 GW_REPLY_TTL = 2.0
@@ -57,6 +59,7 @@ class ClientConnection(Connection):
         self.gw_replies: dict[bytes, tuple[bytes, float]] = {}
         self.permissions: Any = None
         self.trace = trace_enabled()
+        self.slow_pub = True
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -218,6 +221,7 @@ class ClientConnection(Connection):
             self.bind_account(account)
             self.connected = True
             self.server.client_connected(self)
+        self.update_pub_path()
         if self.verbose:
             self.queue(encode.OK)
 
@@ -229,8 +233,35 @@ class ClientConnection(Connection):
     # --- PUB -------------------------------------------------------------------------------
 
     def process_pub(self, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes) -> None:
+        size = len(msg)
         self.in_msgs += 1
-        self.in_bytes += len(msg)
+        self.in_bytes += size
+        account = self.account
+        account.in_msgs += 1
+        account.in_bytes += size
+        if (
+            self.slow_pub
+            or hdr_len >= 0
+            or subject[0] in _SPECIAL_FIRST
+            or (reply is not None and reply[0] in _SPECIAL_FIRST)
+        ):
+            if not self._check_pub(subject, reply, hdr_len, msg):
+                return
+        elif self.verbose:
+            self.queue(encode.OK)
+        delivered = routing.process_msg(self.server, self, account, subject, reply, hdr_len, msg)
+        if not delivered and reply is not None and self.no_responders:
+            self._send_no_responders(subject, reply)
+
+    def update_pub_path(self) -> None:
+        """Decide once (not per message) whether publishes need the full checks."""
+        self.slow_pub = bool(
+            self.trace or self.pedantic or self.permissions is not None or self.gw_replies
+        )
+
+    def _check_pub(self, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes) -> bool:
+        """The full publish checks; False when the message must not be delivered."""
+        account = self.account
         if self.trace:
             tracef(
                 "%s <<- [PUB %s %s %d]",
@@ -243,22 +274,19 @@ class ClientConnection(Connection):
             # nats-server returns ErrMsgHeadersNotSupported from the parser: no -ERR, just close.
             logger.error("%s message headers not supported", self.label())
             self.close("Protocol Violation")
-            return
+            return False
         if self.pedantic and not is_valid_literal_subject(subject):
             self.queue(encode.err(E.INVALID_PUB_SUBJECT))
-        account = self.account
-        account.in_msgs += 1
-        account.in_bytes += len(msg)
         perms = self.permissions
         if perms is not None and not perms.can_publish(subject):
             self._permission_error(E.pub_permission(subject.decode(errors="replace")))
-            return
+            return False
         if subject[:5] == routing.GR_PREFIX or subject[:4] == routing.OLD_GR_PREFIX:
             self._permission_error(E.pub_permission(subject.decode(errors="replace")))
-            return
+            return False
         if reply is not None and reply.startswith(_RESERVED_REPLY_PREFIXES):
             self._permission_error(E.reply_permission(reply.decode(errors="replace")))
-            return
+            return False
         # As in nats-server's processInboundClientMsg: +OK only once the publish passed the
         # permission checks, and after a pedantic -ERR.
         if self.verbose:
@@ -267,10 +295,8 @@ class ClientConnection(Connection):
             routed = self._routed_reply(subject)
             if routed is not None:
                 self.server.gateway.send_routed_reply(account, routed, reply, hdr_len, msg)
-                return
-        delivered = routing.process_msg(self.server, self, account, subject, reply, hdr_len, msg)
-        if not delivered and reply is not None and self.no_responders:
-            self._send_no_responders(subject, reply)
+                return False
+        return True
 
     def _permission_error(self, text: str) -> None:
         logger.error("%s %s", self.label(), text)
@@ -286,6 +312,7 @@ class ClientConnection(Connection):
                 return
 
     def track_gw_reply(self, routed: bytes) -> None:
+        self.slow_pub = True
         now = time.monotonic()
         self.gw_replies[routed[routing.GR_OFFSET :]] = (routed, now + GW_REPLY_TTL)
         if len(self.gw_replies) > 64:

@@ -454,6 +454,7 @@ class Server:
                 continue
             c.user = fresh
             c.permissions = self.compile_permissions(fresh)
+            c.update_pub_path()
 
     async def _watch_config(self) -> None:
         """Reload when the config file (or an include) changes on disk.
