@@ -46,6 +46,10 @@ def rmsg_head(
     size: int,
 ) -> bytes:
     """RMSG/HMSG control line for routes and gateways (account always present)."""
+    if not queues and hdr_len < 0:
+        if reply:
+            return b"RMSG %b %b %b %d\r\n" % (account, subject, reply, size)
+        return b"RMSG %b %b %d\r\n" % (account, subject, size)
     parts = [b"HMSG" if hdr_len >= 0 else b"RMSG", account, subject]
     if queues:
         if reply:

@@ -116,6 +116,11 @@ _BLANK = (b" ", b"\t")
 _PUB_RE = re.compile(rb"PUB ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?(\d+)\r\n")
 
 
+# A plain RMSG on a route or gateway link: account, subject, optional reply, size. Lines
+# with a queue list (`+`/`|` indicators) or headers take the general path.
+_RMSG_RE = re.compile(rb"RMSG ([^ \t\r\n]+) ([^ \t\r\n]+) (?:([^ \t\r\n+|][^ \t\r\n]*) )?(\d+)\r\n")
+
+
 class ParseError(Exception):
     """A malformed operation; ``text`` is what nats-server reports, ``send`` whether as -ERR."""
 
@@ -165,6 +170,7 @@ class Parser:
         pos = 0
         n = len(buf)
         pub_match = _PUB_RE.match if self.kind == CLIENT else None
+        rmsg_match = None if self.kind == CLIENT else _RMSG_RE.match
         max_line = self.max_control_line
         max_payload = self.max_payload
         try:
@@ -201,6 +207,25 @@ class Parser:
                             pos = end + 2
                         else:
                             self._pending = (size + 2, (OP_PUB, subject, reply), -1)
+                            pos = start
+                        continue
+                if rmsg_match is not None:
+                    # Links between servers: plain RMSG (no queue list) the same way.
+                    m = rmsg_match(buf, pos)
+                    if m is not None:
+                        start = m.end()
+                        if start - pos > max_line:
+                            raise ParseError(ERR_MAX_CONTROL_LINE, send=False)
+                        account, subject, reply, size_tok = m.groups()
+                        size = int(size_tok)
+                        end = start + size
+                        if end + 2 <= n:
+                            if buf[end : end + 2] != b"\r\n":
+                                raise ParseError(ERR_UNKNOWN_OP, send=False)
+                            out.append((OP_RMSG, account, subject, reply, None, -1, buf[start:end]))
+                            pos = end + 2
+                        else:
+                            self._pending = (size + 2, (OP_RMSG, account, subject, reply, None), -1)
                             pos = start
                         continue
                 eol = buf.find(b"\n", pos)
