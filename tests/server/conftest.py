@@ -131,8 +131,15 @@ TIMEOUT = "<TIMEOUT>"
 class RawClient:
     """A blocking NATS client over a plain socket, for byte-exact protocol checks."""
 
-    def __init__(self, port: int, host: str = LOOPBACK, timeout: float = 3.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(
+        self, port: int, host: str = LOOPBACK, timeout: float = 3.0, rcvbuf: int | None = None
+    ) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            # Before connect, so that the TCP window stays small (slow-consumer tests).
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
         self.timeout = timeout
         self.buf = b""
         self.closed = False

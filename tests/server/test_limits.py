@@ -1,0 +1,227 @@
+"""Limits: max_payload, max_control_line, max_subscriptions, max_connections, slow consumers,
+stale connections. Raw-socket checks run against scserver and nats-server and must agree."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import nats
+import pytest
+from nats.errors import MaxPayloadError
+from tests.server.conftest import EOF, IMPLS, TIMEOUT, RawClient
+from tests.tools import LOOPBACK, http_get_json, wait_for
+
+LIMITS_CONF = """
+max_payload: 1024
+max_control_line: 512
+max_subscriptions: 3
+"""
+
+MAX_CONN_CONF = """
+max_connections: 2
+"""
+
+SLOW_CONF = """
+max_pending: 65536
+max_payload: 8192
+write_deadline: "1s"
+"""
+
+PING_CONF = """
+ping_interval: "300ms"
+ping_max: 1
+"""
+
+
+@pytest.fixture(scope="module")
+def started(module_servers):
+    confs = {"limits": LIMITS_CONF, "maxconn": MAX_CONN_CONF, "ping": PING_CONF}
+    out = {}
+    for impl in IMPLS:
+        for name, conf in confs.items():
+            out[(impl, name)] = module_servers.start(impl, conf)
+        out[(impl, "slow")] = module_servers.start(impl, SLOW_CONF, http=True)
+    return out
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request) -> str:
+    return request.param
+
+
+def _both(started, conf: str, scenario) -> object:
+    res = {impl: scenario(started[(impl, conf)].port) for impl in IMPLS}
+    assert res["scserver"] == res["nats-server"], res
+    return res["scserver"]
+
+
+# --- max_payload / max_control_line ---------------------------------------------------------
+
+
+def test_max_payload_in_info(started) -> None:
+    assert _both(started, "limits", lambda p: RawClient(p).info["max_payload"]) == 1024
+
+
+def test_max_payload_violation_raw(started) -> None:
+    def scenario(port: int) -> tuple[list[str], list[str]]:
+        ok = RawClient(port)
+        ok.connect()
+        fits = ok.exchange(b"SUB big 1\r\nPUB big 1024\r\n" + b"x" * 1024 + b"\r\nPING\r\n")
+        bad = RawClient(port)
+        bad.connect()
+        bad.send(b"PUB big 1025\r\n" + b"x" * 1025 + b"\r\n")
+        return fits[:1] + fits[2:], bad.lines(timeout=4)
+
+    assert _both(started, "limits", scenario) == (
+        ["MSG big 1 1024", "PONG"],
+        ["-ERR 'Maximum Payload Violation'", EOF],
+    )
+
+
+async def test_max_payload_refused_by_nats_py(started, impl) -> None:
+    nc = await nats.connect(started[(impl, "limits")].url, allow_reconnect=False)
+    try:
+        assert nc.max_payload == 1024
+        with pytest.raises(MaxPayloadError):
+            await nc.publish("big", b"x" * 1025)
+        await nc.publish("big", b"x" * 1024)
+        await nc.flush()
+        assert nc.is_connected
+    finally:
+        await nc.close()
+
+
+def test_max_control_line(started) -> None:
+    def scenario(port: int) -> list[str]:
+        c = RawClient(port)
+        c.connect()
+        c.send(f"SUB {'a' * 600} 1\r\n")
+        return c.lines(timeout=4)
+
+    assert _both(started, "limits", scenario) == ["-ERR 'maximum control line exceeded'", EOF]
+
+
+# --- max_subscriptions ---------------------------------------------------------------------
+
+
+def test_max_subscriptions(started) -> None:
+    def scenario(port: int) -> list[str]:
+        c = RawClient(port)
+        c.connect()
+        return c.exchange(
+            "SUB s.1 1\r\nSUB s.2 2\r\nSUB s.3 3\r\nSUB s.4 4\r\nPUB s.4 1\r\nx\r\n"
+            "UNSUB 1\r\nSUB s.5 5\r\nPUB s.5 1\r\ny\r\nPING\r\n"
+        )
+
+    # Not fatal: the 4th SUB is refused, and after an UNSUB there is room again.
+    assert _both(started, "limits", scenario) == [
+        "-ERR 'maximum subscriptions exceeded'",
+        "MSG s.5 5 1",
+        "b'y'",
+        "PONG",
+    ]
+
+
+# --- max_connections -----------------------------------------------------------------------
+
+
+def test_max_connections(started) -> None:
+    def scenario(port: int) -> list[str]:
+        # Readiness probes of the fixture may still be counted for a moment.
+        time.sleep(0.3)
+        a, b = RawClient(port), RawClient(port)
+        a.connect()
+        b.connect()
+        third = RawClient(port)
+        refused = third.lines(timeout=4)
+        a.close()
+        time.sleep(0.3)
+        again = RawClient(port)
+        again.connect()
+        after = again.exchange("PING\r\n")
+        b.close()
+        again.close()
+        return refused + after
+
+    assert _both(started, "maxconn", scenario) == [
+        "-ERR 'maximum connections exceeded'",
+        EOF,
+        "PONG",
+    ]
+
+
+# --- slow consumer -------------------------------------------------------------------------
+
+
+def _slow_consumer(port: int, http_port: int) -> tuple[list[str], int]:
+    slow = RawClient(port, rcvbuf=4096)
+    slow.connect()
+    assert slow.exchange("SUB flood 1\r\nPING\r\n") == ["PONG"]
+    pub = RawClient(port)
+    pub.connect()
+    chunk = b"PUB flood 4096\r\n" + b"x" * 4096 + b"\r\n"
+    deadline = time.monotonic() + 20
+    sent = 0
+    # Publish until the server gives up on the subscriber that never reads.
+    while time.monotonic() < deadline:
+        pub.send(chunk * 256)
+        sent += 256
+        assert pub.exchange("PING\r\n") == ["PONG"], "the publisher must stay connected"
+        if http_get_json(LOOPBACK, http_port, "/varz")["slow_consumers"] >= 1:
+            break
+    varz = http_get_json(LOOPBACK, http_port, "/varz")
+    # What the slow consumer still receives ends in a close, never in an -ERR.
+    got = slow.lines(until=None, timeout=10)
+    errs = [line for line in got if line.startswith("-ERR")]
+    return errs + [got[-1]], varz["slow_consumers"]
+
+
+def test_slow_consumer_is_disconnected_without_err(started) -> None:
+    for impl in IMPLS:
+        sp = started[(impl, "slow")]
+        tail, count = _slow_consumer(sp.port, sp.http_port)
+        assert tail == [EOF], impl
+        assert count >= 1, impl
+        # The server stays healthy.
+        c = RawClient(sp.port)
+        c.connect()
+        assert c.exchange("SUB ok 1\r\nPUB ok 2\r\nhi\r\nPING\r\n") == [
+            "MSG ok 1 2",
+            "b'hi'",
+            "PONG",
+        ], impl
+        wait_for(lambda sp=sp: http_get_json(LOOPBACK, sp.http_port, "/connz")["total"] == 1, 5)
+
+
+# --- pings / stale connections -------------------------------------------------------------
+
+
+def test_stale_connection(started) -> None:
+    def scenario(port: int) -> list[str]:
+        c = RawClient(port)
+        c.connect()
+        return c.lines(until=None, timeout=5, answer_pings=False)
+
+    assert _both(started, "ping", scenario) == ["PING", "-ERR 'Stale Connection'", EOF]
+
+
+def test_client_answering_pings_stays(started) -> None:
+    def scenario(port: int) -> list[str]:
+        c = RawClient(port)
+        c.connect()
+        return c.lines(until=None, timeout=1.5)  # PINGs are answered
+
+    assert _both(started, "ping", scenario) == [TIMEOUT]
+
+
+async def test_nats_py_survives_short_ping_interval(started, impl) -> None:
+    nc = await nats.connect(started[(impl, "ping")].url, allow_reconnect=False)
+    try:
+        sub = await nc.subscribe("p")
+        await asyncio.sleep(1.2)
+        await nc.publish("p", b"still here")
+        assert (await sub.next_msg(timeout=3)).data == b"still here"
+        assert nc.is_connected
+    finally:
+        await nc.close()
