@@ -11,7 +11,9 @@ Status only changes when something changed: a write whose result equals the curr
 API call, so an idle supercluster produces no resourceVersion churn and no watch events.
 
 An Event is posted when a condition changes into a bad state (and a Normal one when it
-recovers): one Event per transition, never one per probe or retry.
+recovers): one Event per transition, never one per probe or retry. The observed conditions'
+first (necessarily bad) state on a new resource posts nothing; a bad resource (ConfigApplied
+False) always does, since that is something the user has to fix.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ BAD_WHEN = {READY: "False", GATEWAYS_CONNECTED: "False", CONFIG_APPLIED: "False"
 
 # Status keys refreshed only alongside a real change (they would churn otherwise).
 VOLATILE_KEYS = frozenset({"lastHealthCheckTime"})
+# Observed conditions start out bad on every new resource (no server runs yet); an Event for
+# that first state would only be noise. They get Events on later transitions.
+QUIET_WHEN_NEW = frozenset({READY, GATEWAYS_CONNECTED, DEGRADED})
 MAX_CONFLICT_RETRIES = 8
 EVENT_COMPONENT = "scoperator"
 
@@ -183,6 +188,8 @@ class StatusWriter:
             if bad is None:
                 continue
             if cond["status"] == bad:
+                if prev is None and cond["type"] in QUIET_WHEN_NEW:
+                    continue
                 await self.event(obj, "Warning", cond["reason"], cond.get("message") or "")
             elif prev is not None and prev.get("status") == bad:
                 msg = f"{cond['type']} is {cond['status']} again: {cond.get('message') or ''}"

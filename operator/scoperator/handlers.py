@@ -1,0 +1,445 @@
+"""Kopf wiring: which events trigger what, operator settings, and `scoperator run`.
+
+The logic lives elsewhere (apply.py: render+apply; observe.py: probes and status folding;
+status.py: writing status and Events); this module connects them to kopf:
+
+- SuperCluster and Cluster create/update/resume -> reconcile the whole supercluster (every
+  member's config lists every other member), coalesced per supercluster;
+- Cluster deleted (watch event) -> reconcile the remaining members so they stop dialing it;
+- one operator-wide observer task probes all servers every `probe_interval` seconds and
+  publishes status; a slower resync re-applies everything (drift, rotated Secret values).
+
+No finalizers: children carry owner references and are garbage-collected, and a deleted Cluster
+is noticed from its DELETED watch event (or, if the operator was down, by the resume of its
+SuperCluster). Per-object kopf timers/daemons would have added kopf's finalizer to every
+resource, making `kubectl delete` hang whenever the operator is not running; one observer task
+fed by watch events does the same job without that. Handlers are registered in a registry of
+their own (`build_registry`), so importing this module has no side effects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import kopf
+
+from scoperator import metrics as metrics_mod
+from scoperator.apply import ApplyCache, Coalescer, Outcome, Report, reconcile_supercluster
+from scoperator.kube import Credentials, KubeClient, KubeError
+from scoperator.models import GROUP, VERSION
+from scoperator.observe import (
+    DEFAULT_PROBE_TIMEOUT,
+    KubePodResolver,
+    Resolver,
+    observe_supercluster,
+)
+from scoperator.status import CONFIG_APPLIED, StatusWriter, condition, now_iso
+
+log = logging.getLogger("scoperator")
+
+FINALIZER = f"{GROUP}/finalizer"  # declared for kopf; no handler of ours requires it
+RETRY_DELAY = 30.0  # seconds before retrying a problem that may fix itself (missing Secret)
+
+
+@dataclass
+class OperatorConfig:
+    """Settings of one operator process (`scoperator run` flags)."""
+
+    namespaces: list[str] = field(default_factory=list)
+    all_namespaces: bool = False
+    metrics_port: int = 8080  # 0 disables the metrics endpoint
+    metrics_host: str = "127.0.0.1"
+    probe_interval: float = 15.0
+    probe_timeout: float = DEFAULT_PROBE_TIMEOUT
+    resync_interval: float = 300.0
+    liveness: str | None = None
+    cluster_domain: str = "cluster.local"
+    kubeconfig: str | None = None
+    verbose: bool = False
+
+
+@dataclass
+class Context:
+    """Everything the handlers share, created at startup, reachable as `memo.ctx`."""
+
+    config: OperatorConfig
+    client: KubeClient
+    writer: StatusWriter
+    metrics: metrics_mod.Metrics
+    resolver: Resolver
+    cache: ApplyCache = field(default_factory=ApplyCache)
+    superclusters: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    clusters: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    coalescer: Coalescer | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    metrics_runner: Any = None
+    metrics_bound_port: int | None = None
+
+    def __post_init__(self) -> None:
+        self.coalescer = Coalescer(self._reconcile_and_publish)
+
+    # ------------------------------------------------------------------- reconcile
+
+    async def reconcile(self, namespace: str, supercluster: str) -> Report:
+        """Reconcile one supercluster (coalesced with concurrent requests for it)."""
+        assert self.coalescer is not None
+        return await self.coalescer.request((namespace, supercluster))
+
+    async def _reconcile_and_publish(self, key: tuple[str, str]) -> Report:
+        namespace, name = key
+        started = time.monotonic()
+        try:
+            report = await reconcile_supercluster(
+                self.client, namespace, name, self.cache, cluster_domain=self.config.cluster_domain
+            )
+        except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
+            self.metrics.reconciles.inc(result="error")
+            self.metrics.errors.inc()
+            log.warning("reconcile of SuperCluster %s/%s failed: %s", namespace, name, exc)
+            raise
+        self.metrics.reconcile_seconds.observe(time.monotonic() - started)
+        self.metrics.applied.inc(report.applied)
+        self.metrics.pruned.inc(report.pruned)
+        bad = (report.outcome is not None and not report.outcome.ok) or any(
+            not o.ok for o in report.clusters.values()
+        )
+        self.metrics.reconciles.inc(result="problem" if bad else "ok")
+        await self.publish(report)
+        log.info(
+            "reconciled SuperCluster %s/%s: %d applied, %d unchanged, %d pruned in %.3fs",
+            namespace, name, report.applied, report.unchanged, report.pruned,
+            time.monotonic() - started,
+        )  # fmt: skip
+        return report
+
+    async def publish(self, report: Report) -> None:
+        """Write the reconcile outcomes into the statuses (ConfigApplied, observedGeneration)."""
+        ns = report.namespace
+        writes = []
+        if report.outcome is not None:
+            writes.append(
+                ("SuperCluster", ns, report.supercluster, _outcome_status(report.outcome))
+            )
+        for name, outcome in report.clusters.items():
+            writes.append(("Cluster", ns, name, _outcome_status(outcome)))
+        results = await asyncio.gather(
+            *(self.write_status(kind, n, name, upd) for kind, n, name, upd in writes),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("status write failed: %s", result)
+
+    async def write_status(self, kind: str, namespace: str, name: str, updates: dict) -> None:
+        """Status write with metrics (no write when nothing changed)."""
+        before = self.writer.patches
+        await self.writer.update(kind, namespace, name, updates)
+        if self.writer.patches != before:
+            self.metrics.status_patches.inc(kind=kind)
+
+    # --------------------------------------------------------------------- observe
+
+    def members(self, namespace: str, supercluster: str) -> list[dict[str, Any]]:
+        """Bodies of the Clusters of one supercluster, as last seen by the watch."""
+        return [
+            body
+            for (ns, _), body in sorted(self.clusters.items())
+            if ns == namespace
+            and (body.get("spec") or {}).get("superCluster") == supercluster
+            and not body["metadata"].get("deletionTimestamp")
+        ]
+
+    async def observe_once(self, http: aiohttp.ClientSession | None = None) -> None:
+        """Probe every supercluster once and publish what changed."""
+        sem = asyncio.Semaphore(8)
+
+        async def one(key: tuple[str, str], body: dict[str, Any]) -> None:
+            async with sem:
+                await self._observe(key, body, http)
+
+        await asyncio.gather(
+            *(one(k, b) for k, b in sorted(self.superclusters.items())), return_exceptions=True
+        )
+        self.metrics.observe_rounds.inc()
+        self.metrics.superclusters.set(len(self.superclusters))
+        self.metrics.clusters.set(len(self.clusters))
+
+    async def _observe(
+        self, key: tuple[str, str], body: dict[str, Any], http: aiohttp.ClientSession | None
+    ) -> None:
+        namespace, name = key
+        members = self.members(namespace, name)
+        try:
+            rnd = await observe_supercluster(
+                body, members, self.resolver, timeout=self.config.probe_timeout, http=http
+            )
+        except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("observing SuperCluster %s/%s failed: %s", namespace, name, exc)
+            return
+        for probe in rnd.probes.values():
+            if probe.address is not None:
+                self.metrics.probe_seconds.observe(probe.latency)
+            if not probe.healthy:
+                self.metrics.probe_failures.inc()
+        stamp = now_iso()
+        writes = [
+            self.write_status("Cluster", namespace, cname, {**st, "lastHealthCheckTime": stamp})
+            for cname, st in rnd.clusters.items()
+        ]
+        writes.append(
+            self.write_status(
+                "SuperCluster", namespace, name, {**rnd.supercluster, "lastHealthCheckTime": stamp}
+            )
+        )
+        for result in await asyncio.gather(*writes, return_exceptions=True):
+            if isinstance(result, BaseException):
+                log.warning("status write failed: %s", result)
+
+    async def observer_loop(self) -> None:
+        """Observe every `probe_interval` seconds until cancelled (errors never end it)."""
+        timeout = aiohttp.ClientTimeout(total=self.config.probe_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            await asyncio.sleep(random.uniform(0, min(1.0, self.config.probe_interval)))
+            while True:
+                try:
+                    await self.observe_once(http)
+                except Exception:  # noqa: BLE001 - keep observing whatever happens
+                    log.exception("observation round failed")
+                await asyncio.sleep(self.config.probe_interval)
+
+    async def resync_loop(self) -> None:
+        """Re-apply everything every `resync_interval` seconds (drift, rotated Secrets)."""
+        while True:
+            await asyncio.sleep(self.config.resync_interval)
+            self.cache.clear()
+            for namespace, name in sorted(self.superclusters):
+                with contextlib.suppress(Exception):
+                    await self.reconcile(namespace, name)
+
+
+def _outcome_status(outcome: Outcome) -> dict[str, Any]:
+    updates: dict[str, Any] = {
+        "conditions": [
+            condition(
+                CONFIG_APPLIED, outcome.ok, outcome.reason, outcome.message, outcome.generation
+            )
+        ],
+        **outcome.status,
+    }
+    if outcome.ok and outcome.generation is not None:
+        updates["observedGeneration"] = outcome.generation
+    return updates
+
+
+def _plain(value: Any) -> Any:
+    """A kopf body (read-only mapping views) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _ctx(memo: Any) -> Context:
+    return memo.ctx  # type: ignore[no-any-return]
+
+
+def _raise_for_retry(outcome: Outcome | None) -> None:
+    """Ask kopf to come back later for problems that can resolve without a spec change."""
+    if outcome is not None and not outcome.ok and outcome.retry:
+        raise kopf.TemporaryError(f"{outcome.reason}: {outcome.message}", delay=RETRY_DELAY)
+
+
+# ------------------------------------------------------------------------------- registry
+
+
+def build_registry(
+    config: OperatorConfig, resolver: Resolver | None = None
+) -> kopf.OperatorRegistry:
+    """A kopf registry with all our handlers (a fresh one per operator run)."""
+    registry = kopf.OperatorRegistry()
+    sc_res = (GROUP, VERSION, "superclusters")
+    cl_res = (GROUP, VERSION, "clusters")
+
+    @kopf.on.login(id="login", registry=registry)
+    def login(**_: Any) -> Any:
+        return Credentials.load(config.kubeconfig).connection_info()
+
+    @kopf.on.startup(id="startup", registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+        settings.persistence.finalizer = FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=GROUP, key="last-handled-configuration"
+        )
+        settings.posting.level = logging.WARNING  # kopf's own "handler succeeded" stays in logs
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.networking.request_timeout = 30
+        settings.execution.max_workers = 4
+        client = KubeClient(Credentials.load(config.kubeconfig))
+        writer = StatusWriter(client)
+        metrics = metrics_mod.Metrics()
+        res = resolver or KubePodResolver(
+            list_pods=lambda ns, sel: client.list("Pod", ns, sel),
+            monitor_port=lambda ns, sc: _monitor_port(memo.ctx, ns, sc),
+        )
+        ctx = Context(config, client, writer, metrics, res)
+        memo.ctx = ctx
+        if config.metrics_port >= 0:
+            ctx.metrics_runner = await metrics_mod.start_server(
+                metrics, config.metrics_host, config.metrics_port
+            )
+            ctx.metrics_bound_port = metrics_mod.bound_port(ctx.metrics_runner)
+            log.info("metrics on http://%s:%s/metrics", config.metrics_host, ctx.metrics_bound_port)
+        ctx.tasks.append(asyncio.create_task(ctx.observer_loop(), name="scoperator-observer"))
+        if config.resync_interval > 0:
+            ctx.tasks.append(asyncio.create_task(ctx.resync_loop(), name="scoperator-resync"))
+
+    @kopf.on.cleanup(id="cleanup", registry=registry)
+    async def cleanup(memo: Any, **_: Any) -> None:
+        ctx: Context | None = getattr(memo, "ctx", None)
+        if ctx is None:
+            return
+        for task in ctx.tasks:
+            task.cancel()
+        await asyncio.gather(*ctx.tasks, return_exceptions=True)
+        if ctx.metrics_runner is not None:
+            await ctx.metrics_runner.cleanup()
+        await ctx.client.close()
+
+    # -- the registry of bodies the observer works from (no extra API calls)
+
+    @kopf.on.event(*sc_res, id="track", registry=registry)
+    def track_supercluster(type: str | None, body: Any, memo: Any, **_: Any) -> None:  # noqa: A002
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        if type == "DELETED":
+            _ctx(memo).superclusters.pop(key, None)
+        else:
+            _ctx(memo).superclusters[key] = _plain(body)
+
+    @kopf.on.event(*cl_res, id="track", registry=registry)
+    async def track_cluster(type: str | None, body: Any, memo: Any, **_: Any) -> None:  # noqa: A002
+        ctx = _ctx(memo)
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        if type != "DELETED":
+            ctx.clusters[key] = _plain(body)
+            return
+        ctx.clusters.pop(key, None)
+        sc = (body.get("spec") or {}).get("superCluster")
+        if sc:
+            # The remaining members must stop listing the deleted one. A failure here is
+            # repaired by the next resync; never let it escape into kopf's watch loop.
+            try:
+                await ctx.reconcile(key[0], sc)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("re-rendering %s/%s after %s left: %s", key[0], sc, key[1], exc)
+
+    # -- desired state
+
+    @kopf.on.resume(*sc_res, registry=registry, id="reconcile", backoff=15)
+    @kopf.on.create(*sc_res, registry=registry, id="reconcile", backoff=15)
+    @kopf.on.update(*sc_res, registry=registry, id="reconcile", backoff=15)
+    async def supercluster_changed(namespace: str, name: str, memo: Any, **_: Any) -> None:
+        report = await _ctx(memo).reconcile(namespace, name)
+        _raise_for_retry(report.outcome)
+
+    @kopf.on.resume(*cl_res, registry=registry, id="reconcile", backoff=15)
+    @kopf.on.create(*cl_res, registry=registry, id="reconcile", backoff=15)
+    @kopf.on.update(*cl_res, registry=registry, id="reconcile", backoff=15)
+    async def cluster_changed(namespace: str, name: str, spec: Any, memo: Any, **_: Any) -> None:
+        sc = spec.get("superCluster")
+        if not sc:
+            return  # the CRD requires it; nothing to do for an object without one
+        report = await _ctx(memo).reconcile(namespace, sc)
+        _raise_for_retry(report.clusters.get(name))
+
+    return registry
+
+
+def _monitor_port(ctx: Context, namespace: str, supercluster: str) -> int:
+    body = ctx.superclusters.get((namespace, supercluster)) or {}
+    ports = (body.get("spec") or {}).get("ports") or {}
+    return int(ports.get("monitor", 8222))
+
+
+# -------------------------------------------------------------------------------- running
+
+
+async def serve(
+    config: OperatorConfig,
+    *,
+    resolver: Resolver | None = None,
+    stop_flag: Any = None,
+    ready_flag: Any = None,
+    memo: Any = None,
+) -> None:
+    """Run the operator in the current event loop until `stop_flag` (or a signal)."""
+    memo = memo if memo is not None else kopf.Memo()
+    await kopf.operator(
+        registry=build_registry(config, resolver),
+        clusterwide=config.all_namespaces,
+        namespaces=[] if config.all_namespaces else config.namespaces,
+        standalone=True,
+        liveness_endpoint=config.liveness,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+        memo=memo,
+    )
+
+
+def parse_args(argv: list[str] | None) -> OperatorConfig:
+    """`scoperator run` flags (the CLI passes everything after `run`)."""
+    parser = argparse.ArgumentParser(prog="scoperator run", description="Run the operator.")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)"
+    )
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    parser.add_argument("--metrics-port", type=int, default=8080, help="-1 disables, 0 = any")
+    parser.add_argument("--metrics-host", default="127.0.0.1")
+    parser.add_argument("--probe-interval", type=float, default=15.0, help="seconds")
+    parser.add_argument("--probe-timeout", type=float, default=DEFAULT_PROBE_TIMEOUT)
+    parser.add_argument("--resync-interval", type=float, default=300.0, help="0 disables")
+    parser.add_argument("--liveness", help="e.g. http://0.0.0.0:8081/healthz (kopf's probe)")
+    parser.add_argument("--cluster-domain", default="cluster.local")
+    parser.add_argument("--kubeconfig", help="default: $KUBECONFIG or in-cluster")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args([a for a in (argv or []) if a != "--"])
+    if not args.namespace and not args.all_namespaces:
+        args.all_namespaces = True
+    return OperatorConfig(
+        namespaces=list(args.namespace),
+        all_namespaces=args.all_namespaces,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        probe_interval=args.probe_interval,
+        probe_timeout=args.probe_timeout,
+        resync_interval=args.resync_interval,
+        liveness=args.liveness,
+        cluster_domain=args.cluster_domain,
+        kubeconfig=args.kubeconfig,
+        verbose=args.verbose,
+    )
+
+
+def run(argv: list[str] | None = None) -> int:
+    """`scoperator run [flags]`: the operator until SIGINT/SIGTERM."""
+    config = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if config.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("kopf.objects").setLevel(logging.INFO if config.verbose else logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    asyncio.run(serve(config))
+    return 0
