@@ -176,10 +176,11 @@ async def test_interest_withdrawn_when_subscribers_leave(sc3x3: Topology) -> Non
         for node in ("A1", "A2", "A3", "C1"):
             assert subject not in outbound_subs(sc3x3, node, "B"), node
         before = outbound_msgs(sc3x3, "A1", "B")
-        for i in range(50):
+        for i in range(100):
             await pub.publish(subject, f"late-{i}".encode())
         await settle(pub, delay=0.3)
         after = outbound_msgs(sc3x3, "A1", "B")
-        assert after == before, f"messages without interest still crossed: {before} -> {after}"
+        # $SYS heartbeats cross the gateway too: allow a few, not the 100 published
+        assert after - before < 5, f"messages without interest still crossed: {before} -> {after}"
     finally:
         await close_all(sub_nc, keeper, pub)
