@@ -119,6 +119,10 @@ class GatewayOpts:
     auth_timeout: float = 2.0
     reject_unknown_cluster: bool = False
     connect_retries: int = 0
+    #: scserver extensions (not nats-server options): the mode our inbound links start in,
+    #: and after how many no-interest subjects an optimistic link switches to interest-only.
+    interest_mode: str = "interest_only"
+    interest_only_threshold: int = 1000
 
 
 @dataclass(slots=True)
@@ -1053,6 +1057,24 @@ class _Builder:
                 self.set_if(g, "reject_unknown_cluster", self.get(gm, gk, "bool", gk))
             elif lgk == "gateways":
                 self.remote_gateways(gm, gk, g)
+            elif lgk == "interest_mode":
+                # scserver extension: how our inbound links start (nats-server 2.9+ always
+                # switches to interest-only at once; "optimistic" keeps the classic mode).
+                mode = self.get(gm, gk, "str", gk)
+                if mode is not None and mode not in ("interest_only", "optimistic"):
+                    self.error(
+                        self.where(gm, gk),
+                        f'gateway interest_mode must be "interest_only" or "optimistic", '
+                        f"got {mode!r}",
+                    )
+                elif mode is not None:
+                    g.interest_mode = mode
+            elif lgk == "interest_only_threshold":
+                threshold = self.get(gm, gk, "int", gk)
+                if threshold is not None and threshold < 1:
+                    self.error(self.where(gm, gk), "gateway interest_only_threshold must be >= 1")
+                elif threshold is not None:
+                    g.interest_only_threshold = threshold
             elif lgk in _UNSUPPORTED_GATEWAY:
                 self.warn(self.where(gm, gk), f'gateway option "{gk}" is not supported; ignored')
             else:
