@@ -152,7 +152,6 @@ def varz(server: Any) -> dict[str, Any]:
         "http_req_stats": dict(server.monitor.req_stats) if server.monitor else {},
         "config_load_time": rfc3339(server.config_time),
         "system_account": server.system_account.name if server.system_account else "",
-        "connect_urls": info.get("connect_urls", []),
         "slow_consumer_stats": {
             "clients": server.slow_consumers,
             "routes": 0,
@@ -163,6 +162,8 @@ def varz(server: Any) -> dict[str, Any]:
     }
     if doc["auth_required"] is None:
         del doc["auth_required"]
+    if info.get("connect_urls"):  # omitempty in nats-server's Varz
+        doc["connect_urls"] = info["connect_urls"]
     if opts.cluster is not None:
         cl = opts.cluster
         doc["cluster"] = {
@@ -242,21 +243,29 @@ def conn_info(
         info["reason"] = c.close_reason
     if subs and c.kind == CLIENT:
         if subs == "detail":
+            # nats-server's newClientSubDetail: no account; qgroup and max are omitempty.
             info["subscriptions_list_detail"] = [
-                {
-                    "account": c.account.name,
-                    "subject": s.subject.decode(),
-                    "qgroup": s.queue.decode() if s.queue else "",
-                    "sid": s.sid.decode(),
-                    "msgs": s.delivered,
-                    "max": s.max,
-                    "cid": c.cid,
-                }
-                for s in c.subs.values()
+                _sub_detail(s, c.cid, None) for s in c.subs.values()
             ]
         else:
             info["subscriptions_list"] = [s.subject.decode() for s in c.subs.values()]
     return info
+
+
+def _sub_detail(s: Any, cid: int, account: str | None) -> dict[str, Any]:
+    """nats-server's SubDetail; ``qgroup`` and ``max`` are omitted when empty."""
+    d: dict[str, Any] = {}
+    if account is not None:
+        d["account"] = account
+    d["subject"] = s.subject.decode()
+    if s.queue:
+        d["qgroup"] = s.queue.decode()
+    d["sid"] = s.sid.decode()
+    d["msgs"] = s.delivered
+    if s.max:
+        d["max"] = s.max
+    d["cid"] = cid
+    return d
 
 
 _CONNZ_SORTS = {
@@ -298,13 +307,15 @@ def parse_int(value: str | None, name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise BadRequest(f'Error decoding integer for "{name}": {value}') from None
+        raise BadRequest(
+            f"Error decoding int for '{name}': strconv.Atoi: parsing \"{value}\": invalid syntax"
+        ) from None
 
 
 def connz(server: Any, q: dict[str, str]) -> dict[str, Any]:
     sort = q.get("sort", "cid") or "cid"
     if sort not in _CONNZ_SORTS:
-        raise BadRequest(f"Invalid sorting option: {sort}")
+        raise BadRequest(f"invalid sorting option: {sort}")
     subs_param = q.get("subs", "")
     subs = (
         "detail" if subs_param == "detail" else ("list" if parse_bool(subs_param, "subs") else None)
@@ -334,7 +345,7 @@ def connz(server: Any, q: dict[str, str]) -> dict[str, Any]:
     if cid:
         conns = [c for c in conns if c["cid"] == cid]
     if (sort in ("stop", "reason")) and state == "open":
-        raise BadRequest(f"Sort by {sort} only valid on closed connections")
+        raise BadRequest(f"sort by {sort} only valid on closed connections")
     conns.sort(key=_CONNZ_SORTS[sort])
     total = len(conns)
     page = conns[offset : offset + limit]
@@ -380,17 +391,7 @@ def subsz(server: Any, q: dict[str, str]) -> dict[str, Any]:
             for s in subs:
                 if getattr(s.conn, "kind", CLIENT) != CLIENT:
                     continue
-                items.append(
-                    {
-                        "account": a.name,
-                        "subject": s.subject.decode(),
-                        "qgroup": s.queue.decode() if s.queue else "",
-                        "sid": s.sid.decode(),
-                        "msgs": s.delivered,
-                        "max": s.max,
-                        "cid": s.conn.cid,
-                    }
-                )
+                items.append(_sub_detail(s, s.conn.cid, a.name))
         doc["total"] = len(items)
         doc["offset"] = offset
         doc["limit"] = limit
