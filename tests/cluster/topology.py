@@ -81,6 +81,10 @@ class Topology:
     #: which clusters each cluster lists in its ``gateways`` block (default: all)
     gateway_view: dict[str, list[str]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    #: per node name: extra environment variables
+    node_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: per node name: the peers it lists in ``cluster.routes`` (default: every other one)
+    route_view: dict[str, list[str]] = field(default_factory=dict)
 
     # --- plan ------------------------------------------------------------------------------
 
@@ -104,7 +108,12 @@ class Topology:
             self._extra(self.top_extra, node),
         ]
         if len(peers) > 1 or self._extra(self.cluster_extra, node):
-            routes = ", ".join(f'"{p.route_url}"' for p in peers if p is not node)
+            listed = self.route_view.get(node.name)
+            routes = ", ".join(
+                f'"{p.route_url}"'
+                for p in peers
+                if p is not node and (listed is None or p.name in listed)
+            )
             lines += [
                 "cluster {",
                 f"  name: {node.cluster}",
@@ -151,6 +160,7 @@ class Topology:
         path = self.write_config(node)
         env = dict(os.environ)
         env.update(self.env)
+        env.update(self.node_env.get(node.name, {}))
         return ServerProcess(
             cmd,
             args=["-c", str(path)],
