@@ -83,17 +83,9 @@ app.kubernetes.io/component: operator
 {{- default (include "sco.fullname" .) .Values.operator.peering.name }}
 {{- end }}
 
-{{/* Arguments of `scoperator run` (kopf run options). */}}
+{{/* Arguments of `scoperator run` (see `scoperator run --help`). */}}
 {{- define "sco.args" -}}
 - run
-{{- if .Values.operator.peering.enabled }}
-- --peering={{ include "sco.peeringName" . }}
-{{- if .Values.operator.peering.priority }}
-- --priority={{ .Values.operator.peering.priority }}
-{{- end }}
-{{- else }}
-- --standalone
-{{- end }}
 {{- if include "sco.clusterWide" . }}
 - --all-namespaces
 {{- else }}
@@ -101,12 +93,24 @@ app.kubernetes.io/component: operator
 - --namespace={{ . }}
 {{- end }}
 {{- end }}
+{{- if .Values.operator.metrics.enabled }}
+- --metrics-host=0.0.0.0
+- --metrics-port={{ .Values.operator.metrics.port }}
+{{- else }}
+- --metrics-port=-1
+{{- end }}
 - --liveness=http://0.0.0.0:{{ .Values.operator.health.port }}{{ .Values.operator.health.path }}
-- --log-format={{ .Values.operator.logFormat }}
+{{- if ne .Values.operator.clusterDomain "cluster.local" }}
+- --cluster-domain={{ .Values.operator.clusterDomain }}
+{{- end }}
 {{- if eq .Values.operator.logLevel "debug" }}
 - --verbose
-{{- else if eq .Values.operator.logLevel "warning" }}
-- --quiet
+{{- end }}
+{{- if .Values.operator.peering.enabled }}
+- --peering={{ include "sco.peeringName" . }}
+{{- if .Values.operator.peering.priority }}
+- --priority={{ .Values.operator.peering.priority }}
+{{- end }}
 {{- end }}
 {{- range .Values.operator.extraArgs }}
 - {{ . | quote }}
