@@ -78,7 +78,10 @@ def find_binaries(names: Iterable[str] = REQUIRED_BINARIES) -> dict[str, Path]:
     found = {n: find_binary(n) for n in names}
     missing = [n for n, p in found.items() if p is None]
     if missing:
-        raise BinariesMissing(f"{'/'.join(missing)} not installed: {INSTALL_HINT}")
+        hint = INSTALL_HINT
+        if "kube-controller-manager" in missing:
+            hint = "run SC_ENVTEST_KCM=1 hack/envtest.sh"
+        raise BinariesMissing(f"{'/'.join(missing)} not installed: {hint}")
     return {n: p for n, p in found.items() if p is not None}
 
 
