@@ -199,6 +199,12 @@ class GatewayConnection(Connection):
             if self.closed:
                 return
             t = op[0]
+            if not self.outbound and not self.got_connect and t != OP_CONNECT:
+                # Like nats-server: anything but CONNECT first is an authorization violation.
+                if t == OP_ERROR:
+                    logger.error("%s Gateway parser error before CONNECT: %s", self.label(), op[1])
+                self.close("Authentication Failure", E.AUTH_VIOLATION, log_error=True)
+                return
             if t == OP_RMSG:
                 if self.outbound or not self.registered:
                     logger.error("%s Gateway message on the wrong direction", self.label())
@@ -206,12 +212,6 @@ class GatewayConnection(Connection):
                     return
                 self.process_rmsg(op[1], op[2], op[3], op[4], op[5], op[6])
                 continue
-            if not self.outbound and not self.got_connect and t != OP_CONNECT:
-                if t == OP_ERROR:
-                    self.close("Protocol Violation")
-                    return
-                self.close("Authentication Failure", E.AUTH_VIOLATION, log_error=True)
-                return
             if t == OP_PING:
                 self.queue(encode.PONG)
             elif t == OP_PONG:
@@ -245,7 +245,7 @@ class GatewayConnection(Connection):
                 pass
             elif t == OP_ERROR:
                 logger.error("%s Gateway protocol error: %s", self.label(), op[1])
-                self.close("Protocol Violation")
+                self.close("Protocol Violation", op[1] if op[2] else None)
                 return
 
     def process_connect(self, raw: bytes) -> None:

@@ -121,15 +121,17 @@ class RouteConnection(Connection):
             if self.closed:
                 return
             t = op[0]
+            if not self.got_connect and not self.outbound and t != OP_CONNECT:
+                # Like nats-server, anything but CONNECT first (including messages and
+                # garbage) is an authorization violation; never deliver an RMSG from a peer
+                # that has not authenticated.
+                if t == OP_ERROR:
+                    logger.error("%s Route parser error before CONNECT: %s", self.label(), op[1])
+                self.close("Authentication Failure", E.AUTH_VIOLATION, log_error=True)
+                return
             if t == OP_RMSG:
                 self.process_rmsg(op[1], op[2], op[3], op[4], op[5], op[6])
                 continue
-            if not self.got_connect and not self.outbound and t != OP_CONNECT:
-                if t == OP_ERROR:
-                    self.close("Protocol Violation")
-                    return
-                self.close("Authentication Failure", E.AUTH_VIOLATION, log_error=True)
-                return
             if t == OP_RSUB:
                 self.process_rsub(op[1], op[2], op[3], op[4])
             elif t == OP_RUNSUB:
@@ -150,7 +152,7 @@ class RouteConnection(Connection):
                 pass
             elif t == OP_ERROR:
                 logger.error("%s Route protocol error: %s", self.label(), op[1])
-                self.close("Protocol Violation")
+                self.close("Protocol Violation", op[1] if op[2] else None)
                 return
 
     def process_connect(self, raw: bytes) -> None:
