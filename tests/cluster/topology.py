@@ -80,6 +80,8 @@ class Topology:
     top_extra: dict[str, str] = field(default_factory=dict)
     #: which clusters each cluster lists in its ``gateways`` block (default: all)
     gateway_view: dict[str, list[str]] = field(default_factory=dict)
+    #: per cluster: extra raw entries for the ``gateways`` list (e.g. a misnamed remote)
+    gateway_entries: dict[str, list[str]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     #: per node name: extra environment variables
     node_env: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -127,6 +129,7 @@ class Topology:
         for cl in view:
             urls = ", ".join(f'"{n.gateway_url}"' for n in self.clusters[cl])
             entries.append(f'    {{name: "{cl}", urls: [{urls}]}}')
+        entries += [f"    {e}" for e in self.gateway_entries.get(node.cluster, [])]
         lines += [
             "gateway {",
             f"  name: {node.cluster}",
