@@ -267,13 +267,18 @@ def misnamed():
 
 def test_misnamed_gateway_detected(misnamed: Topology) -> None:
     p, r, q = misnamed.node("P1"), misnamed.node("R1"), misnamed.node("Q1")
-    wait_for(
-        lambda: re.search(r"\[ERR\] 127\.0\.0\.1:\d+ .*'Z'.*'Q'", p.log()) is not None,
-        10,
-        0.1,
-        "scserver P to log that 'Z' is really 'Q'",
-    )
-    wait_for(lambda: '"Q"' in r.log() and '"Z"' in r.log(), 10, 0.1, "nats-server R to notice")
+    where = re.escape(f"[ERR] {LOOPBACK}:{q.gateway_port} ")
+    patterns = {
+        p: where + r".*Failing connection to gateway 'Z', remote gateway name is 'Q'",
+        r: where + r'.*Failing connection to gateway "Z", remote gateway name is "Q"',
+    }
+    for node, pattern in patterns.items():
+        wait_for(
+            lambda node=node, pattern=pattern: re.search(pattern, node.log()) is not None,
+            10,
+            0.1,
+            f"{node.name} ({node.impl}) to log that gateway 'Z' is really 'Q'",
+        )
     time.sleep(1.0)
     for node in (p, r, q):
         gwz = node.get("/gatewayz")
