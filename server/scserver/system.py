@@ -489,8 +489,9 @@ class SystemServices:
             "timestamp": monitor.rfc3339(time.time()),
             "server": self.server_info(),
             "client": info,
-            "sent": {"msgs": c.out_msgs, "bytes": c.out_bytes},
-            "received": {"msgs": c.in_msgs, "bytes": c.in_bytes},
+            # as nats-server: what the client sent (our inbound) and received (our outbound)
+            "sent": {"msgs": c.in_msgs, "bytes": c.in_bytes},
+            "received": {"msgs": c.out_msgs, "bytes": c.out_bytes},
             "reason": c.close_reason,
         }
         self.client.publish(f"$SYS.ACCOUNT.{c.account.name}.DISCONNECT".encode(), self._json(doc))
