@@ -268,11 +268,11 @@ def misnamed():
 def test_misnamed_gateway_detected(misnamed: Topology) -> None:
     p, r, q = misnamed.node("P1"), misnamed.node("R1"), misnamed.node("Q1")
     where = re.escape(f"[ERR] {LOOPBACK}:{q.gateway_port} ")
-    patterns = {
-        p: where + r".*Failing connection to gateway 'Z', remote gateway name is 'Q'",
-        r: where + r'.*Failing connection to gateway "Z", remote gateway name is "Q"',
-    }
-    for node, pattern in patterns.items():
+    patterns = [
+        (p, where + r".*Failing connection to gateway 'Z', remote gateway name is 'Q'"),
+        (r, where + r'.*Failing connection to gateway "Z", remote gateway name is "Q"'),
+    ]
+    for node, pattern in patterns:
         wait_for(
             lambda node=node, pattern=pattern: re.search(pattern, node.log()) is not None,
             10,
