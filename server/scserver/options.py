@@ -1125,6 +1125,12 @@ class _Builder:
         o = self.opts
         g = o.gateway
         key_of = {k.lower(): k for k in d}
+        if o.max_pending > 0 and o.max_payload > o.max_pending:
+            self.error(
+                self.where(d, key_of.get("max_payload", key_of.get("max_pending", ""))),
+                f"max_payload ({o.max_payload}) cannot be higher than max_pending "
+                f"({o.max_pending})",
+            )
         if g is not None and (g.name or g.port):
             pos = self.where(d, key_of.get("gateway", ""))
             if not g.name:
