@@ -320,12 +320,19 @@ def build_registry(
     # -- the registry of bodies the observer works from (no extra API calls)
 
     @kopf.on.event(*sc_res, id="track", registry=registry)
-    def track_supercluster(type: str | None, body: Any, memo: Any, **_: Any) -> None:  # noqa: A002
+    async def track_supercluster(type: str | None, body: Any, memo: Any, **_: Any) -> None:  # noqa: A002
+        ctx = _ctx(memo)
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        if type == "DELETED":
-            _ctx(memo).superclusters.pop(key, None)
-        else:
-            _ctx(memo).superclusters[key] = _plain(body)
+        if type != "DELETED":
+            ctx.superclusters[key] = _plain(body)
+            return
+        ctx.superclusters.pop(key, None)
+        # Its Clusters keep running their last config; tell them (and the user) why nothing
+        # is applied any more.
+        try:
+            await ctx.reconcile(*key)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("reporting the deletion of SuperCluster %s/%s: %s", *key, exc)
 
     @kopf.on.event(*cl_res, id="track", registry=registry)
     async def track_cluster(type: str | None, body: Any, memo: Any, **_: Any) -> None:  # noqa: A002
