@@ -75,6 +75,8 @@ class Supercluster:
     workdir: Path
     sys_conf: str = SYS_CONF
     extra: str = ""
+    #: cluster -> the only servers whose gateway URLs the others are given (default: all)
+    gateway_seeds: dict[str, list[str]] = field(default_factory=dict)
     started: list[Node] = field(default_factory=list)
 
     @property
@@ -111,6 +113,8 @@ class Supercluster:
             "  gateways: [",
         ]
         for cl, members in self.clusters.items():
+            if cl in self.gateway_seeds:
+                members = [self.node(name) for name in self.gateway_seeds[cl]]
             urls = ", ".join(f'"nats://{LOOPBACK}:{m.gateway_port}"' for m in members)
             lines.append(f'    {{name: "{cl}", urls: [{urls}]}},')
         lines += ["  ]", "}"]
