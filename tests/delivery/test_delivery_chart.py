@@ -15,7 +15,6 @@ import yaml
 from delivery_helpers import (
     CHART,
     CLUSTER_NEEDS,
-    CLUSTER_WIDE_NEEDS,
     FORBIDDEN,
     OPERATOR_NEEDS,
     REPO,
@@ -87,7 +86,6 @@ def test_default_is_cluster_wide() -> None:
     for (group, resource), verbs in {
         **OPERATOR_NEEDS,
         **CLUSTER_NEEDS,
-        **CLUSTER_WIDE_NEEDS,
     }.items():
         for verb in verbs:
             assert allows(role["rules"], group, resource, verb), (group, resource, verb)
@@ -126,12 +124,12 @@ def test_namespaced_watch_gets_roles_per_namespace() -> None:
         for (group, resource), verbs in OPERATOR_NEEDS.items():
             for verb in verbs:
                 assert allows(role["rules"], group, resource, verb), (group, resource, verb)
-    # the ClusterRole keeps only kopf's CRD scan: nothing namespaced is granted cluster-wide
+    # the ClusterRole keeps only kopf's CRD and namespace scans: nothing namespaced cluster-wide
     cluster_role = one(docs, "ClusterRole")
     assert allows(
         cluster_role["rules"], "apiextensions.k8s.io", "customresourcedefinitions", "watch"
     )
-    for (group, resource), _verbs in {**OPERATOR_NEEDS, **CLUSTER_WIDE_NEEDS}.items():
+    for (group, resource), _verbs in OPERATOR_NEEDS.items():
         assert not allows(cluster_role["rules"], group, resource, "list"), (group, resource)
     args = _container(docs)["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args

@@ -86,6 +86,8 @@ app.kubernetes.io/component: operator
 {{/* Arguments of `scoperator run` (see `scoperator run --help`). */}}
 {{- define "sco.args" -}}
 - run
+# "--": the flags below belong to `run`, whatever the top-level parser makes of them
+- --
 {{- if include "sco.clusterWide" . }}
 - --all-namespaces
 {{- else }}
@@ -171,15 +173,13 @@ app.kubernetes.io/component: operator
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [get, list, watch]
-{{- if include "sco.clusterWide" . }}
-# kopf --all-namespaces lists and watches namespaces
+# kopf observes namespaces even when given explicit names (it falls back after 9 retries)
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [list, watch]
-{{- if .Values.operator.peering.enabled }}
+{{- if and (include "sco.clusterWide" .) .Values.operator.peering.enabled }}
 - apiGroups: [kopf.dev]
   resources: [clusterkopfpeerings]
   verbs: [get, list, watch, patch]
-{{- end }}
 {{- end }}
 {{- end }}
