@@ -73,7 +73,8 @@ class Context:
 
     config: OperatorConfig
     client: KubeClient
-    writer: StatusWriter
+    writer: StatusWriter  # the reconciler's part of every status
+    observer_writer: StatusWriter  # the observer's part
     metrics: metrics_mod.Metrics
     resolver: Resolver
     cache: ApplyCache = field(default_factory=ApplyCache)
@@ -132,19 +133,22 @@ class Context:
         for name, outcome in report.clusters.items():
             writes.append(("Cluster", ns, name, _outcome_status(outcome)))
         results = await asyncio.gather(
-            *(self.write_status(kind, n, name, upd) for kind, n, name, upd in writes),
+            *(self.write_status(self.writer, kind, n, name, u) for kind, n, name, u in writes),
             return_exceptions=True,
         )
         for result in results:
             if isinstance(result, BaseException):
                 log.warning("status write failed: %s", result)
 
-    async def write_status(self, kind: str, namespace: str, name: str, updates: dict) -> None:
+    async def write_status(
+        self, writer: StatusWriter, kind: str, namespace: str, name: str, updates: dict
+    ) -> None:
         """Status write with metrics (no write when nothing changed)."""
-        before = self.writer.patches
-        await self.writer.update(kind, namespace, name, updates)
-        if self.writer.patches != before:
-            self.metrics.status_patches.inc(kind=kind)
+        bodies = self.superclusters if kind == "SuperCluster" else self.clusters
+        before = writer.patches
+        await writer.update(kind, namespace, name, updates, bodies.get((namespace, name)))
+        if writer.patches != before:
+            self.metrics.status_patches.inc(kind=kind, writer=writer.manager)
 
     # --------------------------------------------------------------------- observe
 
@@ -191,15 +195,13 @@ class Context:
             if not probe.healthy:
                 self.metrics.probe_failures.inc()
         stamp = now_iso()
+        w = self.observer_writer
         writes = [
-            self.write_status("Cluster", namespace, cname, {**st, "lastHealthCheckTime": stamp})
+            self.write_status(w, "Cluster", namespace, cname, {**st, "lastHealthCheckTime": stamp})
             for cname, st in rnd.clusters.items()
         ]
-        writes.append(
-            self.write_status(
-                "SuperCluster", namespace, name, {**rnd.supercluster, "lastHealthCheckTime": stamp}
-            )
-        )
+        # (SuperClusterStatus declares no lastHealthCheckTime: the API server would prune it.)
+        writes.append(self.write_status(w, "SuperCluster", namespace, name, rnd.supercluster))
         for result in await asyncio.gather(*writes, return_exceptions=True):
             if isinstance(result, BaseException):
                 log.warning("status write failed: %s", result)
@@ -287,13 +289,14 @@ def build_registry(
         settings.networking.request_timeout = 30
         settings.execution.max_workers = 4
         client = KubeClient(Credentials.load(config.kubeconfig))
-        writer = StatusWriter(client)
+        writer = StatusWriter(client, manager="scoperator-reconciler")
+        observer_writer = StatusWriter(client, manager="scoperator-observer")
         metrics = metrics_mod.Metrics()
         res = resolver or KubePodResolver(
             list_pods=lambda ns, sel: client.list("Pod", ns, sel),
             monitor_port=lambda ns, sc: _monitor_port(memo.ctx, ns, sc),
         )
-        ctx = Context(config, client, writer, metrics, res)
+        ctx = Context(config, client, writer, observer_writer, metrics, res)
         memo.ctx = ctx
         if config.metrics_port >= 0:
             ctx.metrics_runner = await metrics_mod.start_server(
@@ -327,6 +330,8 @@ def build_registry(
             ctx.superclusters[key] = _plain(body)
             return
         ctx.superclusters.pop(key, None)
+        for writer in (ctx.writer, ctx.observer_writer):
+            writer.forget("SuperCluster", *key)
         # Its Clusters keep running their last config; tell them (and the user) why nothing
         # is applied any more.
         try:
@@ -342,6 +347,8 @@ def build_registry(
             ctx.clusters[key] = _plain(body)
             return
         ctx.clusters.pop(key, None)
+        for writer in (ctx.writer, ctx.observer_writer):
+            writer.forget("Cluster", *key)
         sc = (body.get("spec") or {}).get("superCluster")
         if sc:
             # The remaining members must stop listing the deleted one. A failure here is

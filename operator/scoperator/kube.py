@@ -278,6 +278,16 @@ class KubeClient:
             content_type="application/apply-patch+yaml",
         )
 
+    async def apply_status(self, obj: dict[str, Any], *, manager: str) -> dict[str, Any]:
+        """Server-side apply of `obj["status"]` to the status subresource as `manager`."""
+        return await self.request(
+            "PATCH",
+            object_path(obj) + "/status",
+            body=obj,
+            params={"fieldManager": manager, "force": "true"},
+            content_type="application/apply-patch+yaml",
+        )
+
     async def merge_patch(
         self,
         kind: str,

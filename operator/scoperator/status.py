@@ -2,9 +2,9 @@
 
 Two writers share each resource's status: the reconciler (`ConfigApplied`, `observedGeneration`,
 seed URLs) and the observer (`Ready`, `GatewaysConnected`, `Degraded`, servers, gateways). A
-merge patch replaces lists wholesale, so each write re-reads the object, merges its own
-conditions into the current list and patches with the read `resourceVersion` as a
-precondition; a conflict means someone wrote meanwhile, and the merge is redone.
+merge patch would replace the conditions list wholesale (one writer erasing the other's
+conditions, or a read-modify-write race); instead each writer server-side-applies its own
+fields under its own field manager, and the API server merges the conditions by type.
 
 Status only changes when something changed: a write whose result equals the current status
 (ignoring `lastHealthCheckTime`, which is only refreshed together with a real change) makes no
@@ -41,8 +41,13 @@ VOLATILE_KEYS = frozenset({"lastHealthCheckTime"})
 # Observed conditions start out bad on every new resource (no server runs yet); an Event for
 # that first state would only be noise. They get Events on later transitions.
 QUIET_WHEN_NEW = frozenset({READY, GATEWAYS_CONNECTED, DEGRADED})
-MAX_CONFLICT_RETRIES = 8
 EVENT_COMPONENT = "scoperator"
+
+
+def _api_version(kind: str) -> str:
+    from scoperator.kube import RESOURCES
+
+    return RESOURCES[kind][0]
 
 
 def now_iso() -> str:
@@ -134,51 +139,96 @@ def changed_conditions(
     return pairs
 
 
+def _mine(status: dict[str, Any], keys: Iterable[str], types: set[str]) -> dict[str, Any]:
+    """The part of `status` one writer owns: its keys, and only its condition types."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        if key == "conditions":
+            conds = [c for c in status.get("conditions") or [] if c.get("type") in types]
+            if conds:
+                out["conditions"] = conds
+        elif status.get(key) is not None:
+            out[key] = status[key]
+    return _strip(out)
+
+
 @dataclass
 class StatusWriter:
-    """Read-merge-patch of `status` with conflict retries, change detection and Events."""
+    """Server-side apply of one writer's part of `status`, with change detection and Events.
+
+    Each writer (reconciler, observer) applies with a field manager of its own, so the API
+    server merges their fields (conditions are a list-map keyed by type): no read before the
+    write, no resourceVersion precondition, no conflicts, and neither writer can drop the
+    other's conditions. Change detection compares with what this writer last applied to the
+    object (it is the only writer of those fields), or, the first time after a start, with the
+    body the caller saw in the watch (one GET if it has none): an unchanged status makes no
+    API call at all, which is why a restart or an idle supercluster writes nothing.
+    """
 
     client: KubeClient
+    manager: str = "scoperator"
     post_events: bool = True
     patches: int = 0
     skipped: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)  # posted, newest last (tests)
+    _last: dict[tuple[str, str, str], tuple[str | None, dict[str, Any]]] = field(
+        default_factory=dict
+    )
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        """Drop what we remember about an object (it was deleted)."""
+        self._last.pop((kind, namespace, name), None)
 
     async def update(
-        self, kind: str, namespace: str, name: str, updates: dict[str, Any]
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        updates: dict[str, Any],
+        current: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
-        """Merge `updates` into the status of one object; returns the new status.
+        """Apply `updates` (this writer's whole part of the status) to one object.
 
-        None when the object does not exist (deleted meanwhile: nothing to report on).
+        `current` is the object as last seen (from the watch), if the caller has it. Returns
+        this writer's part after the write, or None when the object does not exist.
         """
-        for _ in range(MAX_CONFLICT_RETRIES):
-            obj = await self.client.get(kind, namespace, name)
+        key = (kind, namespace, name)
+        types = {c["type"] for c in updates.get("conditions") or []}
+        obj = current
+        uid = (obj or {}).get("metadata", {}).get("uid")
+        remembered = self._last.get(key)
+        if remembered is not None and (uid is None or remembered[0] == uid):
+            before = remembered[1]
+        else:
             if obj is None:
-                return None
-            before = obj.get("status") or {}
-            after = merged_status(before, updates)
-            if significant(after) == significant(_strip(before)):
-                self.skipped += 1
-                return before
-            patch = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}}
-            # Keys we drop must be sent as None to be removed by the merge patch.
-            status_patch: dict[str, Any] = {k: None for k in before if k not in after}
-            status_patch.update(after)
-            patch["status"] = status_patch
-            try:
-                await self.client.merge_patch(kind, namespace, name, patch, subresource="status")
-            except KubeError as exc:
-                if exc.conflict:
-                    continue
-                if exc.not_found:
+                obj = await self.client.get(kind, namespace, name)
+                if obj is None:
                     return None
-                raise
-            self.patches += 1
-            if self.post_events:
-                await self._events(obj, before, after)
-            return after
-        log.warning("status of %s %s/%s: gave up after repeated conflicts", kind, namespace, name)
-        return None
+                uid = obj["metadata"].get("uid")
+            before = _mine(obj.get("status") or {}, updates.keys(), types)
+        after = _mine(merged_status(before, updates), updates.keys(), types)
+        if significant(after) == significant(before):
+            self.skipped += 1
+            self._last[key] = (uid, before)
+            return before
+        body = {
+            "apiVersion": (obj or {}).get("apiVersion") or _api_version(kind),
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+            "status": after,
+        }
+        try:
+            written = await self.client.apply_status(body, manager=self.manager)
+        except KubeError as exc:
+            if exc.not_found:
+                self.forget(kind, namespace, name)
+                return None
+            raise
+        self.patches += 1
+        self._last[key] = (written["metadata"].get("uid"), after)
+        if self.post_events:
+            await self._events(written, before, after)
+        return after
 
     async def _events(
         self, obj: dict[str, Any], before: dict[str, Any], after: dict[str, Any]
