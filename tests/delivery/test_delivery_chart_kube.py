@@ -279,8 +279,7 @@ def test_operator_runs_with_chart_rbac(
         pytest.skip(f"scoperator.handlers not importable yet: {exc}")
     release, sa_name = installed
     # the example the chart created is the seed's; apply the file too (idempotent, same specs)
-    tools.kc("apply", "-n", namespace, "-f", "-", input=_seed_in(namespace).replace(
-        "password: sys", "password: sys"))  # fmt: skip
+    tools.kc("apply", "-n", namespace, "-f", "-", input=_seed_in(namespace))
     deployment = json.loads(
         tools.kc("get", "deployment", sa_name, "-n", namespace, "-o", "json").stdout
     )
