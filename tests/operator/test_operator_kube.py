@@ -638,3 +638,156 @@ def _gone(api: Api, kind: str, name: str) -> bool:
     except k8s.ApiException as exc:
         return exc.status == 404
     return False
+
+
+# ---------------------------------------------- in-process operator, real servers on loopback
+
+
+class InProcessOperator:
+    """`handlers.serve` in a thread with an injected resolver (server name -> local address)."""
+
+    def __init__(self, kube: KubeControlPlane, namespace: str, resolver: Any) -> None:
+        import threading
+
+        from scoperator.handlers import OperatorConfig
+
+        self.config = OperatorConfig(
+            namespaces=[namespace],
+            metrics_port=-1,
+            probe_interval=0.3,
+            probe_timeout=0.5,
+            resync_interval=0,
+            kubeconfig=str(kube.kubeconfig),
+        )
+        self.resolver = resolver
+        self.stop_flag = threading.Event()
+        self.ready_flag = threading.Event()
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        import asyncio
+
+        from scoperator.handlers import serve
+
+        try:
+            asyncio.run(
+                serve(
+                    self.config,
+                    resolver=self.resolver,
+                    stop_flag=self.stop_flag,
+                    ready_flag=self.ready_flag,
+                )
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.errors.append(exc)
+
+    def __enter__(self) -> InProcessOperator:
+        self.thread.start()
+        assert self.ready_flag.wait(30), self.errors
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_flag.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+def test_status_from_real_servers(
+    kube: KubeControlPlane, crds: None, api: Api, tmp_path: Path
+) -> None:
+    """The observer's statuses in the API, with real scserver processes standing in for pods."""
+    import asyncio
+
+    from tests.operator.helpers import load_example
+    from tests.tools import require_binary, scserver_command
+
+    from scoperator.local import LocalSupercluster
+    from scoperator.observe import StaticResolver
+    from scoperator.secrets import secrets_from_objects
+
+    cmd = require_binary(scserver_command(), "scserver not installed")
+    resources = load_example("supercluster.yaml")
+    sc_model = resources.superclusters[0]
+    local = LocalSupercluster(
+        sc_model,
+        resources.members(sc_model),
+        secrets_from_objects(resources.secrets),
+        list(cmd),
+        tmp_path / "servers",
+    )
+    local.plan()
+    local.start()
+    try:
+        asyncio.run(local.wait_ready(60))
+        resolver = StaticResolver(
+            {s.name: f"127.0.0.1:{s.address.ports.monitor}" for s in local.servers}
+        )
+        with InProcessOperator(kube, api.ns, resolver) as op:
+            deploy_demo(api)
+            sc = wait_for(
+                "mesh complete",
+                cr_when(
+                    api,
+                    "SuperCluster",
+                    "demo",
+                    lambda s: (
+                        cond(s, "GatewaysConnected").get("status") == "True"
+                        and cond(s, "Ready").get("status") == "True"
+                    ),
+                ),
+            )
+            assert cond(sc, "GatewaysConnected")["reason"] == "MeshComplete"
+            assert sc["status"]["connectivity"] == {"east": {"west": True}, "west": {"east": True}}
+            assert sc["status"]["clustersReady"] == 2 and sc["status"]["readyServers"] == 2
+            east = api.cr("Cluster", "east")
+            assert cond(east, "Ready")["reason"] == "AllServersHealthy"
+            assert east["status"]["readyServers"] == 1
+            assert east["status"]["servers"][0]["version"]
+            assert east["status"]["gateways"] == [
+                {"cluster": "west", "outbound": 1, "inbound": 1, "connected": True}
+            ]
+            managers = {m["manager"] for m in east["metadata"]["managedFields"]}
+            assert {"scoperator-reconciler", "scoperator-observer"} <= managers
+
+            # healthy and idle: probes every 0.3s, yet nothing is written
+            time.sleep(1)
+            versions = {
+                n: api.cr("Cluster", n)["metadata"]["resourceVersion"] for n in ("east", "west")
+            }
+            time.sleep(1.5)
+            assert {
+                n: api.cr("Cluster", n)["metadata"]["resourceVersion"] for n in ("east", "west")
+            } == versions
+
+            # a server dies: Degraded within a probe round or two, with a Warning Event
+            west0 = next(s for s in local.servers if s.name == "west-0")
+            assert west0.process is not None
+            west0.process.kill()
+            t0 = time.monotonic()
+            west = wait_for(
+                "west degraded",
+                cr_when(
+                    api, "Cluster", "west", lambda c: cond(c, "Degraded").get("status") == "True"
+                ),
+            )
+            assert time.monotonic() - t0 < 3
+            assert cond(west, "Ready")["reason"] == "ServersUnhealthy"
+            assert west["status"]["servers"][0]["lastError"].startswith("unreachable")
+            warnings = wait_for(
+                "Warning event",
+                lambda: [e for e in api.events("west") if e["type"] == "Warning"],
+            )
+            assert {e["reason"] for e in warnings} >= {"ServersUnhealthy"}
+            wait_for(
+                "supercluster degraded",
+                cr_when(
+                    api,
+                    "SuperCluster",
+                    "demo",
+                    lambda s: cond(s, "Degraded").get("status") == "True",
+                ),
+            )
+            assert not op.errors
+    finally:
+        local.stop()
