@@ -9,7 +9,7 @@ CACHE ?= $(CURDIR)/.cache
 export SC_CACHE := $(CACHE)
 export PATH := $(CURDIR)/$(BIN):$(CACHE)/bin:$(PATH)
 
-.PHONY: demo test lint format bench venv tools natscli envtest crds clean unit
+.PHONY: demo test lint format bench venv tools natscli envtest linters crds clean unit e2e
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,7 +25,10 @@ natscli:
 envtest:
 	@bash hack/envtest.sh
 
-tools: venv natscli envtest
+linters:
+	@bash hack/install-hadolint.sh
+
+tools: venv natscli envtest linters
 
 demo: venv
 	$(BIN)/python -m scoperator local -f examples/supercluster.yaml --demo
@@ -50,6 +53,9 @@ bench: venv natscli
 
 crds: venv
 	$(BIN)/python hack/gen-crds.py
+
+e2e: venv
+	bash hack/e2e-kind.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

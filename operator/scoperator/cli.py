@@ -169,7 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `scoperator` console script and `python -m scoperator`."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # `run` hands its flags to the operator's own parser (argparse's REMAINDER does not
+        # capture a leading `--namespace=x`); any other command must know all of its flags.
+        if args.command != "run":
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.kopf_args = [*unknown, *args.kopf_args]
     try:
         return int(args.func(args))
     except (OSError, ValueError, LookupError) as exc:
