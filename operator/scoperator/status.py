@@ -242,7 +242,7 @@ class StatusWriter:
                     continue
                 await self.event(obj, "Warning", cond["reason"], cond.get("message") or "")
             elif prev is not None and prev.get("status") == bad:
-                msg = f"{cond['type']} is {cond['status']} again: {cond.get('message') or ''}"
+                msg = f"{cond['type']} is {cond['status']}: {cond.get('message') or ''}"
                 await self.event(obj, "Normal", cond["reason"], msg.rstrip(": "))
 
     async def event(self, obj: dict[str, Any], etype: str, reason: str, message: str) -> None:
