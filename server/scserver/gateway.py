@@ -14,14 +14,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import random
 import time
 from typing import Any
 
 from scserver import NATS_COMPAT_VERSION
-from scserver.connection import Connection
-from scserver.log import logger, trace_enabled, tracef
+from scserver.link import LinkConnection, connect_line, parse_url
+from scserver.log import logger, tracef
 from scserver.protocol import encode
 from scserver.protocol import errors as E
 from scserver.protocol.parser import (
@@ -40,7 +39,6 @@ from scserver.protocol.parser import (
     OP_RUNSUB,
     ROUTE,
 )
-from scserver.route import parse_url
 from scserver.routing import GR_OFFSET, GR_PREFIX, OLD_GR_PREFIX, process_msg
 from scserver.subjects import subject_matches
 from scserver.sublist import Sublist
@@ -116,10 +114,11 @@ class RemoteGateway:
                 self.urls.append(u)
 
 
-class GatewayConnection(Connection):
+class GatewayConnection(LinkConnection):
     """One gateway link, outbound (we dialled) or inbound (they dialled)."""
 
     kind = GATEWAY
+    log_kind = "Gateway"
 
     def __init__(
         self,
@@ -128,23 +127,14 @@ class GatewayConnection(Connection):
         remote: str | None = None,
         url: str | None = None,
     ) -> None:
-        super().__init__(server)
-        self.manager = manager
-        self.outbound = remote is not None
+        super().__init__(server, manager, outbound=remote is not None)
         self.gw_name = remote or ""
         self.url = url
-        self.got_connect = False
-        self.got_info = False
-        self.registered = False
         self.headers = False
-        self.echo = True
         self.remote_iom = True
         self.remote_nrp = True
-        self.remote_info: dict[str, Any] = {}
         self.out_accounts: dict[bytes, OutAccount | None] = {}
         self.in_accounts: dict[bytes, InAccount] = {}
-        self.auth_timer: asyncio.TimerHandle | None = None
-        self.trace = trace_enabled()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -161,9 +151,7 @@ class GatewayConnection(Connection):
         else:
             logger.info("%s Processing inbound gateway connection", self.label())
             self.queue(self.manager.info_proto())
-            self.auth_timer = self.server.loop.call_later(
-                self.manager.auth_timeout(), self._auth_timeout
-            )
+            self.arm_auth_timer(self.manager.auth_timeout())
             self.start_ping_timer()
 
     def _no_info(self) -> None:
@@ -172,24 +160,10 @@ class GatewayConnection(Connection):
             logger.error("%s Gateway %r did not send INFO in time", self.label(), self.gw_name)
             self.close("Stale Connection")
 
-    def _auth_timeout(self) -> None:
-        self.auth_timer = None
-        if not self.got_connect and not self.closed:
-            self.close("Authentication Timeout", E.AUTH_TIMEOUT, log_error=True)
-
     def on_close(self) -> None:
-        if self.auth_timer is not None:
-            self.auth_timer.cancel()
-        self.manager.pending.discard(self)
-        level = logger.info if self.registered else logger.debug
         direction = "outbound" if self.outbound else "inbound"
-        level(
-            "%s Gateway connection (%s %r) closed: %s",
-            self.label(),
-            direction,
-            self.gw_name,
-            self.close_reason,
-        )
+        self.log_kind = f"Gateway ({direction} {self.gw_name!r})"
+        super().on_close()
 
     # --- inbound bytes -------------------------------------------------------------------------
 
@@ -249,13 +223,8 @@ class GatewayConnection(Connection):
                 return
 
     def process_connect(self, raw: bytes) -> None:
-        try:
-            opts = json.loads(raw)
-            if not isinstance(opts, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            logger.error("%s Gateway CONNECT is not valid JSON", self.label())
-            self.close("Protocol Violation")
+        opts = self.load_json(raw, "CONNECT")
+        if opts is None:
             return
         if self.outbound or self.got_connect:
             return
@@ -275,18 +244,11 @@ class GatewayConnection(Connection):
         self.got_connect = True
         self.gw_name = name
         self.name = str(opts.get("name", ""))
-        if self.auth_timer is not None:
-            self.auth_timer.cancel()
-            self.auth_timer = None
+        self.cancel_auth_timer()
 
     def process_info(self, raw: bytes) -> None:
-        try:
-            info = json.loads(raw)
-            if not isinstance(info, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            logger.error("%s Gateway INFO is not valid JSON", self.label())
-            self.close("Protocol Violation")
+        info = self.load_json(raw, "INFO")
+        if info is None:
             return
         if self.trace:
             tracef("%s <<- [INFO %s]", self.label(), raw.decode(errors="replace"))
@@ -327,9 +289,7 @@ class GatewayConnection(Connection):
         if isinstance(urls, list) and urls:
             manager.remote_urls(gw, urls)
         if first:
-            if self.auth_timer is not None:
-                self.auth_timer.cancel()
-                self.auth_timer = None
+            self.cancel_auth_timer()
             self.remote_info = info
             self.name = str(info.get("server_id", ""))
             self.remote_iom = bool(info.get("gateway_iom", False))
@@ -508,23 +468,6 @@ class GatewayConnection(Connection):
                     if not queues:
                         return
         process_msg(self.server, self, account, subject, reply, hdr_len, msg, queues)
-
-    def send_msg(
-        self,
-        account: Any,
-        subject: bytes,
-        reply: bytes | None,
-        queues: list[bytes] | None,
-        hdr_len: int,
-        msg: bytes,
-    ) -> None:
-        if hdr_len >= 0 and not self.headers:
-            msg = msg[hdr_len:]
-            hdr_len = -1
-        head = encode.rmsg_head(account.name_b, subject, reply, queues, hdr_len, len(msg))
-        self.queue(head + msg + b"\r\n")
-        self.out_msgs += 1
-        self.out_bytes += len(msg)
 
 
 def _cmd_account(info: dict[str, Any]) -> bytes | None:
@@ -733,7 +676,6 @@ class GatewayManager:
 
     def connect_proto(self, url: str | None) -> bytes:
         gw = self.opts
-        _, _, user, password = parse_url(url or "", 7222)
         fields: dict[str, Any] = {
             "echo": False,
             "verbose": False,
@@ -744,12 +686,7 @@ class GatewayManager:
             "cluster": "",
             "gateway": self.name,
         }
-        user = user or gw.username
-        password = password or gw.password
-        if user:
-            fields["user"] = user
-            fields["pass"] = password or ""
-        return encode.connect(fields)
+        return connect_line(fields, url, 7222, gw.username, gw.password)
 
     def _cmd_info(
         self, cmd: int, gw: str, payload: bytes | None = None, urls: list[str] | None = None

@@ -10,16 +10,14 @@ seed meets every peer through gossip of route INFOs.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import secrets
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from scserver import NATS_COMPAT_VERSION
-from scserver.connection import Connection
-from scserver.log import logger, trace_enabled, tracef
+from scserver.link import LinkConnection, connect_line, parse_url
+from scserver.log import logger, tracef
 from scserver.protocol import encode
 from scserver.protocol import errors as E
 from scserver.protocol.parser import (
@@ -48,41 +46,20 @@ ROUTE_PROTO = 2
 RECONNECT_DELAY = 1.0
 
 
-def parse_url(url: str, default_port: int) -> tuple[str, int, str | None, str | None]:
-    """nats-route://user:pass@host:port → (host, port, user, password)."""
-    if "://" not in url:
-        url = "nats://" + url
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    try:
-        port = parts.port or default_port
-    except ValueError:
-        port = default_port
-    return host, port, parts.username, parts.password
-
-
-class RouteConnection(Connection):
+class RouteConnection(LinkConnection):
     """One route, inbound (accepted) or outbound (solicited)."""
 
     kind = ROUTE
+    log_kind = "Router"
 
     def __init__(
         self, server: Any, manager: RouteManager, url: str | None = None, explicit: bool = False
     ) -> None:
-        super().__init__(server)
-        self.manager = manager
-        self.outbound = url is not None
+        super().__init__(server, manager, outbound=url is not None)
         self.url = url
         self.explicit = explicit
-        self.got_connect = False
-        self.got_info = False
-        self.registered = False
         self.headers = True
-        self.echo = True
-        self.remote_info: dict[str, Any] = {}
         self.remote_subs: dict[tuple[bytes, bytes, bytes | None], Subscription] = {}
-        self.auth_timer: asyncio.TimerHandle | None = None
-        self.trace = trace_enabled()
         self.connect_urls: list[str] = []
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -96,22 +73,8 @@ class RouteConnection(Connection):
         else:
             logger.info("%s Route connection created", self.label())
             self.queue(self.manager.info_proto())
-            self.auth_timer = self.server.loop.call_later(
-                self.manager.auth_timeout(), self._auth_timeout
-            )
+            self.arm_auth_timer(self.manager.auth_timeout())
         self.start_ping_timer()
-
-    def _auth_timeout(self) -> None:
-        self.auth_timer = None
-        if not self.got_connect and not self.closed:
-            self.close("Authentication Timeout", E.AUTH_TIMEOUT, log_error=True)
-
-    def on_close(self) -> None:
-        if self.auth_timer is not None:
-            self.auth_timer.cancel()
-        self.manager.pending.discard(self)
-        level = logger.info if self.registered else logger.debug
-        level("%s Router connection closed: %s", self.label(), self.close_reason)
 
     # --- inbound ---------------------------------------------------------------------------
 
@@ -156,13 +119,8 @@ class RouteConnection(Connection):
                 return
 
     def process_connect(self, raw: bytes) -> None:
-        try:
-            opts = json.loads(raw)
-            if not isinstance(opts, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            logger.error("%s Route CONNECT is not valid JSON", self.label())
-            self.close("Protocol Violation")
+        opts = self.load_json(raw, "CONNECT")
+        if opts is None:
             return
         if self.outbound or self.got_connect:
             return
@@ -188,18 +146,11 @@ class RouteConnection(Connection):
         self.got_connect = True
         self.remote_id = str(opts.get("name", ""))
         self.headers = bool(opts.get("headers", False))
-        if self.auth_timer is not None:
-            self.auth_timer.cancel()
-            self.auth_timer = None
+        self.cancel_auth_timer()
 
     def process_info(self, raw: bytes) -> None:
-        try:
-            info = json.loads(raw)
-            if not isinstance(info, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            logger.error("%s Route INFO is not valid JSON", self.label())
-            self.close("Protocol Violation")
+        info = self.load_json(raw, "INFO")
+        if info is None:
             return
         if self.trace:
             tracef("%s <<- [INFO %s]", self.label(), raw.decode(errors="replace"))
@@ -340,23 +291,6 @@ class RouteConnection(Connection):
             if gateway.handle_routed_reply(self, account, subject, reply, hdr_len, msg):
                 return
         process_msg(self.server, self, account, subject, reply, hdr_len, msg, queues)
-
-    def send_msg(
-        self,
-        account: Any,
-        subject: bytes,
-        reply: bytes | None,
-        queues: list[bytes] | None,
-        hdr_len: int,
-        msg: bytes,
-    ) -> None:
-        if hdr_len >= 0 and not self.headers:
-            msg = msg[hdr_len:]
-            hdr_len = -1
-        head = encode.rmsg_head(account.name_b, subject, reply, queues, hdr_len, len(msg))
-        self.queue(head + msg + b"\r\n")
-        self.out_msgs += 1
-        self.out_bytes += len(msg)
 
 
 class RouteManager:
@@ -509,7 +443,6 @@ class RouteManager:
 
     def connect_proto(self, url: str | None) -> bytes:
         cl = self.opts
-        _, _, user, password = parse_url(url or "", 6222)
         fields: dict[str, Any] = {
             "echo": True,
             "verbose": False,
@@ -520,12 +453,7 @@ class RouteManager:
             "cluster": self.cluster_name,
             "dynamic": self.dynamic,
         }
-        user = user or cl.username
-        password = password or cl.password
-        if user:
-            fields["user"] = user
-            fields["pass"] = password or ""
-        return encode.connect(fields)
+        return connect_line(fields, url, 6222, cl.username, cl.password)
 
     def is_duplicate_name(self, conn: RouteConnection) -> bool:
         name = str(conn.remote_info.get("server_name", ""))

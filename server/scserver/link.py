@@ -1,0 +1,122 @@
+"""What routes and gateways share: a server-to-server link with a handshake and RMSG output.
+
+Both kinds authenticate the peer's CONNECT under a timer, exchange JSON INFO/CONNECT lines,
+register once the handshake completes, and send messages as RMSG/HMSG with the account name;
+only what they do with interest and with their manager differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from scserver.connection import Connection
+from scserver.log import logger, trace_enabled
+from scserver.protocol import encode
+from scserver.protocol import errors as E
+
+
+class LinkConnection(Connection):
+    """Base of RouteConnection and GatewayConnection."""
+
+    #: The word nats-server uses for this kind in log lines ("Router", "Gateway").
+    log_kind = "Link"
+
+    def __init__(self, server: Any, manager: Any, outbound: bool) -> None:
+        super().__init__(server)
+        self.manager = manager
+        self.outbound = outbound
+        self.got_connect = False
+        self.got_info = False
+        self.registered = False
+        self.echo = True
+        self.remote_info: dict[str, Any] = {}
+        self.auth_timer: asyncio.TimerHandle | None = None
+        self.trace = trace_enabled()
+
+    # --- handshake timers ------------------------------------------------------------------
+
+    def arm_auth_timer(self, seconds: float) -> None:
+        """An accepted link must send CONNECT within the authorization timeout."""
+        self.auth_timer = self.server.loop.call_later(seconds, self._auth_timeout)
+
+    def cancel_auth_timer(self) -> None:
+        if self.auth_timer is not None:
+            self.auth_timer.cancel()
+            self.auth_timer = None
+
+    def _auth_timeout(self) -> None:
+        self.auth_timer = None
+        if not self.got_connect and not self.closed:
+            self.close("Authentication Timeout", E.AUTH_TIMEOUT, log_error=True)
+
+    def on_close(self) -> None:
+        self.cancel_auth_timer()
+        self.manager.pending.discard(self)
+        level = logger.info if self.registered else logger.debug
+        level("%s %s connection closed: %s", self.label(), self.log_kind, self.close_reason)
+
+    # --- JSON handshake lines ------------------------------------------------------------------
+
+    def load_json(self, raw: bytes, what: str) -> dict[str, Any] | None:
+        """Decode an INFO/CONNECT body; a malformed one closes the link (None returned)."""
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            logger.error("%s %s %s is not a valid JSON object", self.label(), self.log_kind, what)
+            self.close("Protocol Violation")
+            return None
+        return doc
+
+    # --- messages --------------------------------------------------------------------------
+
+    def send_msg(
+        self,
+        account: Any,
+        subject: bytes,
+        reply: bytes | None,
+        queues: list[bytes] | None,
+        hdr_len: int,
+        msg: bytes,
+    ) -> None:
+        """RMSG/HMSG to the peer; headers are dropped for a peer that cannot take them."""
+        if hdr_len >= 0 and not self.headers:
+            msg = msg[hdr_len:]
+            hdr_len = -1
+        head = encode.rmsg_head(account.name_b, subject, reply, queues, hdr_len, len(msg))
+        self.queue(head + msg + b"\r\n")
+        self.out_msgs += 1
+        self.out_bytes += len(msg)
+
+
+def connect_line(
+    fields: dict[str, Any],
+    url: str | None,
+    default_port: int,
+    username: str | None,
+    password: str | None,
+) -> bytes:
+    """CONNECT for a link we dial: credentials from the URL's userinfo, else from the config."""
+    _, _, url_user, url_pass = parse_url(url or "", default_port)
+    user = url_user or username
+    if user:
+        fields["user"] = user
+        fields["pass"] = (url_pass or password) or ""
+    return encode.connect(fields)
+
+
+def parse_url(url: str, default_port: int) -> tuple[str, int, str | None, str | None]:
+    """nats-route://user:pass@host:port → (host, port, user, password)."""
+    if "://" not in url:
+        url = "nats://" + url
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        port = default_port
+    return host, port, parts.username, parts.password
