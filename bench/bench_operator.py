@@ -100,7 +100,7 @@ class Bench:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [
-                    str(ROOT / ".venv" / "bin" / "scoperator"), "run", "--", "-A",
+                    sys.executable, "-m", "scoperator", "run", "--", "-A",
                     "--metrics-port", str(self.port), "--probe-interval", "5",
                     "--resync-interval", "0",
                 ],

@@ -15,6 +15,7 @@ import base64
 import copy
 import os
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -71,7 +72,7 @@ class Operator:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
-                str(ROOT / ".venv" / "bin" / "scoperator"), "run", "--",
+                sys.executable, "-m", "scoperator", "run", "--",
                 "-n", self.namespace,
                 "--metrics-port", str(self.metrics_port),
                 "--probe-interval", "0.5",
