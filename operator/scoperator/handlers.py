@@ -65,6 +65,9 @@ class OperatorConfig:
     cluster_domain: str = "cluster.local"
     kubeconfig: str | None = None
     verbose: bool = False
+    # kopf peering (leader election between replicas): None = standalone, the default.
+    peering: str | None = None
+    priority: int = 0
 
 
 @dataclass
@@ -403,7 +406,9 @@ async def serve(
         registry=build_registry(config, resolver),
         clusterwide=config.all_namespaces,
         namespaces=[] if config.all_namespaces else config.namespaces,
-        standalone=True,
+        standalone=config.peering is None,
+        peering_name=config.peering,
+        priority=config.priority,
         liveness_endpoint=config.liveness,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
@@ -428,6 +433,10 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
     parser.add_argument("--cluster-domain", default="cluster.local")
     parser.add_argument("--kubeconfig", help="default: $KUBECONFIG or in-cluster")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "--peering", help="join this kopf peering (several replicas, one active); default: off"
+    )
+    parser.add_argument("--priority", type=int, default=0, help="kopf peering priority")
     args = parser.parse_args([a for a in (argv or []) if a != "--"])
     if not args.namespace and not args.all_namespaces:
         args.all_namespaces = True
@@ -443,6 +452,8 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
         cluster_domain=args.cluster_domain,
         kubeconfig=args.kubeconfig,
         verbose=args.verbose,
+        peering=args.peering,
+        priority=args.priority,
     )
 
 
