@@ -105,6 +105,8 @@ class ClientConnection(Connection):
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.time()
+        server = self.server
+        process_msg = routing.process_msg
         ops = self.parser.feed(data)
         for op in ops:
             if self.closed:
@@ -114,7 +116,26 @@ class ClientConnection(Connection):
                 if not self.connected and self.server.auth.required:
                     self._auth_violation()
                     return
-                self.process_pub(op[1], op[2], op[3], op[4])
+                _, subject, reply, hdr_len, msg = op
+                if (
+                    self.slow_pub
+                    or hdr_len >= 0
+                    or subject[0] in _SPECIAL_FIRST
+                    or (reply is not None and reply[0] in _SPECIAL_FIRST)
+                    or (reply is not None and self.no_responders)
+                ):
+                    self.process_pub(subject, reply, hdr_len, msg)
+                    continue
+                # The common publish, inlined: count it, then route it.
+                size = len(msg)
+                self.in_msgs += 1
+                self.in_bytes += size
+                account = self.account
+                account.in_msgs += 1
+                account.in_bytes += size
+                if self.verbose:
+                    self.queue(encode.OK)
+                process_msg(server, self, account, subject, reply, hdr_len, msg)
             elif t == OP_SUB:
                 if not self.connected and self.server.auth.required:
                     self._auth_violation()

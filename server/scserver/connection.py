@@ -42,7 +42,6 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser: Parser = self.make_parser()
         self.out: list[bytes] = []
-        self.out_size = 0
         self.flush_scheduled = False
         self.closed = False
         self.close_reason = ""
@@ -147,7 +146,6 @@ class Connection(asyncio.Protocol):
     def queue(self, data: bytes) -> None:
         """Queue bytes for the next flush; the flush happens once per loop iteration."""
         self.out.append(data)
-        self.out_size += len(data)
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.server.schedule_flush(self)
@@ -156,11 +154,9 @@ class Connection(asyncio.Protocol):
         self.flush_scheduled = False
         if not self.out or self.closed or self.transport is None:
             self.out.clear()
-            self.out_size = 0
             return
         data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
         self.out.clear()
-        self.out_size = 0
         transport = self.transport
         transport.write(data)
         if transport.get_write_buffer_size() > self.server.opts.max_pending:

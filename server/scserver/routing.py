@@ -55,14 +55,11 @@ def deliver(
         head = b"MSG %b %b %d\r\n" % (subject, sub.sid, size)
     out = c.out
     if size < 8192:
-        data = head + msg + b"\r\n"
-        out.append(data)
-        c.out_size += len(data)
+        out.append(head + msg + b"\r\n")
     else:
         out.append(head)
         out.append(msg)
         out.append(b"\r\n")
-        c.out_size += len(head) + size + 2
     if not c.flush_scheduled:
         c.flush_scheduled = True
         c.server.schedule_flush(c)
