@@ -107,6 +107,7 @@ class ClientConnection(Connection):
         self.last_activity = time.time()
         server = self.server
         process_msg = routing.process_msg
+        server.note_producer(self)
         ops = self.parser.feed(data)
         for op in ops:
             if self.closed:

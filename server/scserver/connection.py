@@ -100,6 +100,9 @@ class Connection(asyncio.Protocol):
             self._teardown()
 
     def _teardown(self) -> None:
+        if self.paused_at:
+            self.paused_at = 0.0
+            self.server.consumer_resumed(self)
         for timer in (self.ping_timer, self.deadline_timer):
             if timer is not None:
                 timer.cancel()
@@ -173,13 +176,16 @@ class Connection(asyncio.Protocol):
         )
 
     def pause_writing(self) -> None:
+        """The peer reads slower than we write: stall whoever feeds it (see Server.stall)."""
         self.paused_at = time.monotonic()
+        self.server.paused_consumers.add(self)
         deadline = self.server.opts.write_deadline
         if deadline > 0 and self.deadline_timer is None:
             self.deadline_timer = self.server.loop.call_later(deadline, self._check_deadline)
 
     def resume_writing(self) -> None:
         self.paused_at = 0.0
+        self.server.consumer_resumed(self)
         if self.deadline_timer is not None:
             self.deadline_timer.cancel()
             self.deadline_timer = None

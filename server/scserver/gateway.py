@@ -44,6 +44,9 @@ from scserver.subjects import subject_matches
 from scserver.sublist import Sublist
 from scserver.subscription import Subscription
 
+# First bytes of `_GR_.` and `$GR.`: one byte test keeps the prefix checks off the hot path.
+_ROUTED_FIRST = frozenset(b"_$")
+
 CMD_GOSSIP = 1
 CMD_ALL_SUBS_START = 2
 CMD_ALL_SUBS_COMPLETE = 3
@@ -169,6 +172,7 @@ class GatewayConnection(LinkConnection):
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.time()
+        self.server.note_producer(self)
         for op in self.parser.feed(data):
             if self.closed:
                 return
@@ -449,11 +453,13 @@ class GatewayConnection(LinkConnection):
         self.in_msgs += 1
         self.in_bytes += len(msg)
         manager = self.manager
-        account = self.server.accounts.get(acc.decode(errors="replace"))
+        account = self.server.account_by_name_b(acc)
         if account is None:
             manager.no_interest_account(self, acc)
             return
-        if subject[:5] == GR_PREFIX or subject[:4] == OLD_GR_PREFIX:
+        if subject[0] in _ROUTED_FIRST and (
+            subject[:5] == GR_PREFIX or subject[:4] == OLD_GR_PREFIX
+        ):
             if manager.handle_routed_reply(self, account, subject, reply, hdr_len, msg):
                 return
         if manager.optimistic_inbound:
@@ -995,7 +1001,9 @@ class GatewayManager:
         links = self.out_sorted
         if not links:
             return False
-        if subject[:5] == GR_PREFIX or subject[:4] == OLD_GR_PREFIX:
+        if subject[0] in _ROUTED_FIRST and (
+            subject[:5] == GR_PREFIX or subject[:4] == OLD_GR_PREFIX
+        ):
             return self._send_routed(account, subject, reply, hdr_len, msg)
         acc = account.name_b
         sent = False

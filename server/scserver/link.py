@@ -87,10 +87,19 @@ class LinkConnection(Connection):
         if hdr_len >= 0 and not self.headers:
             msg = msg[hdr_len:]
             hdr_len = -1
-        head = encode.rmsg_head(account.name_b, subject, reply, queues, hdr_len, len(msg))
-        self.queue(head + msg + b"\r\n")
+        size = len(msg)
+        if queues or hdr_len >= 0:
+            head = encode.rmsg_head(account.name_b, subject, reply, queues, hdr_len, size)
+        elif reply:
+            head = b"RMSG %b %b %b %d\r\n" % (account.name_b, subject, reply, size)
+        else:
+            head = b"RMSG %b %b %d\r\n" % (account.name_b, subject, size)
+        self.out.append(head + msg + b"\r\n")
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.server.schedule_flush(self)
         self.out_msgs += 1
-        self.out_bytes += len(msg)
+        self.out_bytes += size
 
 
 def connect_line(

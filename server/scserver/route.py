@@ -80,6 +80,7 @@ class RouteConnection(LinkConnection):
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.time()
+        self.server.note_producer(self)
         for op in self.parser.feed(data):
             if self.closed:
                 return
@@ -282,7 +283,7 @@ class RouteConnection(LinkConnection):
     ) -> None:
         self.in_msgs += 1
         self.in_bytes += len(msg)
-        account = self.server.accounts.get(acc.decode(errors="replace"))
+        account = self.server.account_by_name_b(acc)
         if account is None:
             logger.debug("%s Unknown account %r for routed message", self.label(), acc)
             return

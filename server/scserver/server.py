@@ -21,6 +21,7 @@ from scserver.log import logger
 from scserver.permissions import compile_permissions
 from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE
 
+STALL_MAX = 0.05  # seconds a publisher is held back at a time while a consumer drains
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 
@@ -41,11 +42,18 @@ class Server:
         self._cid = 0
         self.clients: dict[int, ClientConnection] = {}
         self.accounts: dict[str, Account] = {}
+        self._accounts_b: dict[bytes, Account] = {}
         self.global_account = self._ensure_account(GLOBAL_ACCOUNT)
         self.system_account: Account | None = None
         self.auth = Authenticator()
         self._dirty: list[Connection] = []
         self._flush_pending = False
+        # Flow control: consumers whose socket buffer is over the high-water mark, the
+        # connections that read since the last flush, and those we stopped reading from.
+        self.paused_consumers: set[Connection] = set()
+        self.producers: list[Connection] = []
+        self.stalled_producers: set[Connection] = set()
+        self._stall_timer: asyncio.TimerHandle | None = None
         self.lame_duck = False
         self.shutting_down = False
         self.slow_consumers = 0
@@ -154,6 +162,15 @@ class Server:
     def lookup_account(self, name: str) -> Account | None:
         return self.accounts.get(name)
 
+    def account_by_name_b(self, name: bytes) -> Account | None:
+        """Account named on the wire (RMSG, RS+), without decoding on every message."""
+        acc = self._accounts_b.get(name)
+        if acc is None or self.accounts.get(acc.name) is not acc:
+            acc = self.accounts.get(name.decode(errors="replace"))
+            if acc is not None:
+                self._accounts_b[name] = acc
+        return acc
+
     def register_account(self, name: str) -> Account:
         """Create an account on first sight (e.g. named by a peer) and tell gateways."""
         existing = self.accounts.get(name)
@@ -226,6 +243,58 @@ class Server:
         for conn in dirty:
             if conn.flush_scheduled:
                 conn.flush()
+        producers = self.producers
+        if producers:
+            self.producers = []
+            if self.paused_consumers:
+                self.stall(producers)
+
+    def note_producer(self, conn: Connection) -> None:
+        """Called once per read by connections that deliver messages (for stalling)."""
+        self.producers.append(conn)
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self._flush_all)
+
+    def stall(self, producers: list[Connection]) -> None:
+        """Stop reading from publishers while a consumer cannot keep up.
+
+        Like nats-server's stalled producers: instead of letting a fast publisher push a slow
+        subscriber into a slow-consumer disconnect (and lose messages), we stop reading from
+        the publisher until the consumer drains, for at most STALL_MAX at a time so that a
+        consumer that is really stuck still meets its write deadline or max_pending.
+        """
+        for conn in producers:
+            if conn.closed or conn in self.stalled_producers or conn in self.paused_consumers:
+                continue
+            transport = conn.transport
+            if transport is None:
+                continue
+            try:
+                transport.pause_reading()
+            except (RuntimeError, AttributeError):
+                continue
+            self.stalled_producers.add(conn)
+        if self.stalled_producers and self._stall_timer is None:
+            self._stall_timer = self.loop.call_later(STALL_MAX, self._release_producers)
+
+    def consumer_resumed(self, conn: Connection) -> None:
+        self.paused_consumers.discard(conn)
+        if not self.paused_consumers:
+            self._release_producers()
+
+    def _release_producers(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+        stalled = self.stalled_producers
+        self.stalled_producers = set()
+        for conn in stalled:
+            if not conn.closed and conn.transport is not None:
+                try:
+                    conn.transport.resume_reading()
+                except (RuntimeError, AttributeError):
+                    pass
 
     def connection_closed(self, conn: Connection) -> None:
         stats = self.closed_stats
