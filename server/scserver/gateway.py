@@ -1012,7 +1012,13 @@ class GatewayManager:
         for c in links:
             if c.closed:
                 continue
-            psi, qgroups = c.interest(acc, subject)
+            st = c.out_accounts.get(acc)
+            if st is not None and st.ni is None and not st.nil:
+                # Interest-only (the usual mode): the peer's subscriptions decide.
+                r = st.sl.match(subject)
+                psi, qgroups = bool(r.psubs), r.qsubs
+            else:
+                psi, qgroups = c.interest(acc, subject)
             queues: list[bytes] | None = None
             if qgroups:
                 for group in qgroups:
