@@ -132,6 +132,8 @@ class GatewayConnection(LinkConnection):
     ) -> None:
         super().__init__(server, manager, outbound=remote is not None)
         self.gw_name = remote or ""
+        # Messages flow only on inbound links, once registered: the hot-path guard.
+        self.accepts_msgs = False
         self.url = url
         self.headers = False
         self.remote_iom = True
@@ -177,6 +179,9 @@ class GatewayConnection(LinkConnection):
             if self.closed:
                 return
             t = op[0]
+            if t == OP_RMSG and self.accepts_msgs:
+                self.process_rmsg(op[1], op[2], op[3], op[4], op[5], op[6])
+                continue
             if not self.outbound and not self.got_connect and t != OP_CONNECT:
                 # Like nats-server: anything but CONNECT first is an authorization violation.
                 if t == OP_ERROR:
@@ -740,6 +745,7 @@ class GatewayManager:
         self.pending.discard(conn)
         self.inbound[conn.cid] = conn
         conn.registered = True
+        conn.accepts_msgs = True
         logger.info(
             "%s Inbound gateway connection from %r (%s) registered", conn.label(), name, conn.name
         )

@@ -85,6 +85,9 @@ class RouteConnection(LinkConnection):
             if self.closed:
                 return
             t = op[0]
+            if t == OP_RMSG and (self.got_connect or self.outbound):
+                self.process_rmsg(op[1], op[2], op[3], op[4], op[5], op[6])
+                continue
             if not self.got_connect and not self.outbound and t != OP_CONNECT:
                 # Like nats-server, anything but CONNECT first (including messages and
                 # garbage) is an authorization violation; never deliver an RMSG from a peer
