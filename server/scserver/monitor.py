@@ -234,9 +234,10 @@ def conn_info(
             info["lang"] = c.lang
         if c.version:
             info["version"] = c.version
+        # As nats-server: user and account only with `auth`, and never the global account.
         if auth and c.username:
             info["authorized_user"] = c.username
-        if auth or c.account.name != "$G":
+        if auth and c.account.name != "$G":
             info["account"] = c.account.name
     if closed:
         info["stop"] = rfc3339(now)
@@ -339,9 +340,17 @@ def connz(server: Any, q: dict[str, str]) -> dict[str, Any]:
             conns.append(conn_info(server, c, False, subs, auth))
     if state in ("closed", "any", "all"):
         for c in server.closed_conns:
-            if acc and c.get("account", "$G") != acc:
+            closed = dict(c)
+            acc_name = closed.pop("_account", "$G")
+            user_name = closed.pop("_user", "")
+            if acc and acc_name != acc or user and user_name != user:
                 continue
-            conns.append(c)
+            if auth:
+                if user_name:
+                    closed["authorized_user"] = user_name
+                if acc_name != "$G":
+                    closed["account"] = acc_name
+            conns.append(closed)
     if cid:
         conns = [c for c in conns if c["cid"] == cid]
     if (sort in ("stop", "reason")) and state == "open":

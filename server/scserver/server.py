@@ -303,7 +303,10 @@ class Server:
         stats[2] += conn.out_msgs
         stats[3] += conn.out_bytes
         if conn.kind == CLIENT:
-            self.closed_conns.append(self.monitor_conn_info(conn, closed=True))
+            info = self.monitor_conn_info(conn, closed=True)
+            info["_account"] = conn.account.name
+            info["_user"] = getattr(conn, "username", "")
+            self.closed_conns.append(info)
             if len(self.closed_conns) > 10000:
                 del self.closed_conns[:1000]
             if self.system is not None and getattr(conn, "connected", False):
