@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.cluster.topology import Node as TopologyNode
 from tests.tools import (
     LOOPBACK,
     ServerProcess,
     free_ports,
-    http_get_json,
     nats_server_binary,
     require_binary,
     scserver_command,
@@ -47,26 +47,12 @@ SYS_CONF = """accounts: {
 
 
 @dataclass
-class Node:
-    name: str
-    cluster: str
-    impl: str
-    port: int
-    http_port: int
-    cluster_port: int
-    gateway_port: int
-    proc: ServerProcess | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://{LOOPBACK}:{self.port}"
+class Node(TopologyNode):
+    """A server of the plan, as in tests/cluster, plus its system-account URL."""
 
     @property
     def sys_url(self) -> str:
         return f"nats://{SYS_USER}:{SYS_PASS}@{LOOPBACK}:{self.port}"
-
-    def get(self, path: str) -> Any:
-        return http_get_json(LOOPBACK, self.http_port, path, timeout=2.0)
 
 
 @dataclass
