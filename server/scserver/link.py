@@ -93,8 +93,10 @@ class LinkConnection(Connection):
         elif reply:
             head = b"RMSG %b %b %b %d\r\n" % (account.name_b, subject, reply, size)
         else:
-            head = b"RMSG %b %b %d\r\n" % (account.name_b, subject, size)
-        self.out.append(head + msg + b"\r\n")
+            self.out.append(b"RMSG %b %b %d\r\n%b\r\n" % (account.name_b, subject, size, msg))
+            head = b""
+        if head:
+            self.out.append(head + msg + b"\r\n")
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.server.schedule_flush(self)

@@ -46,20 +46,15 @@ def deliver(
             c.track_gw_reply(reply)
             reply = reply[GR_OFFSET:]
         if hdr_len >= 0:
-            head = b"HMSG %b %b %b %d %d\r\n" % (subject, sub.sid, reply, hdr_len, size)
+            frame = b"HMSG %b %b %b %d %d\r\n%b\r\n" % (subject, sub.sid, reply, hdr_len, size, msg)
         else:
-            head = b"MSG %b %b %b %d\r\n" % (subject, sub.sid, reply, size)
+            frame = b"MSG %b %b %b %d\r\n%b\r\n" % (subject, sub.sid, reply, size, msg)
     elif hdr_len >= 0:
-        head = b"HMSG %b %b %d %d\r\n" % (subject, sub.sid, hdr_len, size)
+        frame = b"HMSG %b %b %d %d\r\n%b\r\n" % (subject, sub.sid, hdr_len, size, msg)
     else:
-        head = b"MSG %b %b %d\r\n" % (subject, sub.sid, size)
-    out = c.out
-    if size < 8192:
-        out.append(head + msg + b"\r\n")
-    else:
-        out.append(head)
-        out.append(msg)
-        out.append(b"\r\n")
+        # One formatting operation builds the whole frame: cheaper than concatenating.
+        frame = b"MSG %b %b %d\r\n%b\r\n" % (subject, sub.sid, size, msg)
+    c.out.append(frame)
     if not c.flush_scheduled:
         c.flush_scheduled = True
         c.server.schedule_flush(c)
