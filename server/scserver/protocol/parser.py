@@ -173,20 +173,23 @@ class Parser:
         rmsg_match = None if self.kind == CLIENT else _RMSG_RE.match
         max_line = self.max_control_line
         max_payload = self.max_payload
+        startswith = buf.startswith
+        pending = self._pending
         try:
-            while pos < n:
-                pending = self._pending
+            while True:
                 if pending is not None:
+                    # A message whose control line came earlier: take its payload if whole.
                     need, head, hdr_len = pending
                     if n - pos < need:
                         break
                     end = pos + need - 2
-                    if buf[end : end + 2] != b"\r\n":
+                    if not startswith(b"\r\n", end):
                         raise ParseError(ERR_UNKNOWN_OP, send=self.kind == CLIENT)
                     out.append(head + (hdr_len, buf[pos:end]))
                     pos = end + 2
-                    self._pending = None
-                    continue
+                    pending = self._pending = None
+                if pos >= n:
+                    break
                 if pub_match is not None:
                     # Fast path for the hot operation: one regex match parses a whole PUB
                     # line, and the payload is taken at once when it arrived in this read.
@@ -201,15 +204,15 @@ class Parser:
                             raise ParseError(ERR_MAX_PAYLOAD)
                         end = start + size
                         if end + 2 <= n:
-                            if buf[end : end + 2] != b"\r\n":
+                            if not startswith(b"\r\n", end):
                                 raise ParseError(ERR_UNKNOWN_OP)
                             out.append((OP_PUB, subject, reply, -1, buf[start:end]))
                             pos = end + 2
-                        else:
-                            self._pending = (size + 2, (OP_PUB, subject, reply), -1)
-                            pos = start
-                        continue
-                if rmsg_match is not None:
+                            continue
+                        pending = self._pending = (size + 2, (OP_PUB, subject, reply), -1)
+                        pos = start
+                        break
+                elif rmsg_match is not None:
                     # Links between servers: plain RMSG (no queue list) the same way.
                     m = rmsg_match(buf, pos)
                     if m is not None:
@@ -220,14 +223,18 @@ class Parser:
                         size = int(size_tok)
                         end = start + size
                         if end + 2 <= n:
-                            if buf[end : end + 2] != b"\r\n":
+                            if not startswith(b"\r\n", end):
                                 raise ParseError(ERR_UNKNOWN_OP, send=False)
                             out.append((OP_RMSG, account, subject, reply, None, -1, buf[start:end]))
                             pos = end + 2
-                        else:
-                            self._pending = (size + 2, (OP_RMSG, account, subject, reply, None), -1)
-                            pos = start
-                        continue
+                            continue
+                        pending = self._pending = (
+                            size + 2,
+                            (OP_RMSG, account, subject, reply, None),
+                            -1,
+                        )
+                        pos = start
+                        break
                 eol = buf.find(b"\n", pos)
                 if eol < 0:
                     if n - pos > self.max_control_line:
@@ -239,6 +246,7 @@ class Parser:
                 line = buf[pos:line_end]
                 pos = eol + 1
                 self._control(line, out)
+                pending = self._pending
         except ParseError as err:
             self.dead = True
             self._buf = b""
