@@ -134,6 +134,7 @@ class GatewayConnection(LinkConnection):
         self.gw_name = remote or ""
         # Messages flow only on inbound links, once registered: the hot-path guard.
         self.accepts_msgs = False
+        self.accounts_b = server._accounts_b
         self.url = url
         self.headers = False
         self.remote_iom = True
@@ -458,7 +459,7 @@ class GatewayConnection(LinkConnection):
         self.in_msgs += 1
         self.in_bytes += len(msg)
         manager = self.manager
-        account = self.server.account_by_name_b(acc)
+        account = self.accounts_b.get(acc) or self.server.account_by_name_b(acc)
         if account is None:
             manager.no_interest_account(self, acc)
             return

@@ -61,6 +61,7 @@ class RouteConnection(LinkConnection):
         self.headers = True
         self.remote_subs: dict[tuple[bytes, bytes, bytes | None], Subscription] = {}
         self.connect_urls: list[str] = []
+        self.accounts_b = server._accounts_b
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -286,7 +287,7 @@ class RouteConnection(LinkConnection):
     ) -> None:
         self.in_msgs += 1
         self.in_bytes += len(msg)
-        account = self.server.account_by_name_b(acc)
+        account = self.accounts_b.get(acc) or self.server.account_by_name_b(acc)
         if account is None:
             logger.debug("%s Unknown account %r for routed message", self.label(), acc)
             return

@@ -165,7 +165,8 @@ class Server:
     def account_by_name_b(self, name: bytes) -> Account | None:
         """Account named on the wire (RMSG, RS+), without decoding on every message."""
         acc = self._accounts_b.get(name)
-        if acc is None or self.accounts.get(acc.name) is not acc:
+        if acc is None:
+            # Accounts are only ever added (reload keeps removed ones), so the cache stays valid.
             acc = self.accounts.get(name.decode(errors="replace"))
             if acc is not None:
                 self._accounts_b[name] = acc
