@@ -109,10 +109,39 @@ class ClientConnection(Connection):
         process_msg = routing.process_msg
         server.note_producer(self)
         ops = self.parser.feed(data)
+        # Consecutive plain publishes to one subject are routed as a run (routing.process_batch).
+        run_subject: bytes | None = None
+        run: list[bytes] = []
+        run_total = 0
         for op in ops:
             if self.closed:
                 return
             t = op[0]
+            if t == OP_PUB and self.connected:
+                _, subject, reply, hdr_len, msg = op
+                if not (
+                    self.slow_pub
+                    or hdr_len >= 0
+                    or subject[0] in _SPECIAL_FIRST
+                    or reply is not None
+                    or self.verbose
+                ):
+                    if subject != run_subject:
+                        if run:
+                            self._publish_run(run_subject, run, run_total)
+                            run = []
+                            run_total = 0
+                        run_subject = subject
+                    run.append(msg)
+                    run_total += len(msg)
+                    continue
+            if run:
+                self._publish_run(run_subject, run, run_total)
+                run = []
+                run_total = 0
+                run_subject = None
+                if self.closed:
+                    return
             if t == OP_PUB:
                 if not self.connected and self.server.auth.required:
                     self._auth_violation()
@@ -169,6 +198,22 @@ class ClientConnection(Connection):
             elif t == OP_ERROR:
                 self._parse_error(op[1], op[2])
                 return
+        if run and not self.closed:
+            self._publish_run(run_subject, run, run_total)
+
+    def _publish_run(self, subject: bytes | None, msgs: list[bytes], total: int) -> None:
+        """Count and route a run of plain publishes to one subject."""
+        assert subject is not None
+        n = len(msgs)
+        self.in_msgs += n
+        self.in_bytes += total
+        account = self.account
+        account.in_msgs += n
+        account.in_bytes += total
+        if n == 1:
+            routing.process_msg(self.server, self, account, subject, None, -1, msgs[0])
+        else:
+            routing.process_batch(self.server, self, account, subject, msgs, total)
 
     def _parse_error(self, text: str, send: bool) -> None:
         if text == E.MAX_PAYLOAD:

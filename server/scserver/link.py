@@ -74,6 +74,22 @@ class LinkConnection(Connection):
 
     # --- messages --------------------------------------------------------------------------
 
+    def send_batch(self, account: Any, subject: bytes, msgs: list[bytes], total: int) -> None:
+        """A run of plain messages on one subject as consecutive RMSGs, formatted once."""
+        fmt = (
+            b"RMSG "
+            + account.name_b.replace(b"%", b"%%")
+            + b" "
+            + subject.replace(b"%", b"%%")
+            + b" %d\r\n%b\r\n"
+        )
+        self.out.append(b"".join([fmt % (len(m), m) for m in msgs]))
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.server.schedule_flush(self)
+        self.out_msgs += len(msgs)
+        self.out_bytes += total
+
     def send_msg(
         self,
         account: Any,

@@ -177,3 +177,73 @@ def process_msg(
 
 
 __all__ = ["process_msg", "deliver", "GR_PREFIX", "GR_OFFSET", "OLD_GR_PREFIX", "GATEWAY"]
+
+
+def _frame_format(prefix: bytes, subject: bytes, middle: bytes) -> bytes:
+    """`<prefix> <subject> <middle> %d\\r\\n%b\\r\\n` with `%` in names escaped."""
+    return (
+        prefix
+        + subject.replace(b"%", b"%%")
+        + b" "
+        + middle.replace(b"%", b"%%")
+        + b" %d\r\n%b\r\n"
+    )
+
+
+def deliver_batch(c: Any, sub: Subscription, subject: bytes, msgs: list[bytes], total: int) -> None:
+    """Queue a run of header-less, reply-less messages on one subject to one subscription."""
+    if c.closed:
+        return
+    fmt = _frame_format(b"MSG ", subject, sub.sid)
+    c.out.append(b"".join([fmt % (len(m), m) for m in msgs]))
+    if not c.flush_scheduled:
+        c.flush_scheduled = True
+        c.server.schedule_flush(c)
+    c.out_msgs += len(msgs)
+    c.out_bytes += total
+    sub.delivered += len(msgs)
+
+
+def process_batch(
+    server: Any, src: Any, account: Account, subject: bytes, msgs: list[bytes], total: int
+) -> None:
+    """Deliver consecutive messages on one subject (no reply, no headers) from one source.
+
+    Publishers often stream many messages to one subject; matching, interest checks and
+    per-subscription bookkeeping then happen once per run instead of once per message. Runs
+    that need per-message decisions (queue groups, auto-unsubscribe, internal subscribers)
+    fall back to ``process_msg`` message by message, so behaviour is the same either way.
+    """
+    result = account.sublist.match(subject)
+    psubs = result.psubs
+    simple = not result.qsubs
+    if simple:
+        for sub in psubs:
+            if sub.max or sub.conn.kind == SYSTEM:
+                simple = False
+                break
+    if not simple:
+        for m in msgs:
+            process_msg(server, src, account, subject, None, -1, m)
+        return
+    src_kind = src.kind
+    routes: list[Any] | None = None
+    for sub in psubs:
+        c = sub.conn
+        k = c.kind
+        if k == CLIENT:
+            if c is src and not c.echo:
+                continue
+            deliver_batch(c, sub, subject, msgs, total)
+        elif k == ROUTE:
+            if src_kind == ROUTE or c.closed:
+                continue
+            if routes is None:
+                routes = [c]
+            elif c not in routes:
+                routes.append(c)
+    if routes:
+        for c in routes:
+            c.send_batch(account, subject, msgs, total)
+    if (src_kind == CLIENT or src_kind == SYSTEM) and server.gateway is not None:
+        server.gateway.send_batch(account, subject, msgs, total)

@@ -226,7 +226,20 @@ async def test_observer_against_real_servers(local_supercluster: LocalSuperclust
             _conds(c)["Ready"][0] == "True" for c in rnd.clusters.values()
         )
 
-    rnd = await _wait_round(local, all_ok)
+    # nats-server opens its route pool (3 + a pinned $SYS route) one connection at a time after
+    # the first route is up; wait until the route count settles so "no churn" below compares
+    # two rounds of a topology that is really done forming.
+    previous: list[int] = []
+
+    def settled(rnd) -> bool:  # type: ignore[no-untyped-def]
+        routes = [s["routes"] for c in rnd.clusters.values() for s in c.get("servers", [])]
+        done = all_ok(rnd) and routes == previous
+        previous[:] = routes
+        return done
+
+    await _wait_round(local, all_ok)
+    await asyncio.sleep(1.0)
+    rnd = await _wait_round(local, settled)
     assert all_ok(rnd), rnd.supercluster["conditions"]
     east, west = rnd.clusters["east"], rnd.clusters["west"]
     assert east["readyServers"] == 2 and west["readyServers"] == 1
