@@ -39,7 +39,7 @@ from scserver.protocol.parser import (
     OP_RUNSUB,
     ROUTE,
 )
-from scserver.routing import GR_OFFSET, GR_PREFIX, OLD_GR_PREFIX, process_batch, process_msg
+from scserver.routing import GR_OFFSET, GR_PREFIX, OLD_GR_PREFIX, process_msg
 from scserver.subjects import subject_matches
 from scserver.sublist import Sublist
 from scserver.subscription import Subscription
@@ -134,7 +134,6 @@ class GatewayConnection(LinkConnection):
         self.gw_name = remote or ""
         # Messages flow only on inbound links, once registered: the hot-path guard.
         self.accepts_msgs = False
-        self.accounts_b = server._accounts_b
         self.url = url
         self.headers = False
         self.remote_iom = True
@@ -176,39 +175,15 @@ class GatewayConnection(LinkConnection):
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.time()
         self.server.note_producer(self)
-        # Consecutive plain RMSGs on one account and subject are delivered as a run.
-        run_key: tuple[bytes, bytes] | None = None
-        run: list[bytes] = []
-        run_total = 0
         for op in self.parser.feed(data):
             if self.closed:
                 return
             t = op[0]
             if t == OP_RMSG and self.accepts_msgs:
-                if op[3] is None and op[4] is None and op[5] < 0:
-                    key = (op[1], op[2])
-                    if key != run_key:
-                        if run:
-                            self.process_run(run_key, run, run_total)
-                            run = []
-                            run_total = 0
-                        run_key = key
-                    msg = op[6]
-                    run.append(msg)
-                    run_total += len(msg)
-                    continue
-                if run:
-                    self.process_run(run_key, run, run_total)
-                    run = []
-                    run_total = 0
-                    run_key = None
-                self.process_rmsg(op[1], op[2], op[3], op[4], op[5], op[6])
+                self.take_rmsg(op)
                 continue
-            if run:
-                self.process_run(run_key, run, run_total)
-                run = []
-                run_total = 0
-                run_key = None
+            if self.run:
+                self.flush_run()
                 if self.closed:
                     return
             if not self.outbound and not self.got_connect and t != OP_CONNECT:
@@ -259,25 +234,12 @@ class GatewayConnection(LinkConnection):
                 logger.error("%s Gateway protocol error: %s", self.label(), op[1])
                 self.close("Protocol Violation", op[1] if op[2] else None)
                 return
-        if run and not self.closed:
-            self.process_run(run_key, run, run_total)
+        if self.run and not self.closed:
+            self.flush_run()
 
-    def process_run(self, key: tuple[bytes, bytes] | None, msgs: list[bytes], total: int) -> None:
-        """A run of plain messages on one account and subject (see routing.process_batch)."""
-        assert key is not None
-        acc, subject = key
-        if len(msgs) == 1 or subject[0] in _ROUTED_FIRST or self.manager.optimistic_inbound:
-            for m in msgs:
-                self.process_rmsg(acc, subject, None, None, -1, m)
-            return
-        account = self.accounts_b.get(acc) or self.server.account_by_name_b(acc)
-        if account is None:
-            for m in msgs:
-                self.process_rmsg(acc, subject, None, None, -1, m)
-            return
-        self.in_msgs += len(msgs)
-        self.in_bytes += total
-        process_batch(self.server, self, account, subject, msgs, total)
+    def run_needs_singles(self, subject: bytes) -> bool:
+        # Optimistic links answer "no interest" per subject: keep that per message.
+        return subject[0] in _ROUTED_FIRST or self.manager.optimistic_inbound
 
     def process_connect(self, raw: bytes) -> None:
         opts = self.load_json(raw, "CONNECT")

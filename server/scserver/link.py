@@ -16,6 +16,10 @@ from scserver.connection import Connection
 from scserver.log import logger, trace_enabled
 from scserver.protocol import encode
 from scserver.protocol import errors as E
+from scserver.routing import process_batch
+
+# First bytes of subjects a run never batches: `_GR_.`/`$GR.` routed replies and the like.
+_SPECIAL_FIRST = frozenset(b"_$")
 
 
 class LinkConnection(Connection):
@@ -35,6 +39,11 @@ class LinkConnection(Connection):
         self.remote_info: dict[str, Any] = {}
         self.auth_timer: asyncio.TimerHandle | None = None
         self.trace = trace_enabled()
+        self.accounts_b: dict[bytes, Any] = server._accounts_b
+        # The run of plain messages on one (account, subject) being collected from one read.
+        self.run_key: tuple[bytes, bytes] | None = None
+        self.run: list[bytes] = []
+        self.run_total = 0
 
     # --- handshake timers ------------------------------------------------------------------
 
@@ -71,6 +80,56 @@ class LinkConnection(Connection):
             self.close("Protocol Violation")
             return None
         return doc
+
+    # --- message runs ----------------------------------------------------------------------
+
+    def take_rmsg(self, op: tuple) -> None:
+        """RMSG/HMSG from an authenticated peer: plain ones join the current run."""
+        if op[3] is None and op[4] is None and op[5] < 0:
+            key = (op[1], op[2])
+            if key != self.run_key:
+                self.flush_run()
+                self.run_key = key
+            msg = op[6]
+            self.run.append(msg)
+            self.run_total += len(msg)
+            return
+        self.flush_run()
+        self.process_rmsg(op[1], op[2], op[3], op[4], op[5], op[6])
+
+    def flush_run(self) -> None:
+        """Route the collected run (see routing.process_batch); called before any other op."""
+        msgs = self.run
+        if not msgs:
+            return
+        acc, subject = self.run_key  # type: ignore[misc]
+        total = self.run_total
+        self.run = []
+        self.run_total = 0
+        self.run_key = None
+        account = self.accounts_b.get(acc) or self.server.account_by_name_b(acc)
+        if len(msgs) == 1 or account is None or self.run_needs_singles(subject):
+            for m in msgs:
+                self.process_rmsg(acc, subject, None, None, -1, m)
+            return
+        self.in_msgs += len(msgs)
+        self.in_bytes += total
+        process_batch(self.server, self, account, subject, msgs, total)
+
+    def run_needs_singles(self, subject: bytes) -> bool:
+        """Whether a run must be routed message by message (routed replies, `$`/`_` subjects)."""
+        return subject[0] in _SPECIAL_FIRST
+
+    def process_rmsg(
+        self,
+        acc: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: tuple[bytes, ...] | None,
+        hdr_len: int,
+        msg: bytes,
+    ) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
 
     # --- messages --------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from scserver.protocol.parser import (
     OP_RUNSUB,
     ROUTE,
 )
-from scserver.routing import GR_PREFIX, OLD_GR_PREFIX, process_batch, process_msg
+from scserver.routing import GR_PREFIX, OLD_GR_PREFIX, process_msg
 from scserver.subscription import Subscription
 
 ROUTE_PROTO = 2
@@ -61,7 +61,6 @@ class RouteConnection(LinkConnection):
         self.headers = True
         self.remote_subs: dict[tuple[bytes, bytes, bytes | None], Subscription] = {}
         self.connect_urls: list[str] = []
-        self.accounts_b = server._accounts_b
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -82,39 +81,15 @@ class RouteConnection(LinkConnection):
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.time()
         self.server.note_producer(self)
-        # Consecutive plain RMSGs on one account and subject are delivered as a run.
-        run_key: tuple[bytes, bytes] | None = None
-        run: list[bytes] = []
-        run_total = 0
         for op in self.parser.feed(data):
             if self.closed:
                 return
             t = op[0]
             if t == OP_RMSG and (self.got_connect or self.outbound):
-                if op[3] is None and op[4] is None and op[5] < 0:
-                    key = (op[1], op[2])
-                    if key != run_key:
-                        if run:
-                            self.process_run(run_key, run, run_total)
-                            run = []
-                            run_total = 0
-                        run_key = key
-                    msg = op[6]
-                    run.append(msg)
-                    run_total += len(msg)
-                    continue
-                if run:
-                    self.process_run(run_key, run, run_total)
-                    run = []
-                    run_total = 0
-                    run_key = None
-                self.process_rmsg(op[1], op[2], op[3], op[4], op[5], op[6])
+                self.take_rmsg(op)
                 continue
-            if run:
-                self.process_run(run_key, run, run_total)
-                run = []
-                run_total = 0
-                run_key = None
+            if self.run:
+                self.flush_run()
                 if self.closed:
                     return
             if not self.got_connect and not self.outbound and t != OP_CONNECT:
@@ -125,9 +100,6 @@ class RouteConnection(LinkConnection):
                     logger.error("%s Route parser error before CONNECT: %s", self.label(), op[1])
                 self.close("Authentication Failure", E.AUTH_VIOLATION, log_error=True)
                 return
-            if t == OP_RMSG:
-                self.process_rmsg(op[1], op[2], op[3], op[4], op[5], op[6])
-                continue
             if t == OP_RSUB:
                 self.process_rsub(op[1], op[2], op[3], op[4])
             elif t == OP_RUNSUB:
@@ -150,21 +122,8 @@ class RouteConnection(LinkConnection):
                 logger.error("%s Route protocol error: %s", self.label(), op[1])
                 self.close("Protocol Violation", op[1] if op[2] else None)
                 return
-        if run and not self.closed:
-            self.process_run(run_key, run, run_total)
-
-    def process_run(self, key: tuple[bytes, bytes] | None, msgs: list[bytes], total: int) -> None:
-        """A run of plain routed messages on one account and subject."""
-        assert key is not None
-        acc, subject = key
-        account = self.accounts_b.get(acc) or self.server.account_by_name_b(acc)
-        if len(msgs) == 1 or account is None or subject[0] in (95, 36):
-            for m in msgs:
-                self.process_rmsg(acc, subject, None, None, -1, m)
-            return
-        self.in_msgs += len(msgs)
-        self.in_bytes += total
-        process_batch(self.server, self, account, subject, msgs, total)
+        if self.run and not self.closed:
+            self.flush_run()
 
     def process_connect(self, raw: bytes) -> None:
         opts = self.load_json(raw, "CONNECT")
