@@ -699,15 +699,11 @@ class GatewayManager:
         gw = self.opts
         fields: dict[str, Any] = {
             "echo": False,
-            "verbose": False,
-            "pedantic": False,
-            "tls_required": False,
             "headers": False,
-            "name": self.server.server_id,
             "cluster": "",
             "gateway": self.name,
         }
-        return connect_line(fields, url, 7222, gw.username, gw.password)
+        return connect_line(self.server.server_id, fields, url, 7222, gw.username, gw.password)
 
     def _cmd_info(
         self, cmd: int, gw: str, payload: bytes | None = None, urls: list[str] | None = None

@@ -180,19 +180,28 @@ class LinkConnection(Connection):
 
 
 def connect_line(
+    server_id: str,
     fields: dict[str, Any],
     url: str | None,
     default_port: int,
     username: str | None,
     password: str | None,
 ) -> bytes:
-    """CONNECT for a link we dial: credentials from the URL's userinfo, else from the config."""
+    """CONNECT for a link we dial: never verbose or pedantic, named by our server id, with
+    credentials from the URL's userinfo, else from the config."""
+    line: dict[str, Any] = {
+        "verbose": False,
+        "pedantic": False,
+        "tls_required": False,
+        "name": server_id,
+    }
+    line.update(fields)
     _, _, url_user, url_pass = parse_url(url or "", default_port)
     user = url_user or username
     if user:
-        fields["user"] = user
-        fields["pass"] = (url_pass or password) or ""
-    return encode.connect(fields)
+        line["user"] = user
+        line["pass"] = (url_pass or password) or ""
+    return encode.connect(line)
 
 
 def parse_url(url: str, default_port: int) -> tuple[str, int, str | None, str | None]:

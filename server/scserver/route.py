@@ -452,15 +452,11 @@ class RouteManager:
         cl = self.opts
         fields: dict[str, Any] = {
             "echo": True,
-            "verbose": False,
-            "pedantic": False,
-            "tls_required": False,
             "headers": True,
-            "name": self.server.server_id,
             "cluster": self.cluster_name,
             "dynamic": self.dynamic,
         }
-        return connect_line(fields, url, 6222, cl.username, cl.password)
+        return connect_line(self.server.server_id, fields, url, 6222, cl.username, cl.password)
 
     def is_duplicate_name(self, conn: RouteConnection) -> bool:
         name = str(conn.remote_info.get("server_name", ""))
