@@ -293,3 +293,15 @@ def test_large_payload_is_held_until_complete(size, cuts) -> None:
         got.extend(p.feed(chunk))
     got.extend(p.feed(chunks[-1]))
     assert got == [(OP_PUB, b"big", None, -1, payload)]
+
+
+def test_byte_that_starts_no_operation_is_rejected_before_a_line_end() -> None:
+    """nats-server's state machine fails on the first impossible byte; so do we."""
+    from scserver.protocol.parser import CLIENT, OP_ERROR, ROUTE, Parser
+
+    ops = Parser(CLIENT).feed(b"\x00\x01\x02")
+    assert ops and ops[-1][0] == OP_ERROR and ops[-1][1] == "Unknown Protocol Operation"
+    # A partial but possible operation keeps waiting for the rest of its line.
+    assert Parser(CLIENT).feed(b"PU") == []
+    assert Parser(ROUTE).feed(b"RMS") == []
+    assert Parser(ROUTE).feed(b"XYZ")[-1][0] == OP_ERROR

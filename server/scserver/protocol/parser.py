@@ -103,6 +103,11 @@ _GATEWAY_OPS = frozenset(
     }
 )
 _OPS_BY_KIND = {CLIENT: _CLIENT_OPS, ROUTE: _ROUTE_OPS, GATEWAY: _GATEWAY_OPS}
+# Bytes an operation of each kind may start with (either case), for early rejection.
+_FIRST_BYTES = {
+    kind: frozenset(b for op in ops for b in (op[0], ord(chr(op[0]).lower())))
+    for kind, ops in _OPS_BY_KIND.items()
+}
 _NO_ARG_OPS = ((b"PING", _PING), (b"PONG", _PONG), (b"+OK", _OK))
 _NEED_SPACE = frozenset(
     {b"PUB", b"HPUB", b"SUB", b"UNSUB", b"-ERR", b"RS+", b"RS-", b"LS+", b"LS-", b"RMSG"}
@@ -145,7 +150,16 @@ class Parser:
     parsing, so a peer can never make it buffer more than one legal message.
     """
 
-    __slots__ = ("kind", "max_control_line", "max_payload", "_ops", "_buf", "_pending", "dead")
+    __slots__ = (
+        "kind",
+        "max_control_line",
+        "max_payload",
+        "_ops",
+        "_first_bytes",
+        "_buf",
+        "_pending",
+        "dead",
+    )
 
     def __init__(
         self, kind: int = CLIENT, max_control_line: int = 4096, max_payload: int = 1048576
@@ -155,6 +169,7 @@ class Parser:
         self.max_control_line = max_control_line * (1 if kind == CLIENT else 16)
         self.max_payload = max_payload
         self._ops = _OPS_BY_KIND[kind]
+        self._first_bytes = _FIRST_BYTES[kind]
         self._buf = b""
         # When a message's control line has been parsed but its payload has not fully arrived:
         # (total bytes needed incl. CRLF, op template tuple minus payload, hdr_len).
@@ -239,6 +254,10 @@ class Parser:
                 if eol < 0:
                     if n - pos > self.max_control_line:
                         raise ParseError(ERR_MAX_CONTROL_LINE)
+                    if buf[pos] not in self._first_bytes:
+                        # Like nats-server's state machine: a byte that can start no operation
+                        # is an error at once, not when a line end finally arrives.
+                        raise ParseError(ERR_UNKNOWN_OP)
                     break
                 line_end = eol - 1 if eol > pos and buf[eol - 1] == 13 else eol
                 if line_end - pos > self.max_control_line:
