@@ -6,8 +6,11 @@ status.py: writing status and Events); this module connects them to kopf:
 - SuperCluster and Cluster create/update/resume -> reconcile the whole supercluster (every
   member's config lists every other member), coalesced per supercluster;
 - Cluster deleted (watch event) -> reconcile the remaining members so they stop dialing it;
+- a Secret referenced by a SuperCluster's accounts (passwordSecretRef) created, changed or
+  deleted (watch event) -> reconcile the superclusters referencing it, so a new password
+  reaches the rendered `<cluster>-auth` Secret within seconds;
 - one operator-wide observer task probes all servers every `probe_interval` seconds and
-  publishes status; a slower resync re-applies everything (drift, rotated Secret values).
+  publishes status; a slower resync re-applies everything (drift, missed events).
 
 No finalizers: children carry owner references and are garbage-collected, and a deleted Cluster
 is noticed from its DELETED watch event (or, if the operator was down, by the resume of its
@@ -33,7 +36,14 @@ import aiohttp
 import kopf
 
 from scoperator import metrics as metrics_mod
-from scoperator.apply import ApplyCache, Coalescer, Outcome, Report, reconcile_supercluster
+from scoperator.apply import (
+    ApplyCache,
+    Coalescer,
+    Outcome,
+    Report,
+    parse_supercluster,
+    reconcile_supercluster,
+)
 from scoperator.kube import Credentials, KubeClient, KubeError
 from scoperator.models import GROUP, VERSION
 from scoperator.observe import (
@@ -42,6 +52,7 @@ from scoperator.observe import (
     Resolver,
     observe_supercluster,
 )
+from scoperator.secrets import secret_refs
 from scoperator.status import CONFIG_APPLIED, StatusWriter, condition, now_iso
 
 log = logging.getLogger("scoperator")
@@ -153,6 +164,11 @@ class Context:
         if writer.patches != before:
             self.metrics.status_patches.inc(kind=kind, writer=writer.manager)
 
+    def referencing(self, namespace: str, secret: str) -> list[str]:
+        """Names of the superclusters (as last seen) whose accounts reference Secret `secret`."""
+        return [name for (ns, name), body in sorted(self.superclusters.items())
+                if ns == namespace and secret in _secret_names(body)]  # fmt: skip
+
     # --------------------------------------------------------------------- observe
 
     def members(self, namespace: str, supercluster: str) -> list[dict[str, Any]]:
@@ -243,6 +259,16 @@ def _outcome_status(outcome: Outcome) -> dict[str, Any]:
     if outcome.ok and outcome.generation is not None:
         updates["observedGeneration"] = outcome.generation
     return updates
+
+
+def _secret_names(body: dict[str, Any]) -> set[str]:
+    """Names of the Secrets a SuperCluster body's accounts reference (none if invalid)."""
+    if body["metadata"].get("deletionTimestamp"):
+        return set()
+    try:
+        return {ref.name for ref in secret_refs(parse_supercluster(body).spec)}
+    except ValueError:  # pydantic's ValidationError: reconcile reports it, nothing to watch
+        return set()
 
 
 def _plain(value: Any) -> Any:
@@ -360,6 +386,21 @@ def build_registry(
                 await ctx.reconcile(key[0], sc)
             except Exception as exc:  # noqa: BLE001
                 log.warning("re-rendering %s/%s after %s left: %s", key[0], sc, key[1], exc)
+
+    @kopf.on.event("", "v1", "secrets", id="track", registry=registry)
+    async def track_secret(type: str | None, body: Any, memo: Any, **_: Any) -> None:  # noqa: A002
+        if type is None:
+            return  # initial listing: the resume of every SuperCluster reconciles anyway
+        ctx = _ctx(memo)
+        namespace, secret = body["metadata"]["namespace"], body["metadata"]["name"]
+        for sc in ctx.referencing(namespace, secret):
+            # A failure here is repaired by the next resync; never let it escape into kopf's
+            # watch loop (a missing key is reported in the status by the reconcile itself).
+            try:
+                await ctx.reconcile(namespace, sc)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("re-rendering %s/%s after Secret %s changed: %s",
+                            namespace, sc, secret, exc)  # fmt: skip
 
     # -- desired state
 

@@ -170,6 +170,47 @@ async def test_observe_once_writes_once_then_nothing() -> None:
     assert ctx.metrics.probe_failures.get() == 8  # 4 servers x 2 rounds, no pod
 
 
+def _sc_body(name: str, namespace: str, secrets: list[str], **meta: Any) -> dict[str, Any]:
+    users = [
+        {"user": f"u{i}", "passwordSecretRef": {"name": s, "key": "password"}}
+        for i, s in enumerate(secrets)
+    ]
+    return {
+        "apiVersion": "supercluster.dev/v1alpha1",
+        "kind": "SuperCluster",
+        "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", **meta},
+        "spec": {"accounts": [{"name": "APP", "users": users}]} if users else {},
+    }
+
+
+def test_referencing_finds_the_superclusters_of_a_secret() -> None:
+    from scoperator.handlers import OperatorConfig
+
+    client = FakeClient()
+    ctx = Context(
+        OperatorConfig(),
+        client,  # type: ignore[arg-type]
+        StatusWriter(client, manager="r"),  # type: ignore[arg-type]
+        StatusWriter(client, manager="o"),  # type: ignore[arg-type]
+        m.Metrics(),
+        StaticResolver({}),
+    )
+    ctx.superclusters[("ns", "b")] = _sc_body("b", "ns", ["pw", "other"])
+    ctx.superclusters[("ns", "a")] = _sc_body("a", "ns", ["pw"])
+    ctx.superclusters[("ns", "none")] = _sc_body("none", "ns", [])
+    ctx.superclusters[("elsewhere", "c")] = _sc_body("c", "elsewhere", ["pw"])
+    ctx.superclusters[("ns", "gone")] = _sc_body(
+        "gone", "ns", ["pw"], deletionTimestamp="2026-01-01T00:00:00Z"
+    )
+    bad = _sc_body("bad", "ns", ["pw"])
+    bad["spec"]["accounts"][0]["users"][0]["passwordSecretRef"] = {"name": "pw"}  # no key
+    ctx.superclusters[("ns", "bad")] = bad
+    assert ctx.referencing("ns", "pw") == ["a", "b"]
+    assert ctx.referencing("ns", "other") == ["b"]
+    assert ctx.referencing("elsewhere", "pw") == ["c"]
+    assert ctx.referencing("ns", "b-auth") == []
+
+
 # ---------------------------------------------------------------------------------- metrics
 
 

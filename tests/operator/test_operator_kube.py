@@ -452,6 +452,39 @@ def test_scale_join_leave_accounts_image(operator: Operator, api: Api) -> None:
     assert not strategy.get("rollingUpdate", {}).get("partition")
 
 
+def test_changed_password_is_rendered_within_seconds(operator: Operator, api: Api) -> None:
+    # the operator runs with --resync-interval 0: only the Secret watch can pick this up
+    deploy_demo(api)
+    assert 'SC_PASSWORD_SYS: "sys"' in api.auth("east")
+    unrelated = api.create(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "other"},
+         "stringData": {"x": "y"}}
+    )  # fmt: skip
+    assert unrelated["metadata"]["name"] == "other"
+    api.core.patch_namespaced_secret("demo-sys", api.ns, {"stringData": {"password": "n3w pw"}})
+    for c in ("east", "west"):
+        wait_for(
+            f"{c} renders the new password",
+            lambda c=c: 'SC_PASSWORD_SYS: "n3w pw"' in api.auth(c),
+            timeout=5.0,
+        )
+    # a Secret no SuperCluster references triggers no reconcile
+    runs = (operator.metrics() or {}).get('scoperator_reconciles_total{result="ok"}')
+    api.core.patch_namespaced_secret("other", api.ns, {"stringData": {"x": "z"}})
+    time.sleep(1.0)
+    assert (operator.metrics() or {}).get('scoperator_reconciles_total{result="ok"}') == runs
+    # deleting the referenced Secret is reported at once (the servers keep their config)
+    api.core.delete_namespaced_secret("demo-sys", api.ns)
+    wait_for(
+        "SecretMissing reported",
+        lambda: (
+            cond(api.cr("SuperCluster", "demo"), "ConfigApplied").get("reason") == "SecretMissing"
+        ),
+        timeout=5.0,
+    )
+    assert 'SC_PASSWORD_SYS: "n3w pw"' in api.auth("east")
+
+
 def test_restart_changes_nothing(kube: KubeControlPlane, operator: Operator, api: Api) -> None:
     deploy_demo(api)
     # let the observer publish its first status, then snapshot everything
