@@ -57,6 +57,8 @@ INTEREST_ONLY = "Interest-Only"
 
 DEFAULT_INTEREST_ONLY_THRESHOLD = 1000
 RECENT_SUB_WINDOW = 2.0
+# Longest we hold gateway output for an interest barrier (GatewayManager.interest_barrier).
+BARRIER_MAX = 0.25
 SOLICIT_DELAY = 1.0
 RECONNECT_DELAY = 1.0
 
@@ -165,8 +167,18 @@ class GatewayConnection(LinkConnection):
             logger.error("%s Gateway %r did not send INFO in time", self.label(), self.gw_name)
             self.close("Stale Connection")
 
+    def flush(self) -> None:
+        manager = self.manager
+        if manager.barrier and self.outbound and not self.close_reason:
+            # Interest barrier pending (GatewayManager.interest_barrier): keep the bytes.
+            self.flush_scheduled = False
+            manager.held.add(self)
+            return
+        super().flush()
+
     def on_close(self) -> None:
         direction = "outbound" if self.outbound else "inbound"
+        self.manager.held.discard(self)
         self.log_kind = f"Gateway ({direction} {self.gw_name!r})"
         super().on_close()
 
@@ -522,6 +534,11 @@ class GatewayManager:
         self.old_cluster_hash = old_gw_hash(self.name)
         self.server_hash = gw_hash(server.server_id)
         self.recent_subs: dict[Any, list[tuple[float, bytes]]] = {}
+        # Interest barrier (see interest_barrier): route -> PING count whose PONG we await,
+        # and the outbound links whose bytes are held until then.
+        self.barrier: dict[Any, int] = {}
+        self.held: set[GatewayConnection] = set()
+        self.barrier_timer: asyncio.TimerHandle | None = None
         self.optimistic_inbound = getattr(gw, "interest_mode", "") == "optimistic"
         self.threshold = int(
             getattr(gw, "interest_only_threshold", 0) or DEFAULT_INTEREST_ONLY_THRESHOLD
@@ -1055,6 +1072,7 @@ class GatewayManager:
                         mapped = (
                             GR_PREFIX + self.cluster_hash + b"." + self.server_hash + b"." + reply
                         )
+                        self.interest_barrier()
                 if mapped is not None:
                     out_reply = (
                         mapped if c.remote_nrp else (b"$GR." + self.old_cluster_hash + b"." + reply)
@@ -1062,6 +1080,49 @@ class GatewayManager:
             c.send_msg(account, subject, out_reply, queues, hdr_len, msg)
             sent = True
         return sent
+
+    def interest_barrier(self) -> None:
+        """Hold outbound gateway bytes until route peers that cannot route a `_GR_.` reply
+        to us by hash have read the interest we sent them.
+
+        A request whose reply we map (a brand-new inbox) is answered from the other cluster
+        through whichever of our cluster's servers its gateway lands on. A pooling
+        nats-server there cannot find its route to us by server hash (see
+        RouteConnection.finds_us_by_hash), so it forwards the reply only if the inbox's RS+
+        from us already reached it, and that RS+ travels on the route while the reply comes
+        in on a gateway: on a busy host the reply may win, and is dropped. So we PING each
+        such route (behind the RS+ already queued there) and release the held gateway bytes,
+        in order, once every PONG is back (or after BARRIER_MAX).
+        """
+        routes = self.server.routes
+        if routes is None:
+            return
+        for r in routes.routes.values():
+            if r.closed or r.finds_us_by_hash():
+                continue
+            r.send_ping()
+            self.barrier[r] = r.pings_sent
+        if self.barrier and self.barrier_timer is None:
+            self.barrier_timer = self.server.loop.call_later(BARRIER_MAX, self.release_barrier)
+
+    def barrier_pong(self, route: Any, closed: bool = False) -> None:
+        want = self.barrier.get(route)
+        if want is None or (not closed and route.pongs_in < want):
+            return
+        del self.barrier[route]
+        if not self.barrier:
+            self.release_barrier()
+
+    def release_barrier(self) -> None:
+        self.barrier.clear()
+        if self.barrier_timer is not None:
+            self.barrier_timer.cancel()
+            self.barrier_timer = None
+        held, self.held = self.held, set()
+        for c in held:
+            if c.out and not c.closed and not c.flush_scheduled:
+                c.flush_scheduled = True
+                self.server.schedule_flush(c)
 
     def send_batch(self, account: Any, subject: bytes, msgs: list[bytes], total: int) -> None:
         """A run of plain messages on one subject: decide interest once per link."""

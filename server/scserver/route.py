@@ -61,6 +61,10 @@ class RouteConnection(LinkConnection):
         self.headers = True
         self.remote_subs: dict[tuple[bytes, bytes, bytes | None], Subscription] = {}
         self.connect_urls: list[str] = []
+        # PINGs sent and PONGs received, for the gateway's interest barrier (every PING
+        # is answered in order, so PONG n means the peer has read all we sent before PING n).
+        self.pings_sent = 0
+        self.pongs_in = 0
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -75,6 +79,32 @@ class RouteConnection(LinkConnection):
             self.queue(self.manager.info_proto())
             self.arm_auth_timer(self.manager.auth_timeout())
         self.start_ping_timer()
+
+    def on_close(self) -> None:
+        super().on_close()
+        if self.server.gateway is not None:
+            self.server.gateway.barrier_pong(self, closed=True)
+
+    def send_ping(self) -> None:
+        self.pings_sent += 1
+        super().send_ping()
+
+    def got_pong(self) -> None:
+        super().got_pong()
+        self.pongs_in += 1
+        if self.server.gateway is not None:
+            self.server.gateway.barrier_pong(self)
+
+    def finds_us_by_hash(self) -> bool:
+        """Whether the peer can route a `_GR_.` reply straight to us (nats-server §4.8).
+
+        A pooling nats-server (``route_pool_size`` >= 1 in its INFO) stores us, a no-pool
+        peer, under our bare ID hash but looks routes up under hash+pool index (or
+        hash+account for pinned accounts such as `$SYS`), so it never finds us: it falls
+        back to plain interest instead.
+        """
+        size = self.remote_info.get("route_pool_size") if self.remote_info else None
+        return not (isinstance(size, int) and size >= 1)
 
     # --- inbound ---------------------------------------------------------------------------
 

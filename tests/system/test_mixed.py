@@ -77,13 +77,6 @@ def test_report_connections_from_either_side(mixed_seed: Supercluster, mcli: Nat
         assert [(c["server"]["name"], c.get("account")) for c in conns] == [(node.name, "$SYS")]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug: in a cluster mixing nats-server and scserver over routes, a $SYS reply "
-    "that enters the cluster through the nats-server's gateway is lost on its way to the "
-    "scserver the requester is on (nats-server cannot find a $SYS route by hash to a "
-    "non-pooled peer and falls back to interest the reply beats)",
-)
 def test_mixed_clusters_ping_every_server(
     mcli: NatsCli, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
