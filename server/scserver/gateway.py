@@ -1100,7 +1100,7 @@ class GatewayManager:
         for r in routes.routes.values():
             if r.closed or r.finds_us_by_hash():
                 continue
-            r.send_ping()
+            r.send_barrier_ping()
             self.barrier[r] = r.pings_sent
         if self.barrier and self.barrier_timer is None:
             self.barrier_timer = self.server.loop.call_later(BARRIER_MAX, self.release_barrier)

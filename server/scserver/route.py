@@ -89,6 +89,16 @@ class RouteConnection(LinkConnection):
         self.pings_sent += 1
         super().send_ping()
 
+    def send_barrier_ping(self) -> None:
+        """A PING that only marks a point in the stream (gateway interest barrier).
+
+        It is not a heartbeat: it must not count toward ping_max, or a burst of mapped
+        requests could get a healthy route closed as stale by the next ping timer.
+        """
+        self.pings_sent += 1
+        self.rtt_start = time.time()
+        self.queue(encode.PING)
+
     def got_pong(self) -> None:
         super().got_pong()
         self.pongs_in += 1
