@@ -15,6 +15,13 @@ last applied skips even the request when nothing changed, which keeps a 50-membe
 cheap to re-reconcile; a restart empties it and the first reconcile re-applies everything (again
 a no-op for unchanged objects).
 
+Config stamps: the ConfigMap and the credentials Secret (the files the servers load) carry
+`supercluster.dev/config-hash` (of their data) and `supercluster.dev/config-applied-at` (when
+that data was first applied, RFC 3339 with microseconds). The timestamp moves only when the hash
+changes, so re-applying unchanged objects stays a no-op; the latest one per member is published
+as the Cluster's `status.configAppliedTime`, which the observer compares with every server's
+`config_load_time` (observe.py: ConfigReloaded).
+
 Owner references: every child has its Cluster as controller owner with blockOwnerDeletion, so
 the garbage collector removes the children of a deleted Cluster; no finalizer is needed.
 """
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import hashlib
 import json
 import logging
@@ -33,7 +41,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from scoperator.kube import KubeClient, KubeError
-from scoperator.models import API_VERSION, Cluster, SuperCluster
+from scoperator.models import API_VERSION, GROUP, Cluster, SuperCluster
 from scoperator.naming import LABEL_SUPERCLUSTER, KubeTarget, Topology, TopologyError
 from scoperator.render import render_supercluster
 from scoperator.secrets import MissingSecretError, secret_refs
@@ -44,6 +52,10 @@ log = logging.getLogger(__name__)
 CHILD_KINDS = ("ConfigMap", "Secret", "Service", "PodDisruptionBudget", "StatefulSet")
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=scoperator"
 APPLY_CONCURRENCY = 16
+# Children whose data the servers load as files (server config, credentials include).
+CONFIG_KINDS = ("ConfigMap", "Secret")
+CONFIG_HASH = f"{GROUP}/config-hash"
+CONFIG_APPLIED_AT = f"{GROUP}/config-applied-at"
 
 # Reasons (condition reasons and Event reasons): CamelCase, stable, documented in the CRD docs.
 APPLIED = "Applied"
@@ -79,6 +91,7 @@ class Report:
     applied: int = 0  # objects actually sent
     unchanged: int = 0  # objects skipped because the cache says nothing changed
     pruned: int = 0
+    config_applied: dict[str, str] = field(default_factory=dict)  # cluster -> latest stamp
 
 
 def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +126,40 @@ def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
     return (obj["kind"], meta.get("namespace", ""), meta["name"])
 
 
+def now_precise() -> str:
+    """UTC now, RFC 3339 with microseconds (servers report load times in nanoseconds)."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def config_hash(obj: dict[str, Any]) -> str:
+    """Hash of the data a server loads from `obj` (a ConfigMap or Secret)."""
+    payload = {"data": obj.get("data") or {}, "stringData": obj.get("stringData") or {}}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def stamp_config(
+    obj: dict[str, Any], previous: dict[str, Any] | None, now: str
+) -> tuple[dict[str, Any], str]:
+    """`obj` annotated with its config hash and applied-at time, and that time.
+
+    `previous` is the live object (or None): when its hash equals ours the data is unchanged and
+    its applied-at time is kept, so applying the same data again changes nothing; otherwise the
+    time is `now`.
+    """
+    digest = config_hash(obj)
+    before = ((previous or {}).get("metadata") or {}).get("annotations") or {}
+    applied_at = before.get(CONFIG_APPLIED_AT) if before.get(CONFIG_HASH) == digest else None
+    applied_at = applied_at or now
+    result = json.loads(json.dumps(obj))
+    meta = result["metadata"]
+    meta["annotations"] = {
+        **(meta.get("annotations") or {}),
+        CONFIG_HASH: digest,
+        CONFIG_APPLIED_AT: applied_at,
+    }
+    return result, applied_at
+
+
 def _digest(obj: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
@@ -122,22 +169,31 @@ class ApplyCache:
 
     def __init__(self) -> None:
         self._digests: dict[tuple[str, str, str], str] = {}
+        self._stamped: dict[tuple[str, str, str], dict[str, Any]] = {}
 
     def unchanged(self, obj: dict[str, Any]) -> bool:
         """Whether exactly `obj` was applied before (by this process)."""
         return self._digests.get(_key(obj)) == _digest(obj)
 
+    def stamp(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """The last config-stamped version of `obj` applied (its annotations), if any."""
+        return self._stamped.get(_key(obj))
+
     def remember(self, obj: dict[str, Any]) -> None:
         """Record a successful apply."""
         self._digests[_key(obj)] = _digest(obj)
+        if CONFIG_HASH in (obj["metadata"].get("annotations") or {}):
+            self._stamped[_key(obj)] = {"metadata": {"annotations": obj["metadata"]["annotations"]}}
 
     def forget(self, obj: dict[str, Any]) -> None:
         """Drop an entry (after a failure or a prune) so the next reconcile re-applies."""
         self._digests.pop(_key(obj), None)
+        self._stamped.pop(_key(obj), None)
 
     def clear(self) -> None:
         """Forget everything: the next reconcile re-applies every object (a full resync)."""
         self._digests.clear()
+        self._stamped.clear()
 
 
 # ---------------------------------------------------------------------------- reading inputs
@@ -302,6 +358,8 @@ async def reconcile_supercluster(
     for (body, model), error in zip(members, results, strict=True):
         gen = _generation(body)
         extra = _member_status(topology, model)
+        if model.name in report.config_applied:
+            extra["configAppliedTime"] = report.config_applied[model.name]
         if error is None:
             report.clusters[model.name] = Outcome(
                 True, APPLIED, "desired objects applied", gen, status=extra
@@ -342,8 +400,21 @@ async def _apply_member(
     Returns None or a message naming the object the API server refused and why (e.g. a
     nodePort already allocated): the user has to change the spec, so it goes into the status.
     """
+    cluster = owner["metadata"]["name"]
     for obj in objects:
         desired = owned(obj, owner)
+        if desired["kind"] in CONFIG_KINDS:
+            previous = cache.stamp(desired)
+            if previous is None:  # first apply by this process: the live object tells
+                kind, ns, obj_name = _key(desired)
+                try:
+                    async with sem:
+                        previous = await client.get(kind, ns, obj_name)
+                except KubeError as exc:
+                    return f"{kind} {obj_name} could not be read: {exc.message}"
+            desired, applied_at = stamp_config(desired, previous, now_precise())
+            latest = report.config_applied.get(cluster)
+            report.config_applied[cluster] = max(latest or applied_at, applied_at)
         if cache.unchanged(desired):
             report.unchanged += 1
             continue

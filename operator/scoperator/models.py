@@ -336,6 +336,11 @@ class ServerStatus(Model):
     outbound_gateways: int | None = Field(default=None, ge=0)
     inbound_gateways: int | None = Field(default=None, ge=0)
     config_load_time: str | None = None
+    config_current: bool | None = Field(
+        default=None,
+        description="Whether the server loaded the config after it was last applied "
+        "(configLoadTime not older than the Cluster's configAppliedTime).",
+    )
     last_error: str | None = None
 
 
@@ -370,6 +375,11 @@ class ClusterStatus(Model):
     gateways: list[GatewayLink] = Field(default_factory=list)
     endpoints: ClusterEndpoints | None = None
     seed_urls: list[str] = Field(default_factory=list)
+    config_applied_time: str | None = Field(
+        default=None,
+        description="When the servers' current config (ConfigMap, credentials Secret) was "
+        "applied; servers loading it later run it.",
+    )
     last_health_check_time: str | None = Field(
         default=None, json_schema_extra={"format": "date-time"}
     )

@@ -9,14 +9,17 @@ Three layers, so that each can be tested on its own:
    that is the pod IP (`KubePodResolver`); tests inject a `StaticResolver` pointing at local
    processes, which is how the observer is tested against real scserver and nats-server;
 3. pure functions: `cluster_status` and `supercluster_status` fold probe results into the
-   status documents (conditions Ready, GatewaysConnected, Degraded; per-server health and
-   version; gateway links; the connectivity matrix). Same input, same output: with the change
+   status documents (conditions Ready, GatewaysConnected, ConfigReloaded, Degraded; per-server
+   health, version and whether it runs the applied config; gateway links; the connectivity
+   matrix). Same input, same output: with the change
    detection in status.py this is what keeps status from churning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +28,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from scoperator.naming import LABEL_SUPERCLUSTER, server_name
-from scoperator.status import DEGRADED, GATEWAYS_CONNECTED, READY, condition
+from scoperator.status import CONFIG_RELOADED, DEGRADED, GATEWAYS_CONNECTED, READY, condition
 
 DEFAULT_PROBE_TIMEOUT = 2.0
 
@@ -44,6 +47,9 @@ MESH_COMPLETE = "MeshComplete"
 MESH_INCOMPLETE = "MeshIncomplete"
 MEMBERS_DEGRADED = "MembersDegraded"
 NO_MEMBERS = "NoMembers"
+ALL_SERVERS_RELOADED = "AllServersReloaded"
+RELOAD_PENDING = "ReloadPending"
+RELOAD_UNKNOWN = "ReloadUnknown"
 
 
 @dataclass
@@ -207,6 +213,32 @@ class KubePodResolver:
 # -------------------------------------------------------------------------- pure status logic
 
 
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")
+
+
+def parse_time(value: str | None) -> datetime.datetime | None:
+    """An RFC 3339 timestamp (any fraction digits, `Z` or an offset) as aware UTC, or None."""
+    if not value:
+        return None
+    text = _FRACTION.sub(lambda m: m.group(1), value.strip(), count=1)
+    try:
+        parsed = datetime.datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.astimezone(datetime.UTC)
+
+
+def config_current(load_time: str | None, applied_time: str | None) -> bool | None:
+    """Whether a server that loaded its config at `load_time` runs the config applied at
+    `applied_time`; None when either is unknown (not probed, nothing applied yet)."""
+    loaded, applied = parse_time(load_time), parse_time(applied_time)
+    if loaded is None or applied is None:
+        return None
+    return loaded >= applied
+
+
 def _join(names: Sequence[str], limit: int = 5) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -218,8 +250,12 @@ def cluster_status(
     probes: Mapping[str, ServerProbe],
     remotes: Sequence[str],
     generation: int | None = None,
+    config_applied: str | None = None,
 ) -> dict[str, Any]:
     """Observed part of a Cluster's status from its servers' probes.
+
+    `config_applied` is the Cluster's `status.configAppliedTime` (written by the reconciler):
+    a healthy server whose config load time is older runs a stale config (ConfigReloaded).
 
     `remotes` are the gateway names this cluster should be linked to (other members and
     external gateways). A remote is connected when every healthy server has an outbound link
@@ -230,6 +266,8 @@ def cluster_status(
     healthy: list[str] = []
     problems: list[str] = []
     without_pod: list[str] = []
+    reloaded: list[str] = []
+    stale: list[str] = []
     for name in names:
         probe = probes.get(name) or ServerProbe(name, None, error="not probed")
         entry: dict[str, Any] = {"name": name, "healthy": probe.healthy}
@@ -242,6 +280,10 @@ def cluster_status(
             entry["inboundGateways"] = sum(probe.inbound.values())
         if probe.config_load_time:
             entry["configLoadTime"] = probe.config_load_time
+        current = config_current(probe.config_load_time, config_applied)
+        if probe.healthy and current is not None:
+            entry["configCurrent"] = current
+            (reloaded if current else stale).append(name)
         if probe.error:
             entry["lastError"] = probe.error
         servers.append(entry)
@@ -298,6 +340,8 @@ def cluster_status(
         msg = f"linked to {_join(sorted(remotes))}"
         conds.append(condition(GATEWAYS_CONNECTED, True, ALL_GATEWAYS_CONNECTED, msg, gen))
 
+    conds.append(_reloaded_condition(total, reloaded, stale, config_applied, gen))
+
     if problems or (healthy and without_pod):
         details = problems + [f"{n}: no running pod" for n in without_pod]
         conds.append(condition(DEGRADED, True, SERVERS_UNHEALTHY, _join(details, 3), gen))
@@ -316,6 +360,26 @@ def cluster_status(
         "gateways": links,
         "conditions": conds,
     }
+
+
+def _reloaded_condition(
+    total: int, reloaded: list[str], stale: list[str], applied: str | None, gen: int | None
+) -> dict[str, Any]:
+    """ConfigReloaded: whether every server has loaded the config applied last."""
+    if stale:
+        msg = (
+            f"{len(stale)}/{total} servers still run a config older than {applied}: {_join(stale)}"
+        )
+        return condition(CONFIG_RELOADED, False, RELOAD_PENDING, msg, gen)
+    if total and len(reloaded) == total:
+        msg = f"{total}/{total} servers loaded the config applied at {applied}"
+        return condition(CONFIG_RELOADED, True, ALL_SERVERS_RELOADED, msg, gen)
+    if applied is None:
+        msg = "no config applied yet"
+    else:
+        msg = f"{len(reloaded)}/{total} servers confirmed the config applied at {applied}; "
+        msg += "the others are not running or report no config load time"
+    return condition(CONFIG_RELOADED, "Unknown", RELOAD_UNKNOWN, msg, gen)
 
 
 def _cond(status: Mapping[str, Any], ctype: str) -> dict[str, Any]:
@@ -403,6 +467,20 @@ def supercluster_status(
                 GATEWAYS_CONNECTED, True, MESH_COMPLETE, "every cluster reaches every other", gen
             )
         )
+    stale = [
+        s["name"] for n in names for s in members[n].get("servers") or []
+        if s.get("configCurrent") is False
+    ]  # fmt: skip
+    unconfirmed = [n for n in names if _cond(members[n], CONFIG_RELOADED).get("status") != "True"]
+    if stale:
+        msg = f"servers still running an older config: {_join(stale)}"
+        conds.append(condition(CONFIG_RELOADED, False, RELOAD_PENDING, msg, gen))
+    elif names and not unconfirmed:
+        msg = "every server loaded the config applied last"
+        conds.append(condition(CONFIG_RELOADED, True, ALL_SERVERS_RELOADED, msg, gen))
+    else:
+        msg = f"not confirmed for {_join(unconfirmed)}" if names else "no members"
+        conds.append(condition(CONFIG_RELOADED, "Unknown", RELOAD_UNKNOWN, msg, gen))
     if degraded:
         conds.append(
             condition(DEGRADED, True, MEMBERS_DEGRADED, f"degraded: {_join(degraded)}", gen)
@@ -449,6 +527,7 @@ async def observe_supercluster(
     externals = [g["name"] for g in spec.get("externalGateways") or [] if g.get("name")]
     replicas: dict[str, int] = {}
     generations: dict[str, int | None] = {}
+    applied: dict[str, str | None] = {}
     for body in clusters:
         name = body["metadata"]["name"]
         try:
@@ -456,12 +535,15 @@ async def observe_supercluster(
         except (TypeError, ValueError):
             continue
         generations[name] = body["metadata"].get("generation")
+        applied[name] = (body.get("status") or {}).get("configAppliedTime")
     addresses = await resolver(meta["namespace"], meta["name"], replicas)
     probes = await probe_servers(addresses, timeout, http)
     observed: dict[str, dict[str, Any]] = {}
     every = sorted(replicas) + externals
     for name, count in sorted(replicas.items()):
         remotes = [r for r in every if r != name]
-        observed[name] = cluster_status(name, count, probes, remotes, generations[name])
+        observed[name] = cluster_status(
+            name, count, probes, remotes, generations[name], applied[name]
+        )
     sc_status = supercluster_status(observed, replicas, externals, meta.get("generation"))
     return Round(probes, observed, sc_status)

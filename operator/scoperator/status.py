@@ -1,7 +1,9 @@
 """Status writing: conditions, change detection, and the Events that go with them.
 
 Two writers share each resource's status: the reconciler (`ConfigApplied`, `observedGeneration`,
-seed URLs) and the observer (`Ready`, `GatewaysConnected`, `Degraded`, servers, gateways). A
+seed URLs, configAppliedTime) and the observer (`Ready`, `GatewaysConnected`, `ConfigReloaded`,
+`Degraded`, servers, gateways): `ConfigApplied` says the objects were written, `ConfigReloaded`
+that every server has loaded them since. A
 merge patch would replace the conditions list wholesale (one writer erasing the other's
 conditions, or a read-modify-write race); instead each writer server-side-applies its own
 fields under its own field manager, and the API server merges the conditions by type.
@@ -32,15 +34,22 @@ log = logging.getLogger(__name__)
 READY = "Ready"
 GATEWAYS_CONNECTED = "GatewaysConnected"
 CONFIG_APPLIED = "ConfigApplied"
+CONFIG_RELOADED = "ConfigReloaded"
 DEGRADED = "Degraded"
-CONDITION_ORDER = (READY, GATEWAYS_CONNECTED, CONFIG_APPLIED, DEGRADED)
-BAD_WHEN = {READY: "False", GATEWAYS_CONNECTED: "False", CONFIG_APPLIED: "False", DEGRADED: "True"}
+CONDITION_ORDER = (READY, GATEWAYS_CONNECTED, CONFIG_APPLIED, CONFIG_RELOADED, DEGRADED)
+BAD_WHEN = {
+    READY: "False",
+    GATEWAYS_CONNECTED: "False",
+    CONFIG_APPLIED: "False",
+    CONFIG_RELOADED: "False",
+    DEGRADED: "True",
+}
 
 # Status keys refreshed only alongside a real change (they would churn otherwise).
 VOLATILE_KEYS = frozenset({"lastHealthCheckTime"})
 # Observed conditions start out bad on every new resource (no server runs yet); an Event for
 # that first state would only be noise. They get Events on later transitions.
-QUIET_WHEN_NEW = frozenset({READY, GATEWAYS_CONNECTED, DEGRADED})
+QUIET_WHEN_NEW = frozenset({READY, GATEWAYS_CONNECTED, CONFIG_RELOADED, DEGRADED})
 EVENT_COMPONENT = "scoperator"
 
 

@@ -13,7 +13,14 @@ import pytest
 from tests.kube.apiserver import KubeControlPlane
 from tests.operator.test_operator_kube import GROUP, VERSION, crds  # noqa: F401 (fixture)
 
-from scoperator.apply import ApplyCache, Coalescer, reconcile_supercluster
+from scoperator.apply import (
+    CONFIG_APPLIED_AT,
+    CONFIG_HASH,
+    ApplyCache,
+    Coalescer,
+    reconcile_supercluster,
+    stamp_config,
+)
 from scoperator.kube import Credentials, KubeClient, KubeError
 
 
@@ -105,6 +112,77 @@ async def test_apply_is_idempotent_and_prunes(client: KubeClient, namespace: str
     await client.create(stray)
     await reconcile_supercluster(client, ns, "sc", cache)
     assert await client.get("ConfigMap", ns, "stray") is not None
+
+
+def test_stamp_config_keeps_the_time_while_the_data_is_unchanged() -> None:
+    cm = {"kind": "ConfigMap", "metadata": {"name": "a-config"}, "data": {"f": "one"}}
+    first, at = stamp_config(cm, None, "T1")
+    assert at == "T1" and first["metadata"]["annotations"][CONFIG_APPLIED_AT] == "T1"
+    assert "annotations" not in cm["metadata"]  # the input is not modified
+    again, at2 = stamp_config(cm, first, "T2")
+    assert (again, at2) == (first, "T1")  # same data: same object, a no-op apply
+    changed, at3 = stamp_config({**cm, "data": {"f": "two"}}, first, "T3")
+    assert at3 == "T3"
+    assert (
+        changed["metadata"]["annotations"][CONFIG_HASH]
+        != first["metadata"]["annotations"][CONFIG_HASH]
+    )
+    # a live object from before the stamps existed: stamped now
+    assert stamp_config(cm, {"metadata": {"annotations": {"x": "y"}}}, "T4")[1] == "T4"
+
+
+async def _stamps(client: KubeClient, ns: str, kind: str, name: str) -> tuple[str, str]:
+    obj = await client.get(kind, ns, name)
+    assert obj is not None
+    ann = obj["metadata"]["annotations"]
+    return ann[CONFIG_HASH], ann[CONFIG_APPLIED_AT]
+
+
+async def test_config_applied_time_moves_only_with_the_config(
+    client: KubeClient, namespace: str
+) -> None:
+    ns = namespace
+    users = [{"user": "u", "passwordSecretRef": {"name": "pw", "key": "p"}}]
+    await _create(
+        client,
+        ns,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "pw"},
+            "stringData": {"p": "1"},
+        },
+        _sc(accounts=[{"name": "APP", "users": users}]),
+        _cluster("a"),
+        _cluster("b"),
+    )
+    cache = ApplyCache()
+    report = await reconcile_supercluster(client, ns, "sc", cache)
+    assert report.outcome is not None and report.outcome.ok, report
+    cm0 = await _stamps(client, ns, "ConfigMap", "a-config")
+    auth0 = await _stamps(client, ns, "Secret", "a-auth")
+    assert report.clusters["a"].status["configAppliedTime"] == max(cm0[1], auth0[1])
+    versions = await _versions(client, ns)
+
+    # a restart (empty cache): the stamps are read back, nothing is rewritten
+    report = await reconcile_supercluster(client, ns, "sc", ApplyCache())
+    assert await _versions(client, ns) == versions
+    assert report.clusters["a"].status["configAppliedTime"] == max(cm0[1], auth0[1])
+
+    # a new password: only the credentials Secret gets a new time, and it is the latest
+    await client.merge_patch("Secret", ns, "pw", {"stringData": {"p": "2"}})
+    report = await reconcile_supercluster(client, ns, "sc", cache)
+    auth1 = await _stamps(client, ns, "Secret", "a-auth")
+    assert auth1[0] != auth0[0] and auth1[1] > auth0[1]
+    assert await _stamps(client, ns, "ConfigMap", "a-config") == cm0
+    assert report.clusters["a"].status["configAppliedTime"] == auth1[1]
+
+    # scaling b changes every member's server config: a's ConfigMap time moves too
+    await client.merge_patch("Cluster", ns, "b", {"spec": {"replicas": 2}})
+    report = await reconcile_supercluster(client, ns, "sc", cache)
+    cm1 = await _stamps(client, ns, "ConfigMap", "a-config")
+    assert cm1[0] != cm0[0] and cm1[1] > auth1[1]
+    assert report.clusters["a"].status["configAppliedTime"] == cm1[1]
 
 
 async def test_ssa_takes_over_fields_and_reverts_drift(client: KubeClient, namespace: str) -> None:

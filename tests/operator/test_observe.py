@@ -9,6 +9,7 @@ scserver and with the Go nats-server, and point the observer at them through a
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from scoperator.observe import (
     ServerProbe,
     StaticResolver,
     cluster_status,
+    config_current,
     observe_supercluster,
+    parse_time,
     probe_server,
     supercluster_status,
 )
@@ -49,6 +52,72 @@ def _healthy(name: str, outbound: list[str], inbound: dict[str, int] | None = No
 # ------------------------------------------------------------------------------ pure folding
 
 
+def test_parse_time_and_config_current() -> None:
+    utc = datetime.UTC
+    # Go's RFC3339Nano (nine fraction digits), offsets, our own microsecond stamps
+    assert parse_time("2026-11-22T00:45:01.123456789Z") == datetime.datetime(
+        2026, 11, 22, 0, 45, 1, 123456, tzinfo=utc
+    )
+    assert parse_time("2026-11-22T01:45:01+01:00") == datetime.datetime(
+        2026, 11, 22, 0, 45, 1, tzinfo=utc
+    )
+    assert parse_time("") is None and parse_time(None) is None and parse_time("soon") is None
+    applied = "2026-11-22T00:45:01.500000Z"
+    assert config_current("2026-11-22T00:45:01.499999999Z", applied) is False
+    assert config_current("2026-11-22T00:45:01.5Z", applied) is True
+    assert config_current("2026-11-22T01:45:02.1+01:00", applied) is True
+    assert config_current(None, applied) is None
+    assert config_current("2026-11-22T00:45:01Z", None) is None
+
+
+def test_cluster_status_config_reloaded() -> None:
+    applied = "2026-11-22T00:45:00.000000Z"
+    probes = {
+        "east-0": _healthy("east-0", []),
+        "east-1": _healthy("east-1", []),
+        "east-2": ServerProbe("east-2", None, error="no running pod with an IP"),
+    }
+    probes["east-0"].config_load_time = "2026-11-22T00:45:03.2Z"  # reloaded after the apply
+    probes["east-1"].config_load_time = "2026-11-22T00:40:00Z"  # still the previous config
+    st = cluster_status("east", 3, probes, [], generation=1, config_applied=applied)
+    servers = {s["name"]: s for s in st["servers"]}
+    assert servers["east-0"]["configCurrent"] is True
+    assert servers["east-1"]["configCurrent"] is False
+    assert "configCurrent" not in servers["east-2"]  # not running: nothing to tell
+    reloaded = next(c for c in st["conditions"] if c["type"] == "ConfigReloaded")
+    assert (reloaded["status"], reloaded["reason"]) == ("False", "ReloadPending")
+    assert "east-1" in reloaded["message"] and "east-0" not in reloaded["message"]
+    assert reloaded["observedGeneration"] == 1
+    ClusterStatus.model_validate({**st, "configAppliedTime": applied})
+
+    # east-1 reloads; east-2 still has no pod: not confirmed for every server
+    probes["east-1"].config_load_time = "2026-11-22T00:45:04Z"
+    st = cluster_status("east", 3, probes, [], config_applied=applied)
+    assert _conds(st)["ConfigReloaded"] == ("Unknown", "ReloadUnknown")
+    st = cluster_status("east", 2, probes, [], config_applied=applied)
+    assert _conds(st)["ConfigReloaded"] == ("True", "AllServersReloaded")
+    assert all(s["configCurrent"] for s in st["servers"])
+    # nothing applied yet (no configAppliedTime): unknown, no per-server verdict
+    st = cluster_status("east", 2, probes, [])
+    assert _conds(st)["ConfigReloaded"] == ("Unknown", "ReloadUnknown")
+    assert all("configCurrent" not in s for s in st["servers"])
+
+
+def test_supercluster_config_reloaded_names_stale_servers() -> None:
+    applied = "2026-11-22T00:45:00Z"
+    fresh, old = _healthy("east-0", []), _healthy("west-0", [])
+    fresh.config_load_time, old.config_load_time = "2026-11-22T00:46:00Z", "2026-11-22T00:44:00Z"
+    east = cluster_status("east", 1, {"east-0": fresh}, [], config_applied=applied)
+    west = cluster_status("west", 1, {"west-0": old}, [], config_applied=applied)
+    st = supercluster_status({"east": east, "west": west}, {"east": 1, "west": 1})
+    assert _conds(st)["ConfigReloaded"] == ("False", "ReloadPending")
+    msg = next(c for c in st["conditions"] if c["type"] == "ConfigReloaded")["message"]
+    assert "west-0" in msg and "east-0" not in msg
+    st = supercluster_status({"east": east, "west": east}, {"east": 1, "west": 1})
+    assert _conds(st)["ConfigReloaded"] == ("True", "AllServersReloaded")
+    assert _conds(supercluster_status({}, {}))["ConfigReloaded"] == ("Unknown", "ReloadUnknown")
+
+
 def test_cluster_status_all_healthy_and_linked() -> None:
     probes = {
         "east-0": _healthy("east-0", ["west"], {"west": 1}),
@@ -59,6 +128,7 @@ def test_cluster_status_all_healthy_and_linked() -> None:
     assert _conds(st) == {
         "Ready": ("True", "AllServersHealthy"),
         "GatewaysConnected": ("True", "AllGatewaysConnected"),
+        "ConfigReloaded": ("Unknown", "ReloadUnknown"),  # no configAppliedTime given
         "Degraded": ("False", "Healthy"),
     }
     assert st["gateways"] == [{"cluster": "west", "outbound": 2, "inbound": 1, "connected": True}]
@@ -253,6 +323,7 @@ async def test_observer_against_real_servers(local_supercluster: LocalSuperclust
     assert _conds(rnd.supercluster) == {
         "Ready": ("True", "AllClustersReady"),
         "GatewaysConnected": ("True", "MeshComplete"),
+        "ConfigReloaded": ("Unknown", "ReloadUnknown"),  # the bodies carry no configAppliedTime
         "Degraded": ("False", "Healthy"),
     }
     ClusterStatus.model_validate(east)
@@ -261,6 +332,32 @@ async def test_observer_against_real_servers(local_supercluster: LocalSuperclust
     # nothing changed -> the folded status is identical (no churn)
     again = await _wait_round(local, lambda r: True)
     assert again.clusters == rnd.clusters and again.supercluster == rnd.supercluster
+
+    # the servers' real /varz config_load_time against the reconciler's configAppliedTime
+    resolver = StaticResolver(
+        {s.name: f"127.0.0.1:{s.address.ports.monitor}" for s in local.servers}
+    )
+    sc_body, clusters = _bodies(local)
+    loaded = [s["configLoadTime"] for c in rnd.clusters.values() for s in c["servers"]]
+    assert all(parse_time(t) for t in loaded), loaded
+    before = "2000-01-01T00:00:00.000000Z"
+    after = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)).isoformat()
+    for body in clusters:
+        body["status"] = {
+            "configAppliedTime": after if body["metadata"]["name"] == "west" else before
+        }
+    mixed = await observe_supercluster(sc_body, clusters, resolver, timeout=1.0)
+    east, west = mixed.clusters["east"], mixed.clusters["west"]
+    assert [s["configCurrent"] for s in east["servers"]] == [True, True]
+    assert [s["configCurrent"] for s in west["servers"]] == [False]
+    assert _conds(east)["ConfigReloaded"] == ("True", "AllServersReloaded")
+    assert _conds(west)["ConfigReloaded"] == ("False", "ReloadPending")
+    assert (
+        "west-0" in next(c for c in west["conditions"] if c["type"] == "ConfigReloaded")["message"]
+    )
+    assert _conds(mixed.supercluster)["ConfigReloaded"] == ("False", "ReloadPending")
+    ClusterStatus.model_validate(west)
+    SuperClusterStatus.model_validate(mixed.supercluster)
 
     # stop west-0: reported unreachable within the probe timeout, Degraded set
     west0 = next(s for s in local.servers if s.name == "west-0")

@@ -784,6 +784,35 @@ def test_status_from_real_servers(
             managers = {m["manager"] for m in east["metadata"]["managedFields"]}
             assert {"scoperator-reconciler", "scoperator-observer"} <= managers
 
+            # these servers loaded their config files before the operator applied the
+            # ConfigMaps: written (ConfigApplied) but not loaded, per server (ConfigReloaded)
+            east = wait_for(
+                "east reload pending",
+                cr_when(
+                    api,
+                    "Cluster",
+                    "east",
+                    lambda c: cond(c, "ConfigReloaded").get("reason") == "ReloadPending",
+                ),
+            )
+            stamp = api.child("ConfigMap", "east-config")["metadata"]["annotations"]
+            assert (
+                east["status"]["configAppliedTime"] >= stamp["supercluster.dev/config-applied-at"]
+            )
+            assert [s["configCurrent"] for s in east["status"]["servers"]] == [False]
+            assert "east-0" in cond(east, "ConfigReloaded")["message"]
+            assert cond(east, "ConfigApplied")["status"] == "True"
+            sc = wait_for(
+                "supercluster reload pending",
+                cr_when(
+                    api,
+                    "SuperCluster",
+                    "demo",
+                    lambda s: cond(s, "ConfigReloaded").get("reason") == "ReloadPending",
+                ),
+            )
+            assert "east-0" in cond(sc, "ConfigReloaded")["message"]
+
             # healthy and idle: probes every 0.3s, yet nothing is written
             time.sleep(1)
             versions = {
