@@ -40,7 +40,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from scoperator.kube import KubeClient, KubeError
+from scoperator.kube import FIELD_MANAGER, KubeClient, KubeError
 from scoperator.models import API_VERSION, GROUP, Cluster, SuperCluster
 from scoperator.naming import LABEL_SUPERCLUSTER, KubeTarget, Topology, TopologyError
 from scoperator.render import render_supercluster
@@ -144,11 +144,17 @@ def stamp_config(
 
     `previous` is the live object (or None): when its hash equals ours the data is unchanged and
     its applied-at time is kept, so applying the same data again changes nothing; otherwise the
-    time is `now`.
+    time is `now`. A live object written before these stamps existed (no hash) with the same
+    data gets the time our field manager last applied it, not `now`: its servers loaded that
+    data long ago and must not be reported as pending a reload that will never come.
     """
     digest = config_hash(obj)
-    before = ((previous or {}).get("metadata") or {}).get("annotations") or {}
+    prev_meta = (previous or {}).get("metadata") or {}
+    before = prev_meta.get("annotations") or {}
     applied_at = before.get(CONFIG_APPLIED_AT) if before.get(CONFIG_HASH) == digest else None
+    if applied_at is None and previous is not None and CONFIG_HASH not in before:
+        if config_hash(previous) == digest:
+            applied_at = _applied_by_us(prev_meta)
     applied_at = applied_at or now
     result = json.loads(json.dumps(obj))
     meta = result["metadata"]
@@ -158,6 +164,16 @@ def stamp_config(
         CONFIG_APPLIED_AT: applied_at,
     }
     return result, applied_at
+
+
+def _applied_by_us(meta: dict[str, Any]) -> str | None:
+    """When our field manager last applied the object (managedFields, whole seconds)."""
+    times = [
+        str(m["time"]).replace("Z", ".000000Z") if "." not in str(m["time"]) else str(m["time"])
+        for m in meta.get("managedFields") or []
+        if m.get("manager") == FIELD_MANAGER and m.get("operation") == "Apply" and m.get("time")
+    ]
+    return max(times) if times else None
 
 
 def _digest(obj: dict[str, Any]) -> str:

@@ -127,8 +127,16 @@ def test_stamp_config_keeps_the_time_while_the_data_is_unchanged() -> None:
         changed["metadata"]["annotations"][CONFIG_HASH]
         != first["metadata"]["annotations"][CONFIG_HASH]
     )
-    # a live object from before the stamps existed: stamped now
-    assert stamp_config(cm, {"metadata": {"annotations": {"x": "y"}}}, "T4")[1] == "T4"
+    # a live object from before the stamps existed: with other data, stamped now; with the
+    # same data, stamped with the time our field manager applied it (servers loaded it then)
+    ours = {"manager": "scoperator", "operation": "Apply", "time": "2026-01-02T03:04:05Z"}
+    theirs = {"manager": "kubectl", "operation": "Update", "time": "2026-05-05T00:00:00Z"}
+    legacy = {"metadata": {"annotations": {"x": "y"}, "managedFields": [ours, theirs]}}
+    assert stamp_config(cm, {**legacy, "data": {"f": "old"}}, "T4")[1] == "T4"
+    assert stamp_config(cm, {**legacy, "data": {"f": "one"}}, "T4")[1] == (
+        "2026-01-02T03:04:05.000000Z"
+    )
+    assert stamp_config(cm, {"metadata": {}, "data": {"f": "one"}}, "T5")[1] == "T5"
 
 
 async def _stamps(client: KubeClient, ns: str, kind: str, name: str) -> tuple[str, str]:
