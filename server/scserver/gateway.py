@@ -198,11 +198,7 @@ class GatewayConnection(LinkConnection):
                 self.flush_run()
                 if self.closed:
                     return
-            if not self.outbound and not self.got_connect and t != OP_CONNECT:
-                # Like nats-server: anything but CONNECT first is an authorization violation.
-                if t == OP_ERROR:
-                    logger.error("%s Gateway parser error before CONNECT: %s", self.label(), op[1])
-                self.close("Authentication Failure", E.AUTH_VIOLATION, log_error=True)
+            if self.refused_before_connect(op):
                 return
             if t == OP_RMSG:
                 if self.outbound or not self.registered:

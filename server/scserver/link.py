@@ -16,6 +16,7 @@ from scserver.connection import Connection
 from scserver.log import logger, trace_enabled
 from scserver.protocol import encode
 from scserver.protocol import errors as E
+from scserver.protocol.parser import OP_CONNECT, OP_ERROR
 from scserver.routing import process_batch
 
 # First bytes of subjects a run never batches: `_GR_.`/`$GR.` routed replies and the like.
@@ -66,6 +67,18 @@ class LinkConnection(Connection):
         self.manager.pending.discard(self)
         level = logger.info if self.registered else logger.debug
         level("%s %s connection closed: %s", self.label(), self.log_kind, self.close_reason)
+
+    def refused_before_connect(self, op: tuple) -> bool:
+        """Like nats-server, an accepted link must start with CONNECT: anything else (messages,
+        garbage) is an authorization violation. True when the link was closed for it."""
+        if self.outbound or self.got_connect or op[0] == OP_CONNECT:
+            return False
+        if op[0] == OP_ERROR:
+            logger.error(
+                "%s %s parser error before CONNECT: %s", self.label(), self.log_kind, op[1]
+            )
+        self.close("Authentication Failure", E.AUTH_VIOLATION, log_error=True)
+        return True
 
     # --- JSON handshake lines ------------------------------------------------------------------
 

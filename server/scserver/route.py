@@ -132,13 +132,7 @@ class RouteConnection(LinkConnection):
                 self.flush_run()
                 if self.closed:
                     return
-            if not self.got_connect and not self.outbound and t != OP_CONNECT:
-                # Like nats-server, anything but CONNECT first (including messages and
-                # garbage) is an authorization violation; never deliver an RMSG from a peer
-                # that has not authenticated.
-                if t == OP_ERROR:
-                    logger.error("%s Route parser error before CONNECT: %s", self.label(), op[1])
-                self.close("Authentication Failure", E.AUTH_VIOLATION, log_error=True)
+            if self.refused_before_connect(op):
                 return
             if t == OP_RSUB:
                 self.process_rsub(op[1], op[2], op[3], op[4])
