@@ -356,9 +356,15 @@ def test_children_owner_refs_and_rendered_seeds(operator: Operator, api: Api) ->
     assert east["status"]["servers"] == [
         {"name": "east-0", "healthy": False, "lastError": "no running pod with an IP"}
     ]
+    # the observer may publish a round from before it saw both Clusters: wait for both
     sc = wait_for(
-        "supercluster observed",
-        cr_when(api, "SuperCluster", "demo", lambda s: cond(s, "Ready")),
+        "supercluster observed with both clusters",
+        cr_when(
+            api,
+            "SuperCluster",
+            "demo",
+            lambda s: cond(s, "Ready") and s.get("status", {}).get("clustersTotal") == 2,
+        ),
     )
     assert cond(sc, "ConfigApplied")["status"] == "True"
     assert sc["status"]["clustersTotal"] == 2 and sc["status"]["clustersReady"] == 0
