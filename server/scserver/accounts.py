@@ -1,16 +1,25 @@
-"""Accounts, users and authentication.
+"""Accounts: each owns its own subscription index.
 
-Each account owns its own subscription index, which is all the isolation NATS accounts need:
-a message published in one account is matched only against that account's sublist.
+That is all the isolation NATS accounts need: a message published in one account is matched
+only against that account's sublist. Users and logins live in :mod:`scserver.auth`.
 """
 
 from __future__ import annotations
 
-import hmac
-from dataclasses import dataclass, field
 from typing import Any
 
+from scserver.auth import Authenticator, AuthResult, User, check_password
 from scserver.sublist import Sublist
+
+__all__ = [
+    "GLOBAL_ACCOUNT",
+    "SYSTEM_ACCOUNT",
+    "Account",
+    "AuthResult",
+    "Authenticator",
+    "User",
+    "check_password",
+]
 
 GLOBAL_ACCOUNT = "$G"
 SYSTEM_ACCOUNT = "$SYS"
@@ -53,90 +62,3 @@ class Account:
 
     def __repr__(self) -> str:
         return f"Account({self.name!r})"
-
-
-@dataclass(slots=True)
-class User:
-    """A configured user; ``account`` names the account its connections join."""
-
-    username: str
-    password: str | None
-    account: str = GLOBAL_ACCOUNT
-    permissions: dict[str, Any] | None = None
-
-
-@dataclass(slots=True)
-class AuthResult:
-    ok: bool
-    account: str = GLOBAL_ACCOUNT
-    user: User | None = None
-
-
-@dataclass
-class Authenticator:
-    """Checks a client's CONNECT credentials against the configured users and token.
-
-    Built fresh from options on every reload, so a removed user is refused from then on.
-    """
-
-    users: dict[str, User] = field(default_factory=dict)
-    token: str | None = None
-    no_auth_user: str | None = None
-    #: Where clients without credentials go when only the system account has users
-    #: (nats-server's implicit no-auth user for `$G`); INFO still says auth_required.
-    anonymous_account: str | None = None
-
-    @property
-    def required(self) -> bool:
-        return bool(self.users or self.token)
-
-    @property
-    def advertise_required(self) -> bool:
-        """INFO.auth_required: false when anonymous clients map to `no_auth_user`."""
-        return self.required and not self.no_auth_user
-
-    def authenticate(self, opts: dict[str, Any]) -> AuthResult:
-        if not self.required:
-            return AuthResult(True)
-        username = opts.get("user")
-        password = opts.get("pass")
-        token = opts.get("auth_token")
-        if self.token is not None:
-            if isinstance(token, str) and _secure_eq(token, self.token):
-                return AuthResult(True)
-            if not self.users:
-                return AuthResult(False)
-        if not username and not token and self.anonymous_account is not None:
-            return AuthResult(True, self.anonymous_account)
-        if not username and not token and self.no_auth_user:
-            user = self.users.get(self.no_auth_user)
-            if user is not None:
-                return AuthResult(True, user.account, user)
-        if not isinstance(username, str):
-            return AuthResult(False)
-        user = self.users.get(username)
-        if user is None:
-            return AuthResult(False)
-        if user.password is not None and not check_password(password, user.password):
-            return AuthResult(False)
-        return AuthResult(True, user.account, user)
-
-
-def _secure_eq(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
-
-
-def check_password(given: object, configured: str) -> bool:
-    """Plain or bcrypt (`$2a$...`) passwords, as nats-server accepts both."""
-    if not isinstance(given, str):
-        return False
-    if configured.startswith("$2"):
-        try:
-            import bcrypt  # type: ignore[import-not-found]
-        except ImportError:  # pragma: no cover - reported at config load
-            return False
-        try:
-            return bcrypt.checkpw(given.encode(), configured.encode())
-        except ValueError:
-            return False
-    return _secure_eq(given, configured)

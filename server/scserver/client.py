@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from scserver import routing
+from scserver.auth import Credentials, login_credentials, new_nonce
 from scserver.connection import Connection
 from scserver.log import logger, trace_enabled, tracef
 from scserver.protocol import encode
@@ -58,6 +59,10 @@ class ClientConnection(Connection):
         self.got_first_pong = False
         self.gw_replies: dict[bytes, tuple[bytes, float]] = {}
         self.permissions: Any = None
+        #: What this client logged in with, checked again on every reload (scserver.auth).
+        self.credentials = Credentials()
+        self.nonce: bytes | None = None
+        self.auth_cache: dict[str, bool] = {}
         self.trace = trace_enabled()
         self.slow_pub = True
 
@@ -65,6 +70,8 @@ class ClientConnection(Connection):
 
     def on_open(self) -> None:
         server = self.server
+        if server.auth.nonce_required:
+            self.nonce = new_nonce().encode()
         self.queue(encode.info(self.info_fields()))
         max_conns = server.opts.max_connections
         if server.lame_duck or 0 <= max_conns <= len(server.clients):
@@ -79,6 +86,8 @@ class ClientConnection(Connection):
     def info_fields(self) -> dict[str, Any]:
         info = self.server.client_info_base()
         info["client_id"] = self.cid
+        if self.nonce is not None:
+            info["nonce"] = self.nonce.decode()
         if self.host:
             info["client_ip"] = self.host
         return info
@@ -268,18 +277,22 @@ class ClientConnection(Connection):
             if opts.get("account") or opts.get("new_account"):
                 self._auth_violation()
                 return
-            result = self.server.auth.authenticate(opts)
+            creds = Credentials.from_connect(opts)
+            result = self.server.auth.authenticate(creds, self.nonce, self.auth_cache)
             if not result.ok:
                 logger.error(
-                    "%s authentication error - User %r", self.label(), opts.get("user", "")
+                    "%s authentication error - User %r",
+                    self.label(),
+                    creds.nkey or creds.user,
                 )
                 self._auth_violation()
                 return
             if self.auth_timer is not None:
                 self.auth_timer.cancel()
                 self.auth_timer = None
+            self.credentials = login_credentials(creds, result)
             self.user = result.user
-            self.username = result.user.username if result.user else ""
+            self.username = result.user.identity if result.user else ""
             self.permissions = self.server.compile_permissions(result.user)
             account = self.server.lookup_account(result.account)
             if account is None:
@@ -291,6 +304,36 @@ class ClientConnection(Connection):
         self.update_pub_path()
         if self.verbose:
             self.queue(encode.OK)
+
+    def reauthorized(self, user: Any, permissions: Any) -> None:
+        """A reload kept this client: apply its (possibly new) permissions in place.
+
+        Subscriptions the new permissions no longer allow are removed with an -ERR, as
+        nats-server's ``processSubsOnConfigReload`` does.
+        """
+        self.user = user
+        self.permissions = permissions
+        if permissions is not None:
+            for sub in list(self.subs.values()):
+                queue = sub.queue
+                if permissions.can_subscribe(sub.subject, queue):
+                    continue
+                self._remove_sub(sub)
+                subject = sub.subject.decode(errors="replace")
+                sid = sub.sid.decode(errors="replace")
+                if queue:
+                    q = queue.decode(errors="replace")
+                    text = (
+                        f'Permissions Violation for Subscription to "{subject}" '
+                        f'using queue "{q}" (sid "{sid}")'
+                    )
+                else:
+                    text = f'Permissions Violation for Subscription to "{subject}" (sid "{sid}")'
+                self.queue(encode.err(text))
+                logger.info(
+                    "%s Removed sub %r (sid %r) - not authorized", self.label(), subject, sid
+                )
+        self.update_pub_path()
 
     def bind_account(self, account: Any) -> None:
         self.account.clients.discard(self)

@@ -6,10 +6,11 @@ reserved account names, user/token conflicts, ...) and add the checks nats-serve
 it starts (port ranges, gateway name and port, ``no_auth_user`` and ``system_account`` naming
 something that exists): failing at load time with ``file:line:col`` beats failing later.
 
-Options that nats-server knows but this server does not implement (``jetstream``, ``tls``,
+Options that nats-server knows but this server does not implement (``jetstream``,
 ``leafnodes``, ...) are accepted and listed in ``Options.warnings``, so one config can serve both
-servers; a key nats-server does not know either is an error, as it is there. Keys that were only
-defined to be used as ``$variables`` are not options and are skipped, as nats-server does.
+servers, unless ignoring them would lower security (``tls {}`` blocks are parsed by ``tls.py``,
+which refuses what it cannot honour); a key nats-server does not know either is an error, as it
+is there. Keys that were only defined to be used as ``$variables`` are not options and are skipped, as nats-server does.
 
 All faults are collected; ``load``/``from_dict`` raise one ``OptionsError`` (a ``ConfigError``)
 located at the first and listing all of them.
@@ -24,7 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .auth import is_valid_public_user_key
 from .conf import ConfDict, ConfigError, ConfList, Pos, parse_file
+from .tls import TLSConfig, parse_tls_block
 
 __all__ = [
     "Account",
@@ -63,6 +66,8 @@ class User:
     password: str | None = None
     account: str = GLOBAL_ACCOUNT
     permissions: dict[str, Any] | None = None
+    #: An NKey user's public key (``U...``); such a user has no name or password.
+    nkey: str | None = None
 
 
 @dataclass(slots=True)
@@ -95,6 +100,7 @@ class ClusterOpts:
     compression: str = "accept"
     ping_interval: float | None = None
     ping_max: int | None = None
+    tls: TLSConfig | None = None
 
 
 @dataclass(slots=True)
@@ -103,6 +109,7 @@ class RemoteGateway:
 
     name: str
     urls: list[str] = field(default_factory=list)
+    tls: TLSConfig | None = None
 
 
 @dataclass(slots=True)
@@ -123,6 +130,7 @@ class GatewayOpts:
     #: and after how many no-interest subjects an optimistic link switches to interest-only.
     interest_mode: str = "interest_only"
     interest_only_threshold: int = 1000
+    tls: TLSConfig | None = None
 
 
 @dataclass(slots=True)
@@ -136,6 +144,11 @@ class Options:
     client_advertise: str | None = None
     http_host: str = "0.0.0.0"
     http_port: int = 0
+    https_port: int = 0
+    #: The top-level ``tls {}`` (clients, and the monitor when ``https_port`` is set).
+    tls: TLSConfig | None = None
+    #: With ``tls``: plain clients may still connect (INFO says tls_available).
+    allow_non_tls: bool = False
     max_payload: int = 1048576
     max_control_line: int = 4096
     max_connections: int = 65536
@@ -177,9 +190,9 @@ class Options:
         return None
 
     def find_user(self, username: str) -> User | None:
-        """The configured user with this name, if any."""
+        """The configured user with this name (or NKey public key), if any."""
         for user in self.users:
-            if user.username == username:
+            if user.username == username or (user.nkey and user.nkey == username):
                 return user
         return None
 
@@ -362,10 +375,10 @@ def apply_flags(opts: Options, **overrides: Any) -> Options:
 _UNSUPPORTED_TOP = frozenset(
     """
     trace_verbose trace_headers logtime_utc mappings maps disable_sublist_cache no_sublist_cache
-    default_sentinel https https_port http_base_path leaf leafnodes store_dir storedir jetstream
+    default_sentinel http_base_path leaf leafnodes store_dir storedir jetstream
     logfile_size_limit log_size_limit logfile_max_num log_max_num syslog remote_syslog
     ports_file_dir prof_port prof_block_rate proxy_protocol max_traced_msg_len max_sub_tokens
-    max_subscription_tokens tls ocsp allow_non_tls write_timeout operator operators roots root
+    max_subscription_tokens ocsp write_timeout operator operators roots root
     root_operators root_operator resolver account_resolver accounts_resolver resolver_tls
     resolver_preload resolver_pinned_accounts no_header_support trusted trusted_keys
     connect_error_reports reconnect_error_reports websocket ws mqtt server_tags server_metadata
@@ -373,9 +386,9 @@ _UNSUPPORTED_TOP = frozenset(
     """.split()  # noqa: SIM905 - a word list reads better than 60 quoted strings
 )
 _UNSUPPORTED_CLUSTER = frozenset(
-    {"tls", "permissions", "connect_backoff", "write_deadline", "write_timeout"}
+    {"permissions", "connect_backoff", "write_deadline", "write_timeout"}
 )
-_UNSUPPORTED_GATEWAY = frozenset({"tls", "connect_backoff", "write_deadline", "write_timeout"})
+_UNSUPPORTED_GATEWAY = frozenset({"connect_backoff", "write_deadline", "write_timeout"})
 _UNSUPPORTED_ACCOUNT = frozenset(
     {
         "nkey",
@@ -640,6 +653,10 @@ class _Builder:
             "no_sys_acc": lambda: self.set_if(o, "no_system_account", self.get(d, k, "bool", k)),
             "cluster": lambda: self.cluster(d, k),
             "gateway": lambda: self.gateway(d, k),
+            "tls": lambda: self.set_if(o, "tls", parse_tls_block(self, d, k, context="client")),
+            "allow_non_tls": lambda: self.set_if(o, "allow_non_tls", self.get(d, k, "bool", k)),
+            "https_port": lambda: self.set_if(o, "https_port", self.port(d, k, k)),
+            "https": lambda: self.top_https(d, k),
         }
         handler = handlers.get(lk)
         if handler is not None:
@@ -665,6 +682,13 @@ class _Builder:
         hp = self.listen(d, k, k)
         if hp is not None:
             host, self.opts.http_port = hp
+            if host is not None:
+                self.opts.http_host = host
+
+    def top_https(self, d: Mapping[str, Any], k: str) -> None:
+        hp = self.listen(d, k, k)
+        if hp is not None:
+            host, self.opts.https_port = hp
             if host is not None:
                 self.opts.http_host = host
 
@@ -715,7 +739,7 @@ class _Builder:
                 self.error(pos, f"expected user entry to be a map, got {_type_name(entry)}")
                 continue
             user = User("", None, account)
-            nkey = False
+            nkey: str | None = None
             for uk in entry:
                 luk = uk.lower()
                 if luk in ("user", "username"):
@@ -727,8 +751,7 @@ class _Builder:
                     if perms is not None:
                         user.permissions = _plain(perms)
                 elif luk == "nkey":
-                    nkey = True
-                    self.warn(self.where(entry, uk), "nkey users are not supported; ignored")
+                    nkey = self.get(entry, uk, "str", uk) or ""
                 elif luk in (
                     "allowed_connection_types",
                     "connection_types",
@@ -738,7 +761,19 @@ class _Builder:
                     self.warn(self.where(entry, uk), f'user option "{uk}" is not supported')
                 else:
                     self.unknown(entry, uk, " in user entry")
-            if nkey:
+            if nkey is not None:
+                # As nats-server: an nkey entry takes no name or password, and must be a user
+                # public key; a duplicate of any user or nkey is an error.
+                if not is_valid_public_user_key(nkey):
+                    self.error(pos, "not a valid public nkey for a user")
+                elif user.username or user.password:
+                    self.error(pos, "nkey users do not take usernames or passwords")
+                elif nkey in self.usernames:
+                    self.error(pos, f'duplicate nkey "{nkey}" detected')
+                else:
+                    self.usernames.add(nkey)
+                    user.nkey = nkey
+                    out.append(user)
                 continue
             if not user.username:
                 self.error(pos, "user entry requires a user")
@@ -983,6 +1018,8 @@ class _Builder:
                 self.set_if(c, "ping_interval", self.duration(cm, ck, ck, strict=False))
             elif lck == "ping_max":
                 self.set_if(c, "ping_max", self.get(cm, ck, "int", ck))
+            elif lck == "tls":
+                c.tls = parse_tls_block(self, cm, ck, context="cluster")
             elif lck in _UNSUPPORTED_CLUSTER:
                 self.warn(self.where(cm, ck), f'cluster option "{ck}" is not supported; ignored')
             else:
@@ -1057,6 +1094,8 @@ class _Builder:
                 self.set_if(g, "reject_unknown_cluster", self.get(gm, gk, "bool", gk))
             elif lgk == "gateways":
                 self.remote_gateways(gm, gk, g)
+            elif lgk == "tls":
+                g.tls = parse_tls_block(self, gm, gk, context="gateway")
             elif lgk == "interest_mode":
                 # scserver extension: how our inbound links start (nats-server 2.9+ always
                 # switches to interest-only at once; "optimistic" keeps the classic mode).
@@ -1092,6 +1131,7 @@ class _Builder:
                 continue
             name: str | None = None
             urls: list[str] = []
+            tls: TLSConfig | None = None
             for ek in entry:
                 lek = ek.lower()
                 if lek == "name":
@@ -1104,7 +1144,7 @@ class _Builder:
                     if items is not None:
                         urls.extend(u for u in self.url_list(items, "gateway") if u not in urls)
                 elif lek == "tls":
-                    self.warn(self.where(entry, ek), "gateway entry tls is not supported; ignored")
+                    tls = parse_tls_block(self, entry, ek, context="remote gateway")
                 else:
                     self.unknown(entry, ek, " in gateway entry")
             if not name:
@@ -1117,7 +1157,7 @@ class _Builder:
                 self.error(pos, f"duplicate gateway entry {name!r}")
                 continue
             seen.add(name)
-            g.gateways.append(RemoteGateway(name, urls))
+            g.gateways.append(RemoteGateway(name, urls, tls))
 
     # -- cross-field checks (nats-server makes these when it starts) ---------------------------
 
@@ -1147,6 +1187,11 @@ class _Builder:
             self.error(
                 self.where(d, key_of.get("cluster", "")),
                 f"cluster name {o.cluster.name!r} conflicts with gateway name {g.name!r}",
+            )
+        if o.https_port and o.tls is None:
+            self.error(
+                self.where(d, key_of.get("https_port", key_of.get("https", ""))),
+                "https_port requires a tls {} block with cert_file and key_file",
             )
         if o.no_auth_user is not None and o.find_user(o.no_auth_user) is None:
             self.error(
