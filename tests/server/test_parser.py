@@ -262,7 +262,7 @@ def test_random_garbage_never_raises_and_stays_bounded(data, cuts) -> None:
                     errors += 1
                     assert i == len(ops) - 1, "nothing is parsed after an error"
             # Never more than one control line plus one payload (and its CRLF) is held.
-            assert len(p._buf) <= p.max_control_line + p.max_payload + 2 + 1
+            assert p.buffered() <= p.max_control_line + p.max_payload + 2 + 1
         assert errors <= 1
         if p.dead:
             assert p.feed(b"PING\r\n") == []
@@ -305,3 +305,106 @@ def test_byte_that_starts_no_operation_is_rejected_before_a_line_end() -> None:
     assert Parser(CLIENT).feed(b"PU") == []
     assert Parser(ROUTE).feed(b"RMS") == []
     assert Parser(ROUTE).feed(b"XYZ")[-1][0] == OP_ERROR
+
+
+# --------------------------------------------------------------------------------------------
+# limits: sizes, payload ceilings, handshake mode for links that have not sent CONNECT
+# --------------------------------------------------------------------------------------------
+
+
+def test_rmsg_fast_path_checks_max_payload_before_buffering() -> None:
+    for line in (b"RMSG $G foo 11\r\n", b"RMSG $G foo reply 11\r\n"):
+        p = Parser(ROUTE, max_payload=10)
+        assert p.feed(line + b"x" * 5) == [(OP_ERROR, "Maximum Payload Violation", False)]
+        assert p.dead and p.buffered() == 0
+    # The general path (queue lists, headers) applies the same limit.
+    p = Parser(GATEWAY, max_payload=10)
+    assert p.feed(b"RMSG $G foo | q 11\r\n")[-1][:2] == (OP_ERROR, "Maximum Payload Violation")
+    assert Parser(ROUTE, max_payload=10).feed(b"RMSG $G foo 10\r\n0123456789\r\n") == [
+        (OP_RMSG, b"$G", b"foo", None, None, -1, b"0123456789")
+    ]
+
+
+def test_sizes_longer_than_nine_digits_are_bad_sizes_as_in_nats_server() -> None:
+    """nats-server's parseSize reads at most 9 digits: a 10-digit size is 'Bad or Missing Size'
+    (logged, closed without -ERR), not a payload violation, on every path."""
+    cases = [
+        (CLIENT, b"PUB foo 99999999999\r\n", "processPub Bad or Missing Size"),
+        (CLIENT, b"pub foo r 99999999999\r\n", "processPub Bad or Missing Size"),
+        (ROUTE, b"RMSG $G foo 99999999999\r\n", "processRoutedMsgArgs Bad or Missing Size"),
+        (GATEWAY, b"RMSG $G foo | q 99999999999\r\n", "processRoutedMsgArgs Bad or Missing"),
+        (ROUTE, b"HMSG $G foo 1 99999999999\r\n", "processRoutedHeaderMsgArgs Bad or Missing"),
+    ]
+    for kind, line, text in cases:
+        (op,) = Parser(kind).feed(line)
+        assert op[0] == OP_ERROR and op[1].startswith(text) and op[2] is False, (line, op)
+    # A size of thousands of digits never reaches int() (which refuses > 4300 digits).
+    (op,) = Parser(ROUTE).feed(b"RMSG $G foo " + b"9" * 5000 + b"\r\n")
+    assert op[0] == OP_ERROR and "Bad or Missing Size" in op[1]
+
+
+def test_large_payload_arriving_in_many_reads_is_joined_once() -> None:
+    """A payload is collected as chunks; the held bytes never exceed one message."""
+    size = 4 * 1024 * 1024
+    payload = bytes(range(256)) * (size // 256)
+    p = Parser(ROUTE, max_payload=size)
+    data = b"RMSG $G big %d\r\n%b\r\nPING\r\n" % (size, payload)
+    got: list = []
+    for i in range(0, len(data), 4096):
+        got.extend(p.feed(data[i : i + 4096]))
+        assert p.buffered() <= size + 2 + 4096
+    assert got == [(OP_RMSG, b"$G", b"big", None, None, -1, payload), (OP_PING,)]
+    assert p.buffered() == 0
+
+
+def test_handshake_mode_refuses_messages_before_any_payload() -> None:
+    """An accepted link before CONNECT: RMSG, interest, or an oversized line is an error at
+    once, with nothing buffered, whatever size the peer announces."""
+    for kind in (ROUTE, GATEWAY):
+        for data in (
+            b"RMSG $G foo 99999999999\r\n" + b"x" * 65536,
+            b"RMSG $G foo 5\r\nhello\r\n",
+            b"HMSG $G foo 1 5\r\n",
+            b"RS+ $G foo\r\n",
+            b"A+ $G\r\n",
+            b"RMSG",
+        ):
+            p = Parser(kind, handshake=True)
+            ops = p.feed(data)
+            assert ops and ops[-1][0] == OP_ERROR, (kind, data, ops)
+            assert p.dead and p.buffered() == 0
+        # A control line is client-sized (4096 here), not the link's 16x.
+        p = Parser(kind, 4096, handshake=True)
+        assert p.feed(b"CONNECT {" + b" " * 5000)[-1][:2] == (
+            OP_ERROR,
+            "maximum control line exceeded",
+        )
+
+
+def test_handshake_mode_stops_behind_connect_until_opened() -> None:
+    p = Parser(ROUTE, 4096, handshake=True)
+    stream = b'PING\r\nCONNECT {"name":"N"}\r\nINFO {}\r\nRS+ $G foo\r\nRMSG $G foo 2\r\nhi\r\n'
+    assert p.feed(stream) == [(OP_PING,), (OP_CONNECT, b'{"name":"N"}')]
+    assert p.buffered() > 0
+    assert p.open(4096) is True
+    assert p.feed(b"") == [
+        (OP_INFO, b"{}"),
+        (OP_RSUB, b"$G", b"foo", None, 0),
+        (OP_RMSG, b"$G", b"foo", None, None, -1, b"hi"),
+    ]
+    assert p.max_control_line == 4096 * 16
+    # Not opened (the CONNECT was refused but the caller kept reading): still handshake rules.
+    q = Parser(GATEWAY, handshake=True)
+    assert q.feed(b"CONNECT {}\r\nRMSG $G foo 2\r\nhi\r\n") == [(OP_CONNECT, b"{}")]
+    assert q.feed(b"")[-1][0] == OP_ERROR
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=3000), cuts=st.lists(st.integers(0, 10**6), max_size=20))
+def test_handshake_mode_never_holds_more_than_a_client_line(data, cuts) -> None:
+    for kind in (ROUTE, GATEWAY):
+        p = Parser(kind, max_control_line=256, handshake=True)
+        for chunk in _chunks(b"RMSG $G x 99\r\n" + data if data[:1] == b"R" else data, cuts):
+            for op in p.feed(chunk):
+                assert op[0] in (OP_CONNECT, OP_INFO, OP_PING, OP_PONG, OP_OK, OP_ERR, OP_ERROR)
+            assert p.buffered() <= 256 + len(chunk)

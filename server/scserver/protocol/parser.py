@@ -26,6 +26,18 @@ items are the operation's arguments as ``bytes`` (subjects, sids) or ``int``:
 Errors do not raise: the parser appends ``(OP_ERROR, text, send)`` and stops; ``text`` is the
 nats-server error string and ``send`` tells whether nats-server sends it as ``-ERR`` to the peer
 or only logs it (some protocol violations close silently).
+
+Memory is bounded by what the peer is allowed to send, never by what it claims: a message's size
+is checked against ``max_payload`` before any of its payload is buffered, and a payload that
+arrives in many reads is collected as a list of chunks and joined once, so a large message costs
+one copy, not one copy per read.
+
+An accepted route or gateway connection starts in *handshake* mode (``handshake=True``): until
+the peer's CONNECT has been accepted only the operations that carry no payload (CONNECT, INFO,
+PING, PONG, +OK, -ERR) are parsed, under client-sized limits. Anything else -- RMSG, RS+, a
+huge size -- is an error before a single payload byte is kept, and the parser stops right after
+a CONNECT so that nothing behind it is parsed before the connection has decided whether to
+trust the peer (see :meth:`Parser.open`).
 """
 
 from __future__ import annotations
@@ -58,6 +70,14 @@ OP_ERROR = 99
 ERR_UNKNOWN_OP = "Unknown Protocol Operation"
 ERR_MAX_CONTROL_LINE = "maximum control line exceeded"
 ERR_MAX_PAYLOAD = "Maximum Payload Violation"
+ERR_BEFORE_CONNECT = "Protocol operation before CONNECT"
+
+#: The payload limit on an authenticated route or gateway. nats-server applies no max_payload to
+#: links (only its 9-digit size syntax, < 1 GB); a peer with a larger max_payload than ours may
+#: legitimately forward bigger messages, so links get a fixed ceiling instead of our client limit.
+LINK_MAX_PAYLOAD = 64 * 1024 * 1024
+#: nats-server's parseSize reads at most 9 digits; a longer size is "Bad or Missing Size".
+_MAX_SIZE_DIGITS = 9
 
 _PING = (OP_PING,)
 _PONG = (OP_PONG,)
@@ -102,18 +122,23 @@ _GATEWAY_OPS = frozenset(
         b"-ERR",
     }
 )
+# What an accepted link may send before its CONNECT has been accepted: nothing with a payload.
+_HANDSHAKE_OPS = frozenset({b"CONNECT", b"INFO", b"PING", b"PONG", b"+OK", b"-ERR"})
 _OPS_BY_KIND = {CLIENT: _CLIENT_OPS, ROUTE: _ROUTE_OPS, GATEWAY: _GATEWAY_OPS}
-# Bytes an operation of each kind may start with (either case), for early rejection.
-_FIRST_BYTES = {
-    kind: frozenset(b for op in ops for b in (op[0], ord(chr(op[0]).lower())))
-    for kind, ops in _OPS_BY_KIND.items()
-}
+
+
+def _first_bytes(ops: frozenset[bytes]) -> frozenset[int]:
+    """Bytes an operation of ``ops`` may start with (either case), for early rejection."""
+    return frozenset(b for op in ops for b in (op[0], ord(chr(op[0]).lower())))
+
+
+_FIRST_BYTES = {kind: _first_bytes(ops) for kind, ops in _OPS_BY_KIND.items()}
+_HANDSHAKE_FIRST_BYTES = _first_bytes(_HANDSHAKE_OPS)
 _NO_ARG_OPS = ((b"PING", _PING), (b"PONG", _PONG), (b"+OK", _OK))
 _NEED_SPACE = frozenset(
     {b"PUB", b"HPUB", b"SUB", b"UNSUB", b"-ERR", b"RS+", b"RS-", b"LS+", b"LS-", b"RMSG"}
     | {b"HMSG", b"LMSG", b"A+", b"A-"}
 )
-_BLANK = (b" ", b"\t")
 
 
 # A whole, well-formed client PUB line (upper-case, as every client library sends it).
@@ -136,10 +161,24 @@ class ParseError(Exception):
 
 
 def _int(tok: bytes) -> int:
-    # int() accepts "+5", " 5", "5_0"; the protocol wants plain digits only.
-    if not tok.isdigit():
-        raise ParseError(f"invalid size {tok!r}", send=False)
+    # int() accepts "+5", " 5", "5_0"; the protocol wants plain digits only, and (like
+    # nats-server's parseSize) at most 9 of them, which also keeps int() away from huge inputs.
+    if not tok.isdigit() or len(tok) > _MAX_SIZE_DIGITS:
+        raise ParseError(f"invalid size {tok[:32]!r}", send=False)
     return int(tok)
+
+
+def _size(tok: bytes, what: str, line: bytes) -> int:
+    """A message size; nats-server's error text names the operation and the arguments."""
+    if not tok.isdigit() or len(tok) > _MAX_SIZE_DIGITS:
+        raise ParseError(f"{what} Bad or Missing Size: {_show(line)}", send=False)
+    return int(tok)
+
+
+def _show(line: bytes) -> str:
+    """A control line for an error message: bounded, and never raising on odd bytes."""
+    text = line[:256].decode("utf-8", "replace")
+    return repr(text + ("..." if len(line) > 256 else ""))
 
 
 class Parser:
@@ -154,38 +193,87 @@ class Parser:
         "kind",
         "max_control_line",
         "max_payload",
+        "handshake",
         "_ops",
         "_first_bytes",
         "_buf",
+        "_chunks",
+        "_have",
         "_pending",
         "dead",
     )
 
     def __init__(
-        self, kind: int = CLIENT, max_control_line: int = 4096, max_payload: int = 1048576
+        self,
+        kind: int = CLIENT,
+        max_control_line: int = 4096,
+        max_payload: int = 1048576,
+        *,
+        handshake: bool = False,
     ) -> None:
         self.kind = kind
+        self.dead = False
+        self._buf = b""
+        # A payload arriving over many reads: the chunks so far and their total length.
+        self._chunks: list[bytes] = []
+        self._have = 0
+        # When a message's control line has been parsed but its payload has not fully arrived:
+        # (total bytes needed incl. CRLF, op template tuple minus payload, hdr_len).
+        self._pending: tuple[int, tuple, int] | None = None
+        self.handshake = handshake and kind != CLIENT
+        if self.handshake:
+            # Client-sized limits until the peer is trusted; open() sets the link's own.
+            self.max_control_line = max_control_line
+            self.max_payload = 0
+            self._ops = _HANDSHAKE_OPS
+            self._first_bytes = _HANDSHAKE_FIRST_BYTES
+        else:
+            self._set_limits(max_control_line, max_payload)
+
+    def _set_limits(self, max_control_line: int, max_payload: int) -> None:
+        kind = self.kind
         # Links between servers carry long RMSG queue lists; nats-server allows them 16x.
         self.max_control_line = max_control_line * (1 if kind == CLIENT else 16)
         self.max_payload = max_payload
         self._ops = _OPS_BY_KIND[kind]
         self._first_bytes = _FIRST_BYTES[kind]
-        self._buf = b""
-        # When a message's control line has been parsed but its payload has not fully arrived:
-        # (total bytes needed incl. CRLF, op template tuple minus payload, hdr_len).
-        self._pending: tuple[int, tuple, int] | None = None
-        self.dead = False
+
+    def open(self, max_control_line: int, max_payload: int = LINK_MAX_PAYLOAD) -> bool:
+        """The peer's CONNECT was accepted: leave handshake mode and take the link's limits.
+
+        Returns whether bytes that arrived behind the CONNECT are waiting to be parsed; the
+        caller then feeds ``b""`` (from a fresh loop callback) to parse them under the new limits.
+        """
+        self.handshake = False
+        self._set_limits(max_control_line, max_payload)
+        return bool(self._buf) and not self.dead
+
+    def buffered(self) -> int:
+        """Bytes held between reads (a partial line or payload); never more than one message."""
+        return len(self._buf) + self._have
 
     def feed(self, data: bytes) -> list[tuple[Any, ...]]:
         """Consume ``data`` and return every complete operation it finishes."""
         if self.dead:
             return []
-        buf = self._buf + data if self._buf else data
+        if self._chunks:
+            # Still collecting a large payload: keep the chunk, join only once it is whole.
+            self._chunks.append(data)
+            self._have += len(data)
+            if self._have < self._pending[0]:  # type: ignore[index]
+                return []
+            buf = b"".join(self._chunks)
+            self._chunks = []
+            self._have = 0
+        else:
+            buf = self._buf + data if self._buf else data
+        self._buf = b""
         out: list[tuple[Any, ...]] = []
         pos = 0
         n = len(buf)
+        handshake = self.handshake
         pub_match = _PUB_RE.match if self.kind == CLIENT else None
-        rmsg_match = None if self.kind == CLIENT else _RMSG_RE.match
+        rmsg_match = None if self.kind == CLIENT or handshake else _RMSG_RE.match
         max_line = self.max_control_line
         max_payload = self.max_payload
         startswith = buf.startswith
@@ -214,6 +302,12 @@ class Parser:
                         if start - pos > max_line:
                             raise ParseError(ERR_MAX_CONTROL_LINE)
                         subject, reply, size_tok = m.groups()
+                        if len(size_tok) > _MAX_SIZE_DIGITS:
+                            raise ParseError(
+                                "processPub Bad or Missing Size: "
+                                + _show(buf[pos + 4 : start - 2]),
+                                send=False,
+                            )
                         size = int(size_tok)
                         if size > max_payload:
                             raise ParseError(ERR_MAX_PAYLOAD)
@@ -235,7 +329,15 @@ class Parser:
                         if start - pos > max_line:
                             raise ParseError(ERR_MAX_CONTROL_LINE, send=False)
                         account, subject, reply, size_tok = m.groups()
+                        if len(size_tok) > _MAX_SIZE_DIGITS:
+                            raise ParseError(
+                                "processRoutedMsgArgs Bad or Missing Size: "
+                                + _show(buf[pos + 5 : start - 2]),
+                                send=False,
+                            )
                         size = int(size_tok)
+                        if size > max_payload:
+                            raise ParseError(ERR_MAX_PAYLOAD, send=False)
                         end = start + size
                         if end + 2 <= n:
                             if not startswith(b"\r\n", end):
@@ -266,19 +368,31 @@ class Parser:
                 pos = eol + 1
                 self._control(line, out)
                 pending = self._pending
+                if handshake and out and out[-1][0] == OP_CONNECT:
+                    # Stop behind the CONNECT: its verdict decides how the rest is parsed.
+                    break
         except ParseError as err:
             self.dead = True
             self._buf = b""
+            self._pending = None
             out.append((OP_ERROR, err.text, err.send))
             return out
-        self._buf = buf[pos:] if pos < n else b""
+        if pos < n:
+            if pending is not None:
+                # A payload still arriving: collect chunks from now on (see feed's top).
+                tail = buf[pos:]
+                self._chunks = [tail]
+                self._have = len(tail)
+            else:
+                self._buf = buf[pos:]
         return out
 
     def _control(self, line: bytes, out: list) -> None:
         """Parse one control line; message ops set ``_pending`` for their payload."""
         args = line.split()
-        if not args or line[:1] in _BLANK:
-            # nats-server treats a bare CRLF, or whitespace before the op, as an unknown operation.
+        if not args or line[0] not in self._first_bytes:
+            # nats-server treats a bare CRLF, or anything before the op (blanks, a stray CR),
+            # as an unknown operation.
             raise ParseError(ERR_UNKNOWN_OP)
         op = args[0].upper()
         if op not in self._ops:
@@ -288,6 +402,10 @@ class Parser:
                 if op.startswith(word):
                     out.append(parsed)
                     return
+            if self.handshake and op in _OPS_BY_KIND[self.kind]:
+                # A link's message or interest before its CONNECT was accepted: refused before
+                # any payload is read (the connection answers with an authorization violation).
+                raise ParseError(f"{ERR_BEFORE_CONNECT}: {_show(line)}", send=False)
             raise ParseError(ERR_UNKNOWN_OP)
         if len(line) == len(args[0]) and op in _NEED_SPACE:
             # An op that takes arguments must be followed by a space or tab ("SUB\r\n").
@@ -295,9 +413,9 @@ class Parser:
         nargs = len(args) - 1
         if op == b"PUB":
             if nargs == 2:
-                subject, reply, size = args[1], None, _int(args[2])
+                subject, reply, size = args[1], None, _size(args[2], "processPub", line[4:])
             elif nargs == 3:
-                subject, reply, size = args[1], args[2], _int(args[3])
+                subject, reply, size = args[1], args[2], _size(args[3], "processPub", line[4:])
             else:
                 raise ParseError(f"processPub Parse Error: {line!r}", send=False)
             self._check_payload(size)
@@ -400,7 +518,8 @@ class Parser:
                 queues = tuple(rest[1:])
             else:
                 raise ParseError("processRoutedMsgArgs Bad or Missing Reply Indicator", send=False)
-        size = _int(args[-1])
+        what = "processRoutedHeaderMsgArgs" if has_hdr else "processRoutedMsgArgs"
+        size = _size(args[-1], what, line[5:])
         hdr = _int(args[-2]) if has_hdr else -1
         if has_hdr and hdr > size:
             raise ParseError("processRoutedHeaderMsgArgs Bad or Missing Header Size", send=False)
