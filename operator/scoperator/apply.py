@@ -43,7 +43,8 @@ from pydantic import ValidationError
 from scoperator.kube import FIELD_MANAGER, KubeClient, KubeError
 from scoperator.models import API_VERSION, GROUP, Cluster, SuperCluster
 from scoperator.naming import LABEL_SUPERCLUSTER, KubeTarget, Topology, TopologyError
-from scoperator.render import render_supercluster
+from scoperator.pki import PkiResult, ensure_pki
+from scoperator.render import render_supercluster, required_refs
 from scoperator.secrets import MissingSecretError, secret_refs
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class Outcome:
     # Retry later without a spec change (a missing Secret may be created, the API may recover).
     retry: bool = False
     status: dict[str, Any] = field(default_factory=dict)  # extra status keys (seedUrls, ...)
+    conditions: list[dict[str, Any]] = field(default_factory=list)  # more (CertificatesReady)
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Report:
     unchanged: int = 0  # objects skipped because the cache says nothing changed
     pruned: int = 0
     config_applied: dict[str, str] = field(default_factory=dict)  # cluster -> latest stamp
+    pki: PkiResult | None = None
 
 
 def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
@@ -235,10 +238,17 @@ def parse_cluster(body: dict[str, Any]) -> Cluster:
 
 
 async def read_secrets(
-    client: KubeClient, namespace: str, supercluster: SuperCluster
+    client: KubeClient,
+    namespace: str,
+    supercluster: SuperCluster,
+    topology: Topology | None = None,
 ) -> dict[str, dict[str, str]]:
-    """Decoded values of the Secrets the accounts reference (absent Secrets are left out)."""
-    names = sorted({ref.name for ref in secret_refs(supercluster.spec)})
+    """Decoded values of the Secrets rendering reads: the accounts' and, with a topology, the
+    link credentials and certificate CA bundles (absent Secrets are left out)."""
+    refs = list(secret_refs(supercluster.spec))
+    if topology is not None:
+        refs += [r for c in topology.clusters for r in required_refs(topology, c.name)]
+    names = sorted({ref.name for ref in refs})
     docs = await asyncio.gather(*(client.get("Secret", namespace, n) for n in names))
     values: dict[str, dict[str, str]] = {}
     for name, doc in zip(names, docs, strict=True):
@@ -348,7 +358,20 @@ async def reconcile_supercluster(
             )
         return report
 
-    secrets = await read_secrets(client, namespace, supercluster)
+    pki = await ensure_pki(client, namespace, sc_body, supercluster, members, topology)
+    report.pki = pki
+    sc_extra = pki.supercluster_status
+    if not pki.ok:
+        msg = f"{pki.message} (namespace {namespace}); servers keep their current config until then"
+        report.outcome = Outcome(False, SECRET_MISSING, msg, sc_gen, retry=True, **_split(sc_extra))
+        for body, model in members:
+            report.clusters[model.name] = Outcome(
+                False, SECRET_MISSING, msg, _generation(body), retry=True,
+                **_split(pki.cluster_status.get(model.name, {})),
+            )  # fmt: skip
+        return report
+
+    secrets = await read_secrets(client, namespace, supercluster, topology)
     try:
         rendered = render_supercluster(supercluster, models, secrets, cluster_domain=cluster_domain)
     except MissingSecretError as exc:
@@ -357,11 +380,12 @@ async def reconcile_supercluster(
             f"missing Secret keys {refs} (namespace {namespace}): create the Secret(s) with "
             "these keys; servers keep their current config until then"
         )
-        report.outcome = Outcome(False, SECRET_MISSING, msg, sc_gen, retry=True)
-        for body, _ in members:
-            report.clusters[body["metadata"]["name"]] = Outcome(
-                False, SECRET_MISSING, msg, _generation(body), retry=True
-            )
+        report.outcome = Outcome(False, SECRET_MISSING, msg, sc_gen, retry=True, **_split(sc_extra))
+        for body, model in members:
+            report.clusters[model.name] = Outcome(
+                False, SECRET_MISSING, msg, _generation(body), retry=True,
+                **_split(pki.cluster_status.get(model.name, {})),
+            )  # fmt: skip
         return report
 
     sem = asyncio.Semaphore(APPLY_CONCURRENCY)
@@ -376,14 +400,20 @@ async def reconcile_supercluster(
         extra = _member_status(topology, model)
         if model.name in report.config_applied:
             extra["configAppliedTime"] = report.config_applied[model.name]
+        cert = _split(pki.cluster_status.get(model.name, {}))
+        extra.update(cert["status"])
         if error is None:
             report.clusters[model.name] = Outcome(
-                True, APPLIED, "desired objects applied", gen, status=extra
-            )
+                True, APPLIED, "desired objects applied", gen, status=extra,
+                conditions=cert["conditions"],
+            )  # fmt: skip
         else:
-            report.clusters[model.name] = Outcome(False, APPLY_FAILED, error, gen, retry=True)
+            report.clusters[model.name] = Outcome(
+                False, APPLY_FAILED, error, gen, retry=True, **cert
+            )
 
     desired = {_key(obj) for body, model in members for obj in rendered[model.name]}
+    desired |= pki.owned_keys
     member_uids = {body["metadata"]["uid"] for body, _ in members}
     report.pruned = await prune(client, cache, namespace, name, desired, member_uids)
 
@@ -397,10 +427,21 @@ async def reconcile_supercluster(
             " (see their conditions)",
             sc_gen,
             retry=any(report.clusters[n].retry for n in failed),
+            **_split(sc_extra),
         )
     else:
-        report.outcome = Outcome(True, APPLIED, f"{total}/{total} Clusters applied", sc_gen)
+        report.outcome = Outcome(
+            True, APPLIED, f"{total}/{total} Clusters applied", sc_gen, **_split(sc_extra)
+        )
     return report
+
+
+def _split(extra: dict[str, Any]) -> dict[str, Any]:
+    """Status keys from pki.py as Outcome arguments: conditions apart from the other keys."""
+    return {
+        "conditions": list(extra.get("conditions") or []),
+        "status": {k: v for k, v in extra.items() if k != "conditions"},
+    }
 
 
 async def _apply_member(

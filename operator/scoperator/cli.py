@@ -54,8 +54,9 @@ def cmd_render(
     out = out or sys.stdout
     err = err or sys.stderr
     from scoperator.crds import all_crds
-    from scoperator.render import render_supercluster
-    from scoperator.secrets import placeholder_secrets, secret_refs, secrets_from_objects
+    from scoperator.naming import KubeTarget, Topology
+    from scoperator.render import render_supercluster, required_refs
+    from scoperator.secrets import placeholder_secrets, secrets_from_objects
 
     resources = load_resources(args.file)
     for orphan in resources.orphans():
@@ -68,17 +69,20 @@ def cmd_render(
     objects: list[dict[str, Any]] = list(all_crds().values()) if args.with_crds else []
     configs: dict[str, str] = {}
     for sc in resources.superclusters:
-        missing = [r for r in secret_refs(sc.spec) if r.key not in known.get(r.name, {})]
-        for ref in missing:
+        topology = Topology.build(sc, resources.members(sc), KubeTarget(sc.namespace))
+        refs = [r for c in topology.clusters for r in required_refs(topology, c.name)]
+        missing = {(r.name, r.key) for r in refs if r.key not in known.get(r.name, {})}
+        for name, key in sorted(missing):
             print(
-                f"warning: Secret {ref.name} key {ref.key} is not in the file; "
-                "its password is a placeholder in the rendered credentials",
+                f"warning: Secret {name} key {key} is not in the file; it is a placeholder "
+                "in the rendered credentials (the operator creates link credentials and "
+                "certificates itself)",
                 file=err,
             )
         rendered = render_supercluster(
             sc,
             resources.members(sc),
-            placeholder_secrets(sc.spec, known),
+            placeholder_secrets(sc.spec, known, refs),
             cluster_domain=args.cluster_domain,
         )
         for cluster, manifests in rendered.items():
@@ -109,6 +113,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         workdir=Path(args.workdir) if args.workdir else None,
         timeout=args.timeout,
         supercluster=args.supercluster,
+        tls=args.tls,
     )
 
 
@@ -163,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--workdir", help="where configs and logs go (default: a temp dir)")
     local.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the mesh")
     local.add_argument("--supercluster", help="which SuperCluster of the file (default: the only)")
+    local.add_argument(
+        "--tls",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="mutual TLS for routes and gateways: auto = when the spec asks for it and the "
+        "server supports it (default), on = refuse to run without, off = plaintext",
+    )
     local.set_defaults(func=cmd_local)
     return parser
 

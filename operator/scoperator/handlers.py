@@ -249,12 +249,18 @@ class Context:
 
 def _outcome_status(outcome: Outcome) -> dict[str, Any]:
     updates: dict[str, Any] = {
+        **outcome.status,
         "conditions": [
             condition(
                 CONFIG_APPLIED, outcome.ok, outcome.reason, outcome.message, outcome.generation
-            )
+            ),
+            *(
+                {**c, "observedGeneration": outcome.generation}
+                if outcome.generation is not None
+                else c
+                for c in outcome.conditions
+            ),
         ],
-        **outcome.status,
     }
     if outcome.ok and outcome.generation is not None:
         updates["observedGeneration"] = outcome.generation

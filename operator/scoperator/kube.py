@@ -37,6 +37,7 @@ RESOURCES: dict[str, tuple[str, str, bool]] = {
     "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets", True),
     "SuperCluster": ("supercluster.dev/v1alpha1", "superclusters", True),
     "Cluster": ("supercluster.dev/v1alpha1", "clusters", True),
+    "Certificate": ("cert-manager.io/v1", "certificates", True),
     "CustomResourceDefinition": (
         "apiextensions.k8s.io/v1",
         "customresourcedefinitions",

@@ -3,13 +3,21 @@
 The configs are rendered by the same template as in Kubernetes; only the target differs
 (`LocalTarget`: 127.0.0.1 and a block of ports per server, a literal server name), so running
 locally exercises exactly what the operator deploys. Each server gets a directory with its
-`scserver.conf` (and `auth.conf` when accounts have users) and a log file.
+`scserver.conf`, its credentials include `auth.conf` and a log file.
+
+Security is on as in Kubernetes: random route and gateway credentials, and, when the
+SuperCluster asks for TLS (the default), a CA and one certificate per cluster made with the
+code of the operator's Managed mode (certs.py) and written to each server's `tls/` directory:
+routes and gateways use mutual TLS. `--tls auto` (the default) turns TLS on only when the
+server command accepts TLS configs (`-t` on a probe config); `--tls on` refuses to run
+without it, `--tls off` renders plaintext links.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import os
 import shutil
 import signal
@@ -25,18 +33,47 @@ from typing import TextIO
 
 import aiohttp
 
+from scoperator import certs, links
 from scoperator.models import Cluster, Ports, ResourceSet, SuperCluster
 from scoperator.naming import (
     CONFIG_FILE,
+    TLS_CA,
+    TLS_CERT,
+    TLS_DIR,
+    TLS_KEY,
     LocalTarget,
     ServerAddress,
     Topology,
+    certificate_names,
+    credentials_secret_name,
     server_name,
 )
-from scoperator.render import render_configs
+from scoperator.render import cert_secret, render_configs
 from scoperator.secrets import SecretValues, secrets_from_objects
 
 DEFAULT_TIMEOUT = 60.0
+TLS_MODES = ("auto", "on", "off")
+# Lifetimes of local certificates: a local supercluster lives for a demo or a test run.
+LOCAL_CA_LIFETIME = datetime.timedelta(days=7)
+LOCAL_CERT_LIFETIME = datetime.timedelta(days=2)
+
+_PROBE_CONFIG = """
+listen: "127.0.0.1:{port}"
+cluster {{
+  name: "probe"
+  listen: "127.0.0.1:{route}"
+  tls {{ cert_file: "tls/tls.crt", key_file: "tls/tls.key", ca_file: "tls/ca.crt", verify: true, timeout: 2 }}
+  routes: []
+}}
+gateway {{
+  name: "probe"
+  listen: "127.0.0.1:{gateway}"
+  tls {{ cert_file: "tls/tls.crt", key_file: "tls/tls.key", ca_file: "tls/ca.crt", verify: true, timeout: 2 }}
+  gateways: []
+}}
+"""
+# Words a server that parses but does not implement an option prints with `-t`.
+_NOT_IMPLEMENTED = ("not supported", "unsupported", "ignored", "not implemented")
 
 
 class LocalError(RuntimeError):
@@ -96,6 +133,65 @@ def allocate_ports(names: Sequence[str], port_base: int | None = None) -> dict[s
     }
 
 
+def write_tls_files(directory: Path, pair: certs.KeyPair, ca_bundle: str) -> None:
+    """tls/tls.crt, tls/tls.key and tls/ca.crt under `directory` (key readable by us only)."""
+    tls_dir = directory / TLS_DIR
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in ((TLS_CERT, pair.cert_pem), (TLS_KEY, pair.key_pem), (TLS_CA, ca_bundle)):
+        path = tls_dir / name
+        path.write_text(text)
+        path.chmod(0o600)
+
+
+def server_tls_problem(command: list[str], workdir: Path) -> str | None:
+    """Why `command` cannot run routes and gateways with mutual TLS (None: it can).
+
+    Asks the server itself: `-t` on a config with TLS route and gateway blocks must pass
+    without the server saying it ignores or does not support them.
+    """
+    probe = workdir / "tls-probe"
+    probe.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca = certs.make_ca("scoperator local probe", now, datetime.timedelta(hours=1))
+    pair = certs.make_server_cert(ca, "probe", ["127.0.0.1"], now, datetime.timedelta(hours=1))
+    write_tls_files(probe, pair, ca.cert_pem)
+    ports = allocate_ports(["probe"])["probe"]
+    (probe / CONFIG_FILE).write_text(
+        _PROBE_CONFIG.format(port=ports.client, route=ports.cluster, gateway=ports.gateway)
+    )
+    try:
+        proc = subprocess.run(
+            [*resolve_command(command), "-t", "-c", str(probe / CONFIG_FILE)],
+            cwd=probe,
+            env=_server_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired, LocalError) as exc:
+        return f"cannot run {command[0]} -t: {exc}"
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+    output = (proc.stdout + proc.stderr).strip()
+    if proc.returncode != 0:
+        return f"{command[0]} rejects TLS route/gateway configs: {output[-300:]}"
+    lowered = output.lower()
+    if any(word in lowered for word in _NOT_IMPLEMENTED):
+        return f"{command[0]} does not implement TLS for routes and gateways: {output[-300:]}"
+    return None
+
+
+def _server_env() -> dict[str, str]:
+    """The environment servers run with: this tree's server package first on PYTHONPATH."""
+    env = dict(os.environ)
+    server_src = Path(__file__).resolve().parents[2] / "server"
+    if (server_src / "scserver").is_dir():
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(server_src), env.get("PYTHONPATH", "")) if p
+        )
+    return env
+
+
 @dataclass
 class LocalServer:
     """One running (or planned) server process."""
@@ -132,15 +228,47 @@ class LocalSupercluster:
     server_cmd: list[str]
     workdir: Path
     port_base: int | None = None
+    tls: bool = True
     servers: list[LocalServer] = field(default_factory=list)
     topology: Topology | None = None
+    ca: certs.KeyPair | None = None
+
+    @property
+    def tls_enabled(self) -> bool:
+        """Whether routes and gateways run mutual TLS (the spec asks and `tls` allows)."""
+        return self.tls and self.supercluster.spec.tls.enabled
 
     def plan(self) -> None:
-        """Allocate ports, render every server's config and write it to its directory."""
+        """Allocate ports, issue certificates, render every server's config and write it."""
         names = [server_name(c.name, i) for c in self.clusters for i in range(c.spec.replicas)]
         target = LocalTarget(allocate_ports(names, self.port_base))
-        self.topology = Topology.build(self.supercluster, self.clusters, target)
-        units = render_configs(self.topology, self.secrets)
+        sc = self.supercluster
+        if not self.tls_enabled and sc.spec.tls.enabled:
+            sc = sc.model_copy(deep=True)
+            sc.spec.tls.mode = "Disabled"
+            sc.spec.tls.clients.enabled = False
+        self.topology = Topology.build(sc, self.clusters, target)
+        secrets = {name: dict(keys) for name, keys in self.secrets.items()}
+        own = credentials_secret_name(sc.name)
+        if not all(k in secrets.get(own, {}) for k in links.CREDENTIAL_KEYS):
+            secrets[own] = links.generate_credentials()
+        pairs: dict[str, certs.KeyPair] = {}
+        if self.tls_enabled:
+            now = datetime.datetime.now(datetime.UTC)
+            self.ca = certs.make_ca(f"scoperator local {sc.name}", now, LOCAL_CA_LIFETIME)
+            for cluster in self.topology.clusters:
+                pairs[cluster.name] = certs.make_server_cert(
+                    self.ca,
+                    cluster.name,
+                    certificate_names(self.topology, cluster.name),
+                    now,
+                    LOCAL_CERT_LIFETIME,
+                )
+                secret = cert_secret(self.topology, cluster.name)
+                assert secret is not None
+                secrets.setdefault(secret, {})[TLS_CA] = self.ca.cert_pem
+        self.secrets = secrets
+        units = render_configs(self.topology, secrets)
         self.servers = []
         for address in self.topology.all_servers():
             directory = self.workdir / address.name
@@ -149,16 +277,14 @@ class LocalSupercluster:
                 path = directory / filename
                 path.write_text(text)
                 path.chmod(0o600)
+            if address.cluster in pairs:
+                assert self.ca is not None
+                write_tls_files(directory, pairs[address.cluster], self.ca.cert_pem)
             self.servers.append(LocalServer(address, directory))
 
     def start(self) -> None:
         """Start one process per server (each in its own session: we decide when it stops)."""
-        env = dict(os.environ)
-        server_src = Path(__file__).resolve().parents[2] / "server"
-        if (server_src / "scserver").is_dir():
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(server_src), env.get("PYTHONPATH", "")) if p
-            )
+        env = _server_env()
         command = resolve_command(self.server_cmd)
         for server in self.servers:
             log = server.log_path.open("wb")
@@ -230,9 +356,14 @@ class LocalSupercluster:
     def describe(self) -> str:
         """How to reach each cluster, for humans."""
         assert self.topology is not None
+        security = (
+            "routes and gateways with mutual TLS and credentials"
+            if self.tls_enabled
+            else "routes and gateways with credentials, no TLS"
+        )
         lines = [
             f"SuperCluster {self.supercluster.name}: {len(self.topology.clusters)} clusters, "
-            f"{len(self.servers)} servers, gateways connected."
+            f"{len(self.servers)} servers, gateways connected ({security})."
         ]
         for cluster in self.topology.clusters:
             servers = [s for s in self.servers if s.address.cluster == cluster.name]
@@ -310,7 +441,12 @@ async def run_demo(
     replier_url = next(s for s in local.servers if s.address.cluster == first).address.client_url
     requester_url = next(s for s in local.servers if s.address.cluster == last).address.client_url
     creds = demo_credentials(local.supercluster, local.secrets)
-    options = {"allow_reconnect": False, "connect_timeout": 5, **creds}
+    options: dict = {"allow_reconnect": False, "connect_timeout": 5, **creds}
+    if local.tls_enabled and local.supercluster.spec.tls.clients.enabled:
+        import ssl
+
+        assert local.ca is not None
+        options["tls"] = ssl.create_default_context(cadata=local.ca.cert_pem)
     answer = f"hello from {first}".encode()
     replier = await nats.connect(replier_url, name=f"demo-replier-{first}", **options)
     requester = await nats.connect(requester_url, name=f"demo-requester-{last}", **options)
@@ -372,8 +508,13 @@ def run_local(
     timeout: float = DEFAULT_TIMEOUT,
     supercluster: str | None = None,
     out: TextIO | None = None,
+    tls: str = "auto",
 ) -> int:
-    """Run until Ctrl-C (or, with `demo`, until the demo request is answered)."""
+    """Run until Ctrl-C (or, with `demo`, until the demo request is answered).
+
+    `tls`: auto (TLS when the spec asks and the server supports it), on (refuse to run
+    without it), off (plaintext links).
+    """
     out = out or sys.stdout
     try:
         sc = pick_supercluster(resources, supercluster)
@@ -386,13 +527,26 @@ def run_local(
     keep = workdir is not None
     directory = workdir or Path(tempfile.mkdtemp(prefix="scoperator-local-"))
     directory.mkdir(parents=True, exist_ok=True)
+    command = server_cmd or default_server_cmd()
+    use_tls = tls != "off" and sc.spec.tls.enabled
+    if use_tls:
+        problem = server_tls_problem(command, directory)
+        if problem is not None:
+            if tls == "on":
+                print(f"scoperator local: TLS asked for (--tls on) but {problem}", file=sys.stderr)
+                if not keep:
+                    shutil.rmtree(directory, ignore_errors=True)
+                return 1
+            print(f"note: links without TLS: {problem.splitlines()[0][:200]}", file=out)
+            use_tls = False
     local = LocalSupercluster(
         sc,
         clusters,
         secrets_from_objects(resources.secrets),
-        server_cmd or default_server_cmd(),
+        command,
         directory,
         port_base,
+        tls=use_tls,
     )
     try:
         local.plan()

@@ -138,6 +138,21 @@ class ExternalGateway(Model):
     urls: list[Annotated[str, Field(pattern=GATEWAY_URL_PATTERN)]] = Field(
         min_length=1, description="Gateway URLs to dial, e.g. nats://gw.west.example.net:7222."
     )
+    credentials_secret: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=253,
+        description="Secret with keys `user` and `password`: the gateway credentials of the "
+        "remote side (its `<supercluster>-credentials` Secret, copied here). Without it, "
+        "servers present this SuperCluster's own gateway credentials.",
+    )
+    ca_secret: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=253,
+        description="Secret whose `ca.crt` holds the CA bundle the remote side's gateway "
+        "certificates are signed by; added to the gateways' trust bundle.",
+    )
 
 
 class ServerConfig(Model):
@@ -173,6 +188,117 @@ class GatewayOptions(Model):
     )
 
 
+class ManagedTLS(Model):
+    """Lifetimes of the CA and certificates the operator issues (mode Managed)."""
+
+    ca_lifetime: Duration = Field(
+        default="8760h",
+        description="Validity of the SuperCluster's CA; rotated at two thirds of it.",
+    )
+    cert_lifetime: Duration = Field(
+        default="2160h",
+        description="Validity of each Cluster's server certificate; renewed at two thirds of "
+        "it (and never valid beyond the CA).",
+    )
+    ca_rotation_delay: Duration = Field(
+        default="5m",
+        description="During a CA rotation, how long the bundle with old and new CA is out "
+        "before certificates are issued by the new CA (time for every server to reload it).",
+    )
+
+
+class ClusterSecret(Model):
+    """The Secret (tls.crt, tls.key, ca.crt) holding one Cluster's certificate."""
+
+    cluster: ClusterName
+    secret_name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)
+
+
+class IssuerRef(Model):
+    """A cert-manager issuer: the operator creates `Certificate` objects that it signs."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)
+    kind: Literal["Issuer", "ClusterIssuer"] = "Issuer"
+    group: str = "cert-manager.io"
+
+
+class ClientTLS(Model):
+    """TLS on the client port (and https for monitoring); off by default."""
+
+    enabled: bool = Field(default=False, description="Clients must use TLS.")
+    verify: bool = Field(
+        default=False, description="Clients must also present a certificate signed by the CA."
+    )
+
+
+class TLSSpec(Model):
+    """Certificates of routes and gateways (mutual TLS), and optionally of clients."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.issuerRef) || self.mode == 'Secrets'",
+                    "message": "issuerRef needs mode Secrets",
+                }
+            ]
+        }
+    )
+
+    mode: Literal["Managed", "Secrets", "Disabled"] = Field(
+        default="Managed",
+        description="Managed: the operator runs a CA and issues each Cluster's certificate. "
+        "Secrets: certificates come from Secrets you name (or cert-manager with issuerRef). "
+        "Disabled: plaintext routes and gateways.",
+    )
+    managed: ManagedTLS = Field(default_factory=ManagedTLS)
+    secret_name: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=253,
+        description="Mode Secrets: one Secret shared by every Cluster (SANs must cover all).",
+    )
+    cluster_secrets: list[ClusterSecret] = Field(
+        default_factory=list,
+        json_schema_extra=list_map("cluster"),
+        description="Mode Secrets: a Secret per Cluster (wins over secretName).",
+    )
+    issuer_ref: IssuerRef | None = Field(
+        default=None,
+        description="Mode Secrets: create cert-manager Certificates writing those Secrets "
+        "(default name `<cluster>-tls`) with the right SANs.",
+    )
+    clients: ClientTLS = Field(default_factory=ClientTLS)
+    timeout: float = Field(default=2.0, ge=0.1, le=60, description="TLS handshake timeout, s.")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether routes and gateways use TLS."""
+        return self.mode != "Disabled"
+
+    def cluster_secret(self, cluster: str) -> str | None:
+        """Name of the Secret with `cluster`'s certificate (None in mode Disabled)."""
+        if self.mode == "Disabled":
+            return None
+        for entry in self.cluster_secrets:
+            if entry.cluster == cluster:
+                return entry.secret_name
+        if self.mode == "Secrets" and self.secret_name:
+            return self.secret_name
+        return f"{cluster}-tls"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TLSSpec:
+        if self.issuer_ref is not None and self.mode != "Secrets":
+            raise ValueError("issuerRef needs mode Secrets")
+        if self.mode != "Secrets" and (self.secret_name or self.cluster_secrets):
+            raise ValueError("secretName and clusterSecrets need mode Secrets")
+        if self.clients.enabled and self.mode == "Disabled":
+            raise ValueError("clients.enabled needs TLS (mode Managed or Secrets)")
+        _require_unique("clusterSecrets cluster", [c.cluster for c in self.cluster_secrets])
+        return self
+
+
 class SuperClusterSpec(Model):
     """What all member Clusters share: image, ports, accounts, external gateways."""
 
@@ -196,6 +322,7 @@ class SuperClusterSpec(Model):
     )
     config: ServerConfig = Field(default_factory=ServerConfig)
     gateway: GatewayOptions = Field(default_factory=GatewayOptions)
+    tls: TLSSpec = Field(default_factory=TLSSpec)
 
     @model_validator(mode="after")
     def _unique_names(self) -> SuperClusterSpec:
@@ -361,6 +488,32 @@ class ClusterEndpoints(Model):
     gateway_advertised: str | None = None
 
 
+class CertificateStatus(Model):
+    """One certificate the servers use: where it is and when it expires."""
+
+    secret: str
+    cluster: str | None = None
+    not_after: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    renew_after: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    fingerprint: str | None = None
+    problem: str | None = None
+
+
+class TLSStatus(Model):
+    """Certificates of a SuperCluster (or one Cluster): CA fingerprints and expiry times."""
+
+    mode: str
+    ca_fingerprint: str | None = Field(
+        default=None, description="SHA-256 fingerprint of the CA that issues certificates now."
+    )
+    ca_not_after: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    trusted_ca_fingerprints: list[str] = Field(
+        default_factory=list,
+        description="Every CA of the trust bundle (two during a CA rotation's overlap).",
+    )
+    certificates: list[CertificateStatus] = Field(default_factory=list)
+
+
 class ClusterStatus(Model):
     """Observed state of a Cluster."""
 
@@ -383,6 +536,7 @@ class ClusterStatus(Model):
     last_health_check_time: str | None = Field(
         default=None, json_schema_extra={"format": "date-time"}
     )
+    tls: TLSStatus | None = None
 
 
 class MemberStatus(Model):
@@ -410,6 +564,7 @@ class SuperClusterStatus(Model):
         default_factory=dict,
         description="connectivity[a][b]: every server of member a has a gateway link to b.",
     )
+    tls: TLSStatus | None = None
 
 
 # ------------------------------------------------------------------------------------ resources

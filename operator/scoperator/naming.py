@@ -23,7 +23,15 @@ from scoperator.models import GROUP, Cluster, ClusterEndpoints, Ports, SuperClus
 
 CONFIG_FILE = "scserver.conf"
 AUTH_FILE = "auth.conf"
+# Trust bundle of the gateways when external gateways bring CAs of their own (in the auth
+# Secret, next to the config).
+GATEWAY_CA_FILE = "gateway-ca.pem"
 CONFIG_DIR = "/etc/scserver"
+# Certificate files, relative to the config directory (the server's working directory).
+TLS_DIR = "tls"
+TLS_CERT = "tls.crt"
+TLS_KEY = "tls.key"
+TLS_CA = "ca.crt"
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 
 LABEL_SUPERCLUSTER = f"{GROUP}/supercluster"
@@ -74,6 +82,21 @@ class ClusterNames:
     def pdb(self) -> str:
         """PodDisruptionBudget."""
         return self.cluster
+
+
+def ca_secret_name(supercluster: str) -> str:
+    """Secret with the SuperCluster's CA (Managed TLS): tls.crt, tls.key, ca.crt bundle."""
+    return f"{supercluster}-ca"
+
+
+def credentials_secret_name(supercluster: str) -> str:
+    """Secret with the route and gateway credentials shared by every member."""
+    return f"{supercluster}-credentials"
+
+
+def default_cert_secret_name(cluster: str) -> str:
+    """Secret with one Cluster's server certificate (Managed TLS, or the Secrets default)."""
+    return f"{cluster}-tls"
 
 
 def server_name(cluster: str, ordinal: int) -> str:
@@ -305,3 +328,28 @@ def cluster_endpoints(topology: Topology, cluster: str) -> ClusterEndpoints:
     return ClusterEndpoints(
         client=client, gateway=gateway, gateway_advertised=member.spec.gateway.advertise
     )
+
+
+def certificate_names(topology: Topology, cluster: str) -> list[str]:
+    """SANs of `cluster`'s server certificate.
+
+    Kubernetes: every pod's FQDN under the headless Service, a wildcard under it for pods
+    added later, the headless, client and gateway Services (short, namespaced and full names)
+    and the advertised gateway host. Local: loopback.
+    """
+    target = topology.target
+    if not isinstance(target, KubeTarget):
+        return [target.host, "localhost"]
+    member = topology.cluster(cluster)
+    names = ClusterNames(cluster)
+    ns, domain = target.namespace, target.cluster_domain
+    result = [s.host for s in topology.servers(cluster)]
+    result.append(f"*.{names.headless_service}.{ns}.svc.{domain}")
+    services = [names.headless_service, names.client_service]
+    if member.spec.gateway.type != "Headless":
+        services.append(names.gateway_service)
+    for svc in services:
+        result += [svc, f"{svc}.{ns}", f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.{domain}"]
+    if member.spec.gateway.advertise:
+        result.append(member.spec.gateway.advertise.rsplit(":", 1)[0])
+    return list(dict.fromkeys(result))

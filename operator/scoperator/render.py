@@ -20,18 +20,30 @@ from functools import cache
 
 import jinja2
 
-from scoperator.models import Cluster, Ports, SuperCluster, password_var
+from scoperator import links
+from scoperator.models import Cluster, Ports, SecretKeyRef, SuperCluster, password_var
 from scoperator.naming import (
     AUTH_FILE,
     CONFIG_DIR,
     CONFIG_FILE,
+    GATEWAY_CA_FILE,
+    TLS_CA,
+    TLS_CERT,
+    TLS_DIR,
+    TLS_KEY,
     ClusterNames,
     KubeTarget,
     Topology,
     labels,
     selector_labels,
 )
-from scoperator.secrets import SecretValues, needs_auth, quote, render_auth_include
+from scoperator.secrets import (
+    SecretValues,
+    password_lines,
+    quote,
+    require_keys,
+    secret_refs,
+)
 
 CONTAINER_NAME = "scserver"
 RUN_AS_USER = 1000
@@ -56,6 +68,65 @@ def _environment() -> jinja2.Environment:
 
 
 # -------------------------------------------------------------------------------- server config
+
+
+def _gateway_ca_needed(sc: SuperCluster) -> bool:
+    """Whether external gateways bring CAs, i.e. the gateways need a trust bundle of their own."""
+    return sc.spec.tls.enabled and any(g.ca_secret for g in sc.spec.external_gateways)
+
+
+def cert_secret(topology: Topology, cluster: str) -> str | None:
+    """Name of the Secret holding `cluster`'s certificate (None without TLS)."""
+    return topology.supercluster.spec.tls.cluster_secret(cluster)
+
+
+def required_refs(topology: Topology, cluster: str) -> list[SecretKeyRef]:
+    """Every Secret key rendering `cluster` reads: user passwords, link credentials, and the
+    CA bundle of its certificate when the gateways' trust bundle is built from it."""
+    sc = topology.supercluster
+    refs = [*secret_refs(sc.spec), *links.link_refs(sc)]
+    secret = cert_secret(topology, cluster)
+    if secret is not None and _gateway_ca_needed(sc):
+        refs.append(SecretKeyRef(name=secret, key=TLS_CA))
+    return refs
+
+
+def _tls_context(topology: Topology, cluster: str) -> dict | None:
+    tls = topology.supercluster.spec.tls
+    secret = cert_secret(topology, cluster)
+    if secret is None:
+        return None
+    ca = f"{TLS_DIR}/{TLS_CA}"
+    if isinstance(topology.target, KubeTarget):
+        source = f"from Secret {secret}"
+    else:
+        source = "issued by scoperator local"
+    return {
+        "dir": TLS_DIR,
+        "source": source,
+        "cert": f"{TLS_DIR}/{TLS_CERT}",
+        "key": f"{TLS_DIR}/{TLS_KEY}",
+        "ca": ca,
+        "gateway_ca": GATEWAY_CA_FILE if _gateway_ca_needed(topology.supercluster) else ca,
+        "timeout": f"{tls.timeout:g}",
+        "clients": tls.clients.enabled,
+        "client_verify": tls.clients.verify,
+    }
+
+
+def _link_vars(topology: Topology) -> dict:
+    return {
+        "route_user": links.ROUTE_USER_VAR,
+        "route_password": links.ROUTE_PASSWORD_VAR,
+        "route_urls": links.ROUTE_URLS_VAR,
+        "gateway_user": links.GATEWAY_USER_VAR,
+        "gateway_password": links.GATEWAY_PASSWORD_VAR,
+        "gateway_urls": {
+            g.name: links.gateway_urls_var(g.name)
+            for g in topology.supercluster.spec.external_gateways
+            if g.credentials_secret
+        },
+    }
 
 
 def render_server_config(topology: Topology, cluster: str, ordinal: int | None = None) -> str:
@@ -84,7 +155,9 @@ def render_server_config(topology: Topology, cluster: str, ordinal: int | None =
             cluster=cluster,
             supercluster=topology.supercluster.name,
             target=kind,
-            auth_include=AUTH_FILE if needs_auth(spec) else None,
+            auth_include=AUTH_FILE,
+            tls=_tls_context(topology, cluster),
+            vars=_link_vars(topology),
             server_name=name_expr,
             listen_host=target.listen_host,
             ports=listen_ports,
@@ -99,31 +172,70 @@ def render_server_config(topology: Topology, cluster: str, ordinal: int | None =
     )
 
 
+def render_secret_files(
+    topology: Topology, cluster: str, secrets: SecretValues | None
+) -> dict[str, str]:
+    """The files of `cluster`'s credentials Secret: the include (auth.conf) and, when external
+    gateways bring CAs, the gateways' trust bundle. Raises MissingSecretError listing every
+    absent key at once."""
+    sc = topology.supercluster
+    values = secrets or {}
+    require_keys(required_refs(topology, cluster), values)
+    creds = links.link_credentials(sc, values)
+    lines = ["# Rendered by scoperator from Secrets: credentials as variables. Do not edit."]
+    lines += password_lines(sc.spec, values)
+    lines += [
+        f"{links.ROUTE_USER_VAR}: {quote(creds.route_user)}",
+        f"{links.ROUTE_PASSWORD_VAR}: {quote(creds.route_password)}",
+        f"{links.GATEWAY_USER_VAR}: {quote(creds.gateway_user)}",
+        f"{links.GATEWAY_PASSWORD_VAR}: {quote(creds.gateway_password)}",
+    ]
+    routes = [
+        links.with_userinfo(url, creds.route_user, creds.route_password)
+        for url in topology.routes(cluster)
+    ]
+    lines.append(f"{links.ROUTE_URLS_VAR}: [{', '.join(quote(u) for u in routes)}]")
+    for gw in topology.gateways():
+        if gw.name in creds.externals:
+            user, password = creds.externals[gw.name]
+            urls = [links.with_userinfo(u, user, password) for u in gw.urls]
+            lines.append(
+                f"{links.gateway_urls_var(gw.name)}: [{', '.join(quote(u) for u in urls)}]"
+            )
+    files = {AUTH_FILE: "\n".join(lines) + "\n"}
+    if _gateway_ca_needed(sc):
+        secret = cert_secret(topology, cluster)
+        assert secret is not None
+        parts = [values[secret][TLS_CA]]
+        parts += [
+            values[g.ca_secret][links.CA_KEY] for g in sc.spec.external_gateways if g.ca_secret
+        ]
+        files[GATEWAY_CA_FILE] = "".join(p.strip() + "\n" for p in parts)
+    return files
+
+
 def render_configs(
     topology: Topology, secrets: SecretValues | None = None
 ) -> dict[str, dict[str, str]]:
     """Config files per config unit: cluster name (Kubernetes) or server name (local).
 
-    Each value maps a file name (scserver.conf, auth.conf) to its text; both files belong in
-    one directory because the config includes the credentials by relative path.
+    Each value maps a file name (scserver.conf, auth.conf, gateway-ca.pem) to its text; they
+    belong in one directory because the config includes the credentials by relative path.
+    Certificate files (tls/) are not rendered: they come from Secrets or `scoperator local`.
     """
-    auth = render_auth_include(topology.supercluster.spec, secrets) if _auth(topology) else None
     units: dict[str, dict[str, str]] = {}
     for member in topology.clusters:
+        extra = render_secret_files(topology, member.name, secrets)
         if topology.target.per_server_config:
             keys = [(s.name, s.ordinal) for s in topology.servers(member.name)]
         else:
             keys = [(member.name, None)]
         for key, ordinal in keys:
-            files = {CONFIG_FILE: render_server_config(topology, member.name, ordinal)}
-            if auth is not None:
-                files[AUTH_FILE] = auth
-            units[key] = files
+            units[key] = {
+                CONFIG_FILE: render_server_config(topology, member.name, ordinal),
+                **extra,
+            }
     return units
-
-
-def _auth(topology: Topology) -> bool:
-    return needs_auth(topology.supercluster.spec)
 
 
 # ---------------------------------------------------------------------------------- manifests
@@ -180,24 +292,22 @@ def _render_cluster(topology: Topology, name: str, secrets: SecretValues | None)
             "data": {CONFIG_FILE: render_server_config(topology, name)},
         }
     ]
-    auth = needs_auth(sc.spec)
-    if auth:
-        text = render_auth_include(sc.spec, secrets)
-        objects.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": names.auth_secret, **meta},
-                "type": "Opaque",
-                "data": {AUTH_FILE: base64.b64encode(text.encode()).decode()},
-            }
-        )
+    files = render_secret_files(topology, name, secrets)
+    objects.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": names.auth_secret, **meta},
+            "type": "Opaque",
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in files.items()},
+        }
+    )
     objects.append(headless_service(topology, name))
     objects.append(client_service(topology, name))
     if member.spec.gateway.type != "Headless":
         objects.append(gateway_service(topology, name))
     objects.append(pdb(topology, name))
-    objects.append(statefulset(topology, name, with_auth=auth))
+    objects.append(statefulset(topology, name, secret_files=sorted(files)))
     return objects
 
 
@@ -320,7 +430,7 @@ def _probe(period: int, failures: int, timeout: int) -> dict:
     }
 
 
-def statefulset(topology: Topology, name: str, *, with_auth: bool) -> dict:
+def statefulset(topology: Topology, name: str, *, secret_files: list[str]) -> dict:
     """The StatefulSet running the servers of one cluster.
 
     Parallel pod management starts all servers at once (they find each other through the
@@ -341,12 +451,24 @@ def statefulset(topology: Topology, name: str, *, with_auth: bool) -> dict:
             }
         }
     ]
-    if with_auth:
+    sources.append(
+        {
+            "secret": {
+                "name": names.auth_secret,
+                "items": [{"key": f, "path": f} for f in secret_files],
+            }
+        }
+    )
+    tls_secret = cert_secret(topology, name)
+    if tls_secret is not None:
+        # Same projected volume: a renewed certificate swaps in atomically with its key.
         sources.append(
             {
                 "secret": {
-                    "name": names.auth_secret,
-                    "items": [{"key": AUTH_FILE, "path": AUTH_FILE}],
+                    "name": tls_secret,
+                    "items": [
+                        {"key": k, "path": f"{TLS_DIR}/{k}"} for k in (TLS_CERT, TLS_KEY, TLS_CA)
+                    ],
                 }
             }
         )
@@ -360,6 +482,8 @@ def statefulset(topology: Topology, name: str, *, with_auth: bool) -> dict:
         "image": member.spec.image or spec.image,
         "imagePullPolicy": spec.image_pull_policy,
         "command": [*spec.server_command, "-c", f"{CONFIG_DIR}/{CONFIG_FILE}"],
+        # Certificate paths in the config are relative to the config directory.
+        "workingDir": CONFIG_DIR,
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],

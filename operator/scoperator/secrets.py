@@ -68,18 +68,32 @@ def needs_auth(spec: SuperClusterSpec) -> bool:
     return bool(secret_refs(spec))
 
 
-def render_auth_include(spec: SuperClusterSpec, secrets: SecretValues | None) -> str:
-    """The credentials include: one quoted variable per user. Raises MissingSecretError."""
+def require_keys(refs: list[SecretKeyRef], secrets: SecretValues | None) -> None:
+    """Raise MissingSecretError naming every ref of `refs` absent from `secrets`."""
     values = secrets or {}
-    missing = [r for r in secret_refs(spec) if r.key not in values.get(r.name, {})]
+    missing = [r for r in refs if r.key not in values.get(r.name, {})]
     if missing:
-        raise MissingSecretError(missing)
-    lines = ["# Rendered by scoperator: one variable per user password. Do not edit."]
+        # Each missing key once, in the order asked.
+        unique = list({(r.name, r.key): r for r in missing}.values())
+        raise MissingSecretError(unique)
+
+
+def password_lines(spec: SuperClusterSpec, secrets: SecretValues | None) -> list[str]:
+    """One quoted variable definition per user. Raises MissingSecretError."""
+    values = secrets or {}
+    require_keys(secret_refs(spec), values)
+    lines = []
     for account in spec.accounts:
         for user in account.users:
             ref = user.password_secret_ref
             lines.append(f"{password_var(user.user)}: {quote(values[ref.name][ref.key])}")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def render_auth_include(spec: SuperClusterSpec, secrets: SecretValues | None) -> str:
+    """The user passwords part of the include alone. Raises MissingSecretError."""
+    lines = ["# Rendered by scoperator: one variable per user password. Do not edit."]
+    return "\n".join(lines + password_lines(spec, secrets)) + "\n"
 
 
 def secrets_from_objects(objects: list[dict]) -> dict[str, dict[str, str]]:
@@ -99,9 +113,14 @@ def secrets_from_objects(objects: list[dict]) -> dict[str, dict[str, str]]:
     return result
 
 
-def placeholder_secrets(spec: SuperClusterSpec, known: SecretValues) -> dict[str, dict[str, str]]:
-    """`known` completed with visible placeholders, for previews (`scoperator render`) only."""
+def placeholder_secrets(
+    spec: SuperClusterSpec, known: SecretValues, extra: list[SecretKeyRef] | None = None
+) -> dict[str, dict[str, str]]:
+    """`known` completed with visible placeholders, for previews (`scoperator render`) only.
+
+    `extra` are further refs to fill (link credentials, certificates' CA bundles).
+    """
     result = {name: dict(keys) for name, keys in known.items()}
-    for ref in secret_refs(spec):
+    for ref in [*secret_refs(spec), *(extra or [])]:
         result.setdefault(ref.name, {}).setdefault(ref.key, f"<from secret {ref.name}/{ref.key}>")
     return result

@@ -68,11 +68,24 @@ class ClientConnection(Connection):
 
     # --- lifecycle -------------------------------------------------------------------------
 
+    def initial_info(self, tls_first: bool = False) -> bytes:
+        """The first INFO; scserver.tls.accept_tls writes it before the TLS handshake.
+
+        After a ``handshake_first`` handshake it says tls_required even when plain clients
+        are allowed, as nats-server's does.
+        """
+        if self.server.auth.nonce_required and self.nonce is None:
+            self.nonce = new_nonce().encode()
+        info = self.info_fields()
+        if tls_first:
+            info["tls_required"] = True
+        return encode.info(info)
+
     def on_open(self) -> None:
         server = self.server
-        if server.auth.nonce_required:
-            self.nonce = new_nonce().encode()
-        self.queue(encode.info(self.info_fields()))
+        if not self.info_sent:
+            self.info_sent = True
+            self.queue(self.initial_info(tls_first=self.tls_first))
         max_conns = server.opts.max_connections
         if server.lame_duck or 0 <= max_conns <= len(server.clients):
             self.close("Maximum Connections Exceeded", E.MAX_CONNECTIONS)

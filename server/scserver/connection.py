@@ -59,6 +59,13 @@ class Connection(asyncio.Protocol):
         self.name = ""
         self.remote_id = ""
         self.outbound = False
+        #: TLS (scserver.tls): set once a handshake finished; while ``tls_pending`` the
+        #: transport is being swapped and queued bytes wait (flush keeps them).
+        self.tls_info: Any = None
+        self.tls_pending = False
+        self.tls_pins: frozenset[str] = frozenset()
+        self.tls_first = False
+        self.info_sent = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -72,6 +79,11 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if transport.get_extra_info("ssl_object") is not None:
+            from scserver.tls import check_peer
+
+            if not check_peer(self, transport):
+                return
         peer = transport.get_extra_info("peername")
         if peer:
             self.host, self.port = peer[0], peer[1]
@@ -155,6 +167,8 @@ class Connection(asyncio.Protocol):
 
     def flush(self) -> None:
         self.flush_scheduled = False
+        if self.tls_pending and not self.closed:
+            return  # scserver.tls.start_tls flushes once the TLS transport is in place
         if not self.out or self.closed or self.transport is None:
             self.out.clear()
             return

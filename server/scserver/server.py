@@ -20,6 +20,7 @@ from scserver.connection import Connection
 from scserver.log import logger
 from scserver.permissions import compile_permissions
 from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE
+from scserver.tls import TLSContexts, TLSListener, accept_tls
 
 STALL_MAX = 0.05  # seconds a publisher is held back at a time while a consumer drains
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -71,6 +72,8 @@ class Server:
         self._info_cache: dict[str, Any] | None = None
         self._watch_task: asyncio.Task | None = None
         self.closed_conns: list[dict[str, Any]] = []
+        #: The SSL contexts of the loaded config; a reload swaps the whole object.
+        self.tls = TLSContexts.build(opts)
         self.apply_accounts(opts)
 
     # --- identity ------------------------------------------------------------------------
@@ -130,6 +133,11 @@ class Server:
             }
             if self.auth.advertise_required:
                 info["auth_required"] = True
+            if opts.tls is not None:
+                # nats-server: tls_required unless plain clients are allowed (tls_available).
+                info["tls_required" if not opts.allow_non_tls else "tls_available"] = True
+                if opts.tls.verify:
+                    info["tls_verify"] = True
             cluster = self.cluster_name
             if cluster:
                 info["cluster"] = cluster
@@ -366,13 +374,19 @@ class Server:
 
             self.gateway = GatewayManager(self)
             await self.gateway.start()
-        self.client_listener = await self.loop.create_server(
-            lambda: ClientConnection(self),
-            host=_bind_host(opts.host),
-            port=opts.port,
-            reuse_address=True,
-            backlog=1024,
-        )
+        if opts.tls is not None:
+            # TLS listeners accept sockets themselves (scserver.tls.accept_tls).
+            self.client_listener = await TLSListener.create(  # type: ignore[assignment]
+                _bind_host(opts.host), opts.port, self._accept_client
+            )
+        else:
+            self.client_listener = await self.loop.create_server(
+                lambda: ClientConnection(self),
+                host=_bind_host(opts.host),
+                port=opts.port,
+                reuse_address=True,
+                backlog=1024,
+            )
         self.listeners.append(self.client_listener)
         logger.info("Listening for client connections on %s:%d", opts.host, self.client_port)
         if self.system is not None:
@@ -381,6 +395,21 @@ class Server:
         self._install_signals()
         if opts.config_file:
             self._watch_task = self.loop.create_task(self._watch_config())
+
+    async def _accept_client(self, sock: socket.socket) -> None:
+        """One socket from the TLS client listener: INFO, handshake, then ClientConnection."""
+        conn = ClientConnection(self)
+        peer = sock.getpeername()
+        conn.host, conn.port = peer[0], peer[1]
+        tls = self.tls  # the contexts of the config loaded now; a reload swaps the object
+        await accept_tls(
+            sock,
+            conn,
+            ctx=tls.client,
+            cfg=tls.client_cfg,
+            info=conn.initial_info,
+            allow_non_tls=self.opts.allow_non_tls,
+        )
 
     def _install_signals(self) -> None:
         handlers = {

@@ -32,6 +32,7 @@ def check_config(command: list[str], directory: Path, files: dict[str, str], env
     """
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
         (directory / name).write_text(text)
     proc = subprocess.run(
         [*command, "-t", "-c", str(directory / "scserver.conf")],
@@ -44,3 +45,36 @@ def check_config(command: list[str], directory: Path, files: dict[str, str], env
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{command[0]} -t rejected {directory}:\n{output}"
     return output
+
+
+def fixed_credentials(supercluster: str) -> dict[str, dict[str, str]]:
+    """Deterministic link credentials (the operator generates random ones)."""
+    from scoperator.naming import credentials_secret_name
+
+    return {
+        credentials_secret_name(supercluster): {
+            "route-user": "route",
+            "route-password": "route-pass",
+            "gateway-user": "gateway",
+            "gateway-password": "gateway-pass",
+        }
+    }
+
+
+def example_secrets(resources: ResourceSet, ca_pem: str | None = None) -> dict[str, dict[str, str]]:
+    """The Secrets of an example file, completed for every other key rendering needs with a
+    visible placeholder (what `scoperator render` shows), CA bundles with `ca_pem` if given."""
+    from scoperator.naming import KubeTarget, Topology
+    from scoperator.render import required_refs
+    from scoperator.secrets import secrets_from_objects
+
+    values = secrets_from_objects(resources.secrets)
+    for sc in resources.superclusters:
+        topology = Topology.build(sc, resources.members(sc), KubeTarget(sc.namespace))
+        for cluster in topology.clusters:
+            for ref in required_refs(topology, cluster.name):
+                text = f"<from secret {ref.name}/{ref.key}>"
+                if ca_pem is not None and ref.key == "ca.crt":
+                    text = ca_pem
+                values.setdefault(ref.name, {}).setdefault(ref.key, text)
+    return values

@@ -75,19 +75,22 @@ async def test_apply_is_idempotent_and_prunes(client: KubeClient, namespace: str
     report = await reconcile_supercluster(client, ns, "sc", cache)
     assert report.outcome is not None and report.outcome.ok, report
     assert {n: o.ok for n, o in report.clusters.items()} == {"a": True, "b": True}
-    # a: config, headless, client, gateway Service, PDB, StatefulSet; b: no gateway Service
-    assert report.applied == 11 and report.unchanged == 0
+    # a: config, credentials, headless, client, gateway Service, PDB, StatefulSet; b: no
+    # gateway Service (certificate and link-credential Secrets are written by pki.py)
+    assert report.applied == 13 and report.unchanged == 0
     versions = await _versions(client, ns)
     assert ("Service", "a-gateway") in versions
 
     # again with the cache: no request at all for the objects
     before = client.requests
     report = await reconcile_supercluster(client, ns, "sc", cache)
-    assert (report.applied, report.unchanged) == (0, 11)
-    assert client.requests - before <= 8  # reads: SuperCluster, Clusters, prune lists
+    assert (report.applied, report.unchanged) == (0, 13)
+    # reads: SuperCluster, Clusters, prune lists; pki: credentials, CA and 2 certificate
+    # Secrets, then the credentials again for rendering; no write
+    assert client.requests - before <= 8 + 5
     # again without a cache (= after a restart): every object re-applied, none changed
     report = await reconcile_supercluster(client, ns, "sc", ApplyCache())
-    assert report.applied == 11
+    assert report.applied == 13
     assert await _versions(client, ns) == versions
 
     # gateway exposure back to Headless: the gateway Service is pruned

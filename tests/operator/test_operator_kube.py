@@ -231,6 +231,11 @@ class Api:
         data = self.child("Secret", f"{cluster}-auth")["data"]["auth.conf"]
         return base64.b64decode(data).decode()
 
+    def secret_data(self, name: str) -> dict[str, str]:
+        """Decoded data of a Secret."""
+        data = self.child("Secret", name).get("data") or {}
+        return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
     def events(self, name: str) -> list[dict[str, Any]]:
         items = self.core.list_namespaced_event(
             self.ns, field_selector=f"involvedObject.name={name}"
@@ -308,12 +313,23 @@ def test_children_owner_refs_and_rendered_seeds(operator: Operator, api: Api) ->
     expected = render_supercluster(
         parse_supercluster(sc),
         [parse_cluster(c) for c in clusters.values()],
-        {"demo-sys": {"password": "sys"}},
+        {"demo-sys": {"password": "sys"}, "demo-credentials": api.secret_data("demo-credentials")},
     )
     children = api.children()
-    assert set(children) == {
+    # rendered objects, plus the Secrets of certificates and link credentials (pki.py)
+    pki = {("Secret", n) for n in ("demo-ca", "demo-credentials", "east-tls", "west-tls")}
+    assert set(children) == pki | {
         (o["kind"], o["metadata"]["name"]) for objs in expected.values() for o in objs
     }
+    for name in ("demo-ca", "demo-credentials"):
+        (ref,) = children[("Secret", name)]["metadata"]["ownerReferences"]
+        assert (ref["kind"], ref["uid"], ref["controller"]) == (
+            "SuperCluster", sc["metadata"]["uid"], True,
+        )  # fmt: skip
+    for cname, owner in clusters.items():
+        tls = children[("Secret", f"{cname}-tls")]
+        assert tls["type"] == "kubernetes.io/tls"
+        assert tls["metadata"]["ownerReferences"][0]["uid"] == owner["metadata"]["uid"]
     for cname, objs in expected.items():
         owner = clusters[cname]
         for obj in objs:
@@ -531,7 +547,7 @@ def test_restart_changes_nothing(kube: KubeControlPlane, operator: Operator, api
     metrics = operator.metrics() or {}
     assert metrics.get("scoperator_applied_objects_total", 0) >= 12  # re-applied (no-op SSA)
     assert snapshot() == before, "the restart changed objects"
-    assert len(api.children()) == 12  # nothing duplicated
+    assert len(api.children()) == 16  # nothing duplicated (12 rendered, 4 pki Secrets)
 
 
 def test_bad_resources_are_reported(operator: Operator, api: Api) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime
 import importlib.util
 import io
 import os
@@ -16,9 +17,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.operator.helpers import GOLDEN, check_config, example_names, load_example
+from tests.operator.helpers import (
+    GOLDEN,
+    check_config,
+    example_names,
+    example_secrets,
+    fixed_credentials,
+    load_example,
+)
 from tests.tools import nats_server_binary, require_binary, scserver_command, scserver_env
 
+from scoperator import certs
 from scoperator.cli import dump_yaml, main
 from scoperator.models import Cluster, ResourceSet, SuperCluster
 from scoperator.naming import KubeTarget, LocalTarget, Topology, TopologyError, server_name
@@ -36,7 +45,7 @@ UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 def render_example(name: str) -> dict[str, list[dict]]:
     resources = load_example(name)
     (sc,) = resources.superclusters
-    return render_supercluster(sc, resources.members(sc), secrets_from_objects(resources.secrets))
+    return render_supercluster(sc, resources.members(sc), example_secrets(resources))
 
 
 def assert_golden(path: Path, text: str) -> None:
@@ -73,7 +82,7 @@ def local_topology(resources: ResourceSet, base: int = 14222) -> Topology:
 def test_golden_local_configs_of_the_seed() -> None:
     """The local target changes addresses and the server name only."""
     resources = load_example("supercluster.yaml")
-    units = render_configs(local_topology(resources), secrets_from_objects(resources.secrets))
+    units = render_configs(local_topology(resources), example_secrets(resources))
     for server, files in units.items():
         assert_golden(GOLDEN / "supercluster-local" / f"{server}.conf", files["scserver.conf"])
     kube = (GOLDEN / "supercluster" / "east.conf").read_text()
@@ -137,7 +146,7 @@ def test_names_cannot_collide(example: str) -> None:
         ]
         # routes: every pod of its own cluster, by FQDN through the headless Service
         replicas = topology.cluster(cluster).spec.replicas
-        routes = re.findall(r'"nats://([^":]+):6222"', conf)
+        routes = re.findall(r"#   nats://([^:\s]+):6222", conf)
         assert routes == [
             f"{cluster}-{i}.{cluster}-headless.{sc.namespace}.svc.cluster.local"
             for i in range(replicas)
@@ -172,7 +181,7 @@ def test_render_cluster_ignores_non_members_and_duplicates_of_itself() -> None:
     stranger = Cluster.model_validate(
         {"metadata": {"name": "north", "namespace": "demo"}, "spec": {"superCluster": "other"}}
     )
-    secrets = secrets_from_objects(resources.secrets)
+    secrets = example_secrets(resources)
     objects = render_cluster(sc, east, [east, west, stranger], "demo", secrets)
     assert objects == render_example("supercluster.yaml")["east"]
 
@@ -246,9 +255,15 @@ def test_services_and_pdb() -> None:
 
 def test_passwords_never_in_configmaps() -> None:
     resources = load_example("accounts-secrets.yaml")
-    secrets = secrets_from_objects(resources.secrets)
-    passwords = [v for keys in secrets.values() for v in keys.values()]
-    for objects in render_example("accounts-secrets.yaml").values():
+    secrets = {**secrets_from_objects(resources.secrets), **fixed_credentials("tenants")}
+    passwords = [v for keys in secrets.values() for v in keys.values() if "pass" in v or " " in v]
+    passwords += ["1234"]
+    assert "route-pass" in passwords and "gateway-pass" in passwords
+    (sc,) = resources.superclusters
+    rendered = render_supercluster(
+        sc, resources.members(sc), {**example_secrets(resources), **secrets}
+    )
+    for objects in rendered.values():
         for obj in objects:
             if obj["kind"] == "Secret":
                 text = base64.b64decode(obj["data"]["auth.conf"]).decode()
@@ -284,16 +299,17 @@ def configs(rendered: dict[str, list[dict]]) -> dict[str, str]:
 def test_scaling_and_membership_change_configs_not_pod_templates() -> None:
     resources = load_example("supercluster-3x3.yaml")
     (sc,) = resources.superclusters
-    before = render_supercluster(sc, resources.members(sc))
+    secrets = example_secrets(resources)
+    before = render_supercluster(sc, resources.members(sc), secrets)
     scaled = [copy.deepcopy(c) for c in resources.members(sc)]
     scaled[0].spec.replicas = 5
-    after = render_supercluster(sc, scaled)
+    after = render_supercluster(sc, scaled, secrets)
     assert pod_templates(before) == pod_templates(after)  # no restart anywhere
     assert all(configs(before)[c] != configs(after)[c] for c in before)  # everyone re-rendered
     assert "east-4.east-headless" in configs(after)["west"]
     assert by_kind(after["east"], "StatefulSet")["spec"]["replicas"] == 5
 
-    removed = render_supercluster(sc, scaled[:2])
+    removed = render_supercluster(sc, scaled[:2], secrets)
     assert set(removed) == {"east", "west"}
     assert "south" not in configs(removed)["east"]
     assert pod_templates(removed) == {c: pod_templates(after)[c] for c in removed}
@@ -302,7 +318,7 @@ def test_scaling_and_membership_change_configs_not_pod_templates() -> None:
 def test_account_change_changes_files_only() -> None:
     resources = load_example("accounts-secrets.yaml")
     (sc,) = resources.superclusters
-    secrets = secrets_from_objects(resources.secrets)
+    secrets = example_secrets(resources)
     before = render_supercluster(sc, resources.members(sc), secrets)
     changed = copy.deepcopy(sc)
     changed.spec.accounts[0].users.pop()  # bob goes
@@ -314,7 +330,7 @@ def test_account_change_changes_files_only() -> None:
 def test_image_change_rolls_only_the_pod_template() -> None:
     resources = load_example("supercluster.yaml")
     (sc,) = resources.superclusters
-    secrets = secrets_from_objects(resources.secrets)
+    secrets = example_secrets(resources)
     before = render_supercluster(sc, resources.members(sc), secrets)
     newer = copy.deepcopy(sc)
     newer.spec.image = "ghcr.io/supercluster/scserver:0.2.0"
@@ -350,19 +366,29 @@ NASTY_PASSWORDS = {
 
 def all_units(example: str) -> list[tuple[str, dict[str, str], dict[str, str]]]:
     """(label, files, env) for the kube config of every cluster and the local config of every
-    server of an example."""
+    server of an example; with TLS, real certificates (made here) in tls/."""
     resources = load_example(example)
     (sc,) = resources.superclusters
     members = resources.members(sc)
-    secrets = {**secrets_from_objects(resources.secrets)}
+    now = datetime.datetime.now(datetime.UTC)
+    ca = certs.make_ca("test", now, datetime.timedelta(days=1))
+    secrets = example_secrets(resources, ca.cert_pem)
     if example == "supercluster.yaml":
         secrets.update(NASTY_PASSWORDS)
+    tls_files: dict[str, str] = {}
+    if sc.spec.tls.enabled:
+        server = certs.make_server_cert(ca, "test", ["localhost"], now, datetime.timedelta(hours=1))
+        tls_files = {
+            "tls/tls.crt": server.cert_pem,
+            "tls/tls.key": server.key_pem,
+            "tls/ca.crt": ca.cert_pem,
+        }
     out = []
     kube = render_configs(Topology.build(sc, members, KubeTarget(sc.namespace)), secrets)
     for cluster, files in kube.items():
-        out.append((f"kube-{cluster}", files, {"POD_NAME": f"{cluster}-0"}))
+        out.append((f"kube-{cluster}", {**files, **tls_files}, {"POD_NAME": f"{cluster}-0"}))
     for server, files in render_configs(local_topology(resources), secrets).items():
-        out.append((f"local-{server}", files, {}))
+        out.append((f"local-{server}", {**files, **tls_files}, {}))
     return out
 
 

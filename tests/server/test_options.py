@@ -291,13 +291,15 @@ def test_gateway_block_accepts_url_and_urls() -> None:
 
 def test_unsupported_options_warn_with_location() -> None:
     o = opts(
-        "port: 1\njetstream: enabled\nleafnodes { port: 7422 }\ncluster { port: 2, tls { x: 1 } }"
+        "port: 1\njetstream: enabled\nleafnodes { port: 7422 }\ncluster { port: 2, ping_max: 3 }"
     )
     assert o.warnings == [
         't.conf:2:1: option "jetstream" is not supported by this server and is ignored',
         't.conf:3:1: option "leafnodes" is not supported by this server and is ignored',
-        't.conf:4:20: cluster option "tls" is not supported; ignored',
     ]
+    # A tls block asks for security: it is never warned about and ignored (tests/tls/).
+    e = fails("cluster { port: 2, tls { x: 1 } }")
+    assert "unknown field 'x'" in e.message and (e.line, e.column) == (1, 26)
 
 
 def test_keys_used_only_as_variables_are_not_unknown() -> None:

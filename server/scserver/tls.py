@@ -1,0 +1,872 @@
+"""TLS for every listener and dialer: the ``tls {}`` block, SSL contexts, and the upgrade.
+
+nats-server is the specification. A ``tls {}`` block (top level for clients and monitoring over
+https, ``cluster``/``gateway`` for links, ``gateways[]`` entries for one remote) is parsed here into
+a ``TLSConfig``; unknown keys and options this server cannot honour are config errors (a config
+that asks for security and cannot get it is refused, never run in plaintext). Certificate files
+are loaded at parse time too, so a missing file or a key that does not match its certificate is a
+``file:line`` error from ``scserver -t``, as it is from ``nats-server -t``.
+
+Connections are plain asyncio Protocols. An accepting side never lets its protocol see a
+socket before TLS is settled: ``TLSListener`` accepts sockets itself, ``accept_tls`` writes INFO
+and sniffs the first byte on the raw socket (MSG_PEEK), then ``loop.connect_accepted_socket``
+(with ``ssl=`` when TLS) gives the protocol a finished TLS transport; this works the same on
+uvloop, where pausing a transport from ``connection_made`` does not hold. A dialing side reads
+the peer's plaintext INFO, then upgrades with ``start_tls`` (``loop.start_tls``), which swaps
+``conn.transport`` once the handshake is done.
+
+API for listeners/dialers (clients here; routes and gateways in their modules):
+
+- ``server_context(cfg, force_verify=False)`` / ``client_context(cfg)``: build an SSLContext.
+  Routes and gateways pass ``force_verify=True`` (nats-server always verifies link peers) and
+  use ``client_context`` for dialing (the ca_file is the root set; ``insecure`` skips checks).
+- ``TLSContexts``: the contexts of one loaded config; ``Server.tls`` holds the current one and a
+  reload swaps the whole object (new connections use it, established ones keep theirs).
+- ``TLSListener.create(host, port, handle)`` + ``await accept_tls(sock, conn, ctx=..., cfg=...,
+  info=..., allow_non_tls=...)``: the accepting side (clients here; routes/gateways alike with
+  ``info=None``, letting ``on_open`` send INFO unless ``conn.info_sent``).
+- ``await start_tls(conn, ctx, server_side=False, server_hostname=..., timeout=...)``: the
+  dialing side after the peer's INFO; checks pinned certs, records ``conn.tls_info``; returns
+  False (connection aborted, reason logged) on failure.
+- ``Connection.connection_made`` calls ``check_peer`` for TLS transports (``conn.tls_info``,
+  ``conn.tls_pins`` enforcement before ``on_open``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .conf import ConfigError
+from .log import logger
+
+__all__ = [
+    "DEFAULT_TLS_TIMEOUT",
+    "TLSConfig",
+    "TLSContexts",
+    "TLSFileError",
+    "TLSInfo",
+    "client_context",
+    "parse_tls_block",
+    "accept_tls",
+    "check_peer",
+    "TLSListener",
+    "server_context",
+    "start_tls",
+    "tls_info",
+]
+
+#: nats-server's TLS_TIMEOUT: how long a handshake may take (seconds).
+DEFAULT_TLS_TIMEOUT = 2.0
+#: nats-server's DEFAULT_TLS_HANDSHAKE_FIRST_FALLBACK_DELAY ("auto" handshake_first).
+DEFAULT_HANDSHAKE_FIRST_FALLBACK = 0.05
+#: The first byte of a TLS record carrying a handshake (a ClientHello).
+TLS_HANDSHAKE_BYTE = 0x16
+
+# Go's cipher suite names (crypto/tls CipherSuites()) -> OpenSSL names. TLS 1.3 suites have the
+# same names in both and cannot be restricted in Go either (they are always on).
+_TLS13_SUITES = frozenset(
+    {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
+)
+_SECURE_SUITES = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+}
+# crypto/tls InsecureCipherSuites(): refused unless allow_insecure_cipher_suites is set.
+_INSECURE_SUITES = {
+    "TLS_RSA_WITH_RC4_128_SHA": "RC4-SHA",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA": "DES-CBC3-SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256": "AES128-SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA": "ECDHE-ECDSA-RC4-SHA",
+    "TLS_ECDHE_RSA_WITH_RC4_128_SHA": "ECDHE-RSA-RC4-SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA": "ECDHE-RSA-DES-CBC3-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256": "ECDHE-ECDSA-AES128-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256": "ECDHE-RSA-AES128-SHA256",
+}
+#: OpenSSL name -> Go name, to report the negotiated suite as nats-server does in /connz.
+GO_SUITE_NAMES = {v: k for k, v in {**_SECURE_SUITES, **_INSECURE_SUITES}.items()} | {
+    s: s for s in _TLS13_SUITES
+}
+
+_PIN_RE = re.compile(r"^[A-Fa-f0-9]{64}$")
+
+# Keys nats-server knows that this server cannot honour: refused (fail closed), with the reason.
+_REFUSED = {
+    "cert_store": "cert_store is Windows-only and not supported by scserver",
+    "cert_match_by": "cert_match_by is Windows-only and not supported by scserver",
+    "cert_match": "cert_match is Windows-only and not supported by scserver",
+    "cert_match_skip_invalid": "cert_match_skip_invalid is Windows-only and not supported",
+    "ca_certs_match": "ca_certs_match is Windows-only and not supported by scserver",
+    "ocsp_peer": "ocsp_peer (OCSP peer verification) is not supported by scserver",
+    "certs": "multiple certificates ('certs') are not supported by scserver; use cert_file",
+    "certificates": "multiple certificates are not supported by scserver; use cert_file",
+    "curve_preferences": (
+        "curve_preferences cannot be honoured (Python's ssl module has no group list); remove it"
+    ),
+    "connection_rate_limit": "connection_rate_limit is not supported by scserver",
+}
+
+
+class TLSFileError(ConfigError):
+    """A certificate, key or CA file that cannot be used; the message names the file."""
+
+
+@dataclass(slots=True, frozen=True)
+class TLSConfig:
+    """One ``tls {}`` block, as nats-server's TLSConfigOpts (only what scserver honours)."""
+
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca_file: str | None = None
+    #: Require and verify a peer certificate (``verify``, or implied by the two below).
+    verify: bool = False
+    #: ``verify_and_map``: the client certificate names the user (email, SAN, URI or DN).
+    verify_and_map: bool = False
+    #: ``verify_cert_and_check_known_urls`` (routes/gateways only): the peer's certificate must
+    #: match a configured URL. Enforced by the link modules.
+    check_known_urls: bool = False
+    #: Skip verification of the server we dial (routes/gateways/remotes only, as nats-server).
+    insecure: bool = False
+    timeout: float = DEFAULT_TLS_TIMEOUT
+    #: True when ``timeout`` was written (nats-server then derives auth_timeout = timeout + 1).
+    timeout_set: bool = False
+    min_version: str | None = None
+    #: Go names as written; ``openssl_ciphers`` is what set_ciphers receives (TLS 1.2 only).
+    cipher_suites: tuple[str, ...] = ()
+    allow_insecure_cipher_suites: bool = False
+    handshake_first: bool = False
+    #: With ``handshake_first: auto`` or a duration: wait this long for a ClientHello, then
+    #: fall back to sending INFO first.
+    handshake_first_fallback: float = 0.0
+    #: Lower-case hex SHA-256 of the DER SubjectPublicKeyInfo of allowed peer certificates.
+    pinned_certs: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def openssl_ciphers(self) -> str | None:
+        names = [_SECURE_SUITES.get(n) or _INSECURE_SUITES.get(n) for n in self.cipher_suites]
+        return ":".join(n for n in names if n) or None
+
+
+# --------------------------------------------------------------------------------------------
+# parsing
+
+
+class _Reporter(Protocol):
+    """What parse_tls_block needs from options.py's builder (located errors and warnings)."""
+
+    def where(self, container: Any, key: Any) -> Any: ...
+    def error(self, pos: Any, message: str) -> None: ...
+    def warn(self, pos: Any, message: str) -> None: ...
+    def unknown(self, d: Mapping[str, Any], key: str, where: str) -> None: ...
+
+
+def _parse_duration(v: str) -> float:
+    from .options import parse_duration  # local: options imports this module
+
+    return parse_duration(v)
+
+
+def parse_tls_block(
+    b: _Reporter, d: Mapping[str, Any], k: str, *, context: str
+) -> TLSConfig | None:
+    """Parse ``d[k]`` (a ``tls {}`` map) for ``context`` ("client", "cluster", "gateway",
+    "remote gateway"), reporting every fault through ``b`` at its ``file:line:col``.
+
+    Certificates are loaded here (and thrown away) so that file problems are config errors.
+    Returns None when the block has faults.
+    """
+    tm = d[k]
+    pos = b.where(d, k)
+    if not isinstance(tm, dict):
+        b.error(pos, f"{context} tls: expected a map, got {type(tm).__name__}")
+        return None
+    n_errors = len(getattr(b, "errors", []))
+    failed = False
+
+    def fail(p: Any, msg: str) -> None:
+        nonlocal failed
+        failed = True
+        b.error(p, f"error parsing tls config: {msg}")
+
+    vals: dict[str, Any] = {}
+    for mk in tm:
+        lk = mk.lower()
+        mv = tm[mk]
+        p = b.where(tm, mk)
+        if lk in ("cert_file", "key_file", "ca_file"):
+            if not isinstance(mv, str) or not mv:
+                fail(p, f"expected '{lk}' to be a filename")
+            else:
+                vals[lk] = mv
+        elif lk in ("verify", "insecure", "allow_insecure_cipher_suites"):
+            if not isinstance(mv, bool):
+                fail(p, f"expected '{lk}' to be a boolean")
+            else:
+                vals[lk] = mv
+        elif lk == "verify_and_map":
+            if not isinstance(mv, bool):
+                fail(p, "expected 'verify_and_map' to be a boolean")
+            elif mv:
+                vals["verify"] = True
+                vals["verify_and_map"] = True
+        elif lk == "verify_cert_and_check_known_urls":
+            if not isinstance(mv, bool):
+                fail(p, "expected 'verify_cert_and_check_known_urls' to be a boolean")
+            elif mv and context == "client":
+                fail(p, "verify_cert_and_check_known_urls not supported in this context")
+            elif mv:
+                vals["verify"] = True
+                vals["check_known_urls"] = True
+        elif lk == "timeout":
+            if isinstance(mv, bool) or not isinstance(mv, int | float | str):
+                fail(p, "'timeout' wrong type")
+                continue
+            try:
+                t = _parse_duration(mv) if isinstance(mv, str) else float(mv)
+            except ValueError as e:
+                fail(p, f"'timeout' {e}")
+                continue
+            if t < 0:
+                fail(p, "'timeout' cannot be negative")
+                continue
+            vals["timeout"] = t or DEFAULT_TLS_TIMEOUT
+            vals["timeout_set"] = t > 0
+        elif lk == "min_version":
+            if mv not in ("1.2", "1.3"):
+                if mv in ("1.0", "1.1"):
+                    fail(p, f"unsupported TLS version: TLS {mv}")
+                else:
+                    fail(p, f"unknown version: {mv}")
+            else:
+                vals["min_version"] = mv
+        elif lk == "cipher_suites":
+            if not isinstance(mv, list) or not mv:
+                fail(p, "'cipher_suites' cannot be empty")
+                continue
+            names = []
+            for i, name in enumerate(mv):
+                ip = b.where(mv, i) or p
+                known = name in _SECURE_SUITES or name in _INSECURE_SUITES or name in _TLS13_SUITES
+                if not isinstance(name, str) or not known:
+                    failed = True
+                    b.error(ip, f"unrecognized cipher {name}")
+                    continue
+                names.append(name)
+            vals["cipher_suites"] = tuple(names)
+            vals["_cipher_pos"] = p
+        elif lk in ("handshake_first", "first", "immediate"):
+            hf = _handshake_first(mv)
+            if hf is None:
+                fail(p, f"field {mk!r}'s value {mv!r} is invalid")
+            else:
+                if context != "client" and hf[0]:
+                    b.warn(p, f"{mk} only applies to client connections; ignored here")
+                vals["handshake_first"], vals["handshake_first_fallback"] = hf
+        elif lk == "pinned_certs":
+            if not isinstance(mv, list):
+                fail(
+                    p,
+                    "expected 'pinned_certs' to be a list of hex-encoded sha256 of DER "
+                    "encoded SubjectPublicKeyInfo",
+                )
+                continue
+            pins = set()
+            for i, pin in enumerate(mv):
+                if not isinstance(pin, str) or not _PIN_RE.match(pin):
+                    failed = True
+                    b.error(
+                        b.where(mv, i) or p,
+                        f"error parsing tls config: 'pinned_certs' key {pin} does not look "
+                        "like hex-encoded sha256 of DER encoded SubjectPublicKeyInfo",
+                    )
+                    continue
+                pins.add(pin.lower())
+            vals["pinned_certs"] = frozenset(pins)
+        elif lk in _REFUSED:
+            fail(p, _REFUSED[lk])
+        elif isinstance(tm, Mapping) and hasattr(tm, "used") and mk in tm.used:
+            continue  # only defined to be used as a $variable
+        else:
+            fail(p, f"unknown field {mk!r}")
+    if failed or len(getattr(b, "errors", [])) > n_errors:
+        return None
+    cipher_pos = vals.pop("_cipher_pos", pos)
+    cfg = TLSConfig(**vals)
+    insecure = [n for n in cfg.cipher_suites if n in _INSECURE_SUITES]
+    if insecure and not cfg.allow_insecure_cipher_suites:
+        b.error(
+            cipher_pos,
+            "insecure cipher suites configured without 'allow_insecure_cipher_suites' option "
+            f"set: {', '.join(insecure)}",
+        )
+        return None
+    if cfg.insecure and context == "client":
+        b.error(pos, "error parsing tls config: 'insecure' is only allowed for routes/gateways")
+        return None
+    if context != "remote gateway" and not (cfg.cert_file and cfg.key_file):
+        missing = "key_file" if cfg.cert_file else "cert_file"
+        b.error(pos, f"{context} tls: missing '{missing}' in TLS configuration")
+        return None
+    if (cfg.cert_file is None) != (cfg.key_file is None):
+        missing = "key_file" if cfg.cert_file else "cert_file"
+        b.error(pos, f"{context} tls: missing '{missing}' in TLS configuration")
+        return None
+    try:
+        if context == "remote gateway":
+            client_context(cfg)
+        else:
+            server_context(cfg, force_verify=context != "client")
+            if context != "client":
+                client_context(cfg)
+    except TLSFileError as e:
+        b.error(pos, f"{context} tls: {e}")
+        return None
+    return cfg
+
+
+def _handshake_first(v: Any) -> tuple[bool, float] | None:
+    """(enabled, fallback delay) of a ``handshake_first`` value, None if invalid."""
+    if isinstance(v, bool):
+        return v, 0.0
+    if not isinstance(v, str):
+        return None
+    lv = v.lower()
+    if lv in ("true", "on"):
+        return True, 0.0
+    if lv in ("false", "off"):
+        return False, 0.0
+    if lv in ("auto", "auto_fallback"):
+        return True, DEFAULT_HANDSHAKE_FIRST_FALLBACK
+    try:
+        return True, _parse_duration(v)
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# contexts
+
+
+def _base(ctx: ssl.SSLContext, cfg: TLSConfig) -> ssl.SSLContext:
+    ctx.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if cfg.min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    )
+    if cfg.cipher_suites:
+        ciphers = cfg.openssl_ciphers
+        if ciphers is None:
+            # Only TLS 1.3 suites listed: Go then has no TLS 1.2 suite left either.
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        else:
+            try:
+                ctx.set_ciphers(ciphers)
+            except ssl.SSLError as e:
+                raise TLSFileError(f"cipher_suites not available in this OpenSSL: {e}") from e
+    return ctx
+
+
+def _load_chain(ctx: ssl.SSLContext, cfg: TLSConfig) -> None:
+    if not cfg.cert_file:
+        return
+    for f, what in ((cfg.cert_file, "cert_file"), (cfg.key_file, "key_file")):
+        if f and not os.path.isfile(f):
+            raise TLSFileError(f"{what} {f!r}: no such file")
+    try:
+        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    except ssl.SSLError as e:
+        why = "private key does not match the certificate" if "KEY_VALUES_MISMATCH" in str(e) else e
+        raise TLSFileError(
+            f"error parsing X509 certificate/key pair ({cfg.cert_file!r}, {cfg.key_file!r}): {why}"
+        ) from e
+    except OSError as e:
+        raise TLSFileError(f"cannot read {cfg.cert_file!r}/{cfg.key_file!r}: {e}") from e
+
+
+def _load_ca(ctx: ssl.SSLContext, cfg: TLSConfig, purpose: ssl.Purpose) -> None:
+    if cfg.ca_file:
+        if not os.path.isfile(cfg.ca_file):
+            raise TLSFileError(f"ca_file {cfg.ca_file!r}: no such file")
+        try:
+            ctx.load_verify_locations(cafile=cfg.ca_file)
+        except (ssl.SSLError, OSError) as e:
+            raise TLSFileError(
+                f"ca_file {cfg.ca_file!r}: failed to parse root ca certificate: {e}"
+            ) from e
+    else:
+        ctx.load_default_certs(purpose)
+
+
+def server_context(cfg: TLSConfig, *, force_verify: bool = False) -> ssl.SSLContext:
+    """The context a listener accepts with. ``force_verify`` (routes, gateways) always
+    requires a peer certificate signed by ``ca_file``, as nats-server does for links.
+    Raises TLSFileError naming the file that cannot be used.
+    """
+    ctx = _base(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cfg)
+    _load_chain(ctx, cfg)
+    if cfg.verify or force_verify:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        _load_ca(ctx, cfg, ssl.Purpose.CLIENT_AUTH)
+    elif cfg.ca_file:
+        _load_ca(ctx, cfg, ssl.Purpose.CLIENT_AUTH)  # checked even when unused, as Go does
+    return ctx
+
+
+def client_context(cfg: TLSConfig) -> ssl.SSLContext:
+    """The context a dialer connects with: verifies the server against ``ca_file`` (system
+    roots without one) and its hostname, unless ``insecure``; presents ``cert_file`` if set.
+    """
+    ctx = _base(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cfg)
+    _load_chain(ctx, cfg)
+    if cfg.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        if cfg.ca_file:
+            _load_ca(ctx, cfg, ssl.Purpose.SERVER_AUTH)
+    else:
+        _load_ca(ctx, cfg, ssl.Purpose.SERVER_AUTH)
+    return ctx
+
+
+@dataclass(slots=True)
+class TLSContexts:
+    """The contexts of one loaded config. Built whole, then swapped whole on reload, so a new
+    connection sees either the old set or the new one; established connections keep theirs.
+    """
+
+    client: ssl.SSLContext | None = None
+    client_cfg: TLSConfig | None = None
+    https: ssl.SSLContext | None = None
+    route_server: ssl.SSLContext | None = None
+    route_client: ssl.SSLContext | None = None
+    route_cfg: TLSConfig | None = None
+    gateway_server: ssl.SSLContext | None = None
+    gateway_client: ssl.SSLContext | None = None
+    gateway_cfg: TLSConfig | None = None
+    #: Per remote gateway name: (context, config) from its own ``tls {}``.
+    remote_gateways: dict[str, tuple[ssl.SSLContext, TLSConfig]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, opts: Any) -> TLSContexts:
+        """Build every context the options ask for. Raises TLSFileError (nothing swapped)."""
+        out = cls()
+        cfg: TLSConfig | None = getattr(opts, "tls", None)
+        if cfg is not None:
+            out.client = server_context(cfg)
+            out.client_cfg = cfg
+            if getattr(opts, "https_port", 0):
+                # The monitor never asks for client certificates, as nats-server's https.
+                out.https = server_context(_no_verify(cfg))
+        cluster = getattr(opts, "cluster", None)
+        rcfg = getattr(cluster, "tls", None) if cluster is not None else None
+        if rcfg is not None:
+            out.route_server = server_context(rcfg, force_verify=True)
+            out.route_client = client_context(rcfg)
+            out.route_cfg = rcfg
+        gw = getattr(opts, "gateway", None)
+        gcfg = getattr(gw, "tls", None) if gw is not None else None
+        if gcfg is not None:
+            out.gateway_server = server_context(gcfg, force_verify=True)
+            out.gateway_client = client_context(gcfg)
+            out.gateway_cfg = gcfg
+        for remote in getattr(gw, "gateways", None) or []:
+            rc = getattr(remote, "tls", None)
+            if rc is not None:
+                out.remote_gateways[remote.name] = (client_context(rc), rc)
+        return out
+
+
+def _no_verify(cfg: TLSConfig) -> TLSConfig:
+    from dataclasses import replace
+
+    return replace(cfg, verify=False, verify_and_map=False, pinned_certs=frozenset())
+
+
+# --------------------------------------------------------------------------------------------
+# the upgrade
+
+
+@dataclass(slots=True, frozen=True)
+class TLSInfo:
+    """What monitoring and auth need from a finished handshake."""
+
+    version: str  # "1.2" / "1.3", as nats-server's tlsVersion()
+    cipher_suite: str  # Go's name, e.g. "TLS_AES_128_GCM_SHA256"
+    peer_cert_der: bytes | None = None
+    #: Set when the TLS handshake came before INFO (``handshake_first``): /connz tls_first.
+    tls_first: bool = False
+
+    @property
+    def peer_spki_sha256(self) -> str | None:
+        """Hex SHA-256 of the peer certificate's DER SubjectPublicKeyInfo (pinned_certs)."""
+        return spki_sha256(self.peer_cert_der) if self.peer_cert_der else None
+
+    def peer_certs_json(self) -> list[dict[str, str]]:
+        """/connz ``tls_peer_certs`` (the leaf only: Python exposes no verified chain)."""
+        if not self.peer_cert_der:
+            return []
+        from cryptography import x509
+
+        cert = x509.load_der_x509_certificate(self.peer_cert_der)
+        return [
+            {
+                "subject": cert.subject.rfc4514_string(),
+                "subject_pk_sha256": spki_sha256(self.peer_cert_der),
+                "cert_sha256": hashlib.sha256(self.peer_cert_der).hexdigest(),
+            }
+        ]
+
+
+def spki_sha256(der: bytes) -> str:
+    """nats-server's pinned-cert key: sha256 of the certificate's raw SubjectPublicKeyInfo."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_der_x509_certificate(der)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
+
+
+def tls_info(transport: asyncio.BaseTransport, *, tls_first: bool = False) -> TLSInfo | None:
+    """The TLSInfo of an upgraded transport, None for a plain one."""
+    obj = transport.get_extra_info("ssl_object")
+    if obj is None:
+        return None
+    version = (obj.version() or "").removeprefix("TLSv")
+    cipher = obj.cipher()
+    name = cipher[0] if cipher else ""
+    return TLSInfo(
+        version=version,
+        cipher_suite=GO_SUITE_NAMES.get(name, name),
+        peer_cert_der=obj.getpeercert(binary_form=True),
+        tls_first=tls_first,
+    )
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A one-line reason for a failed handshake, in terms an operator can act on."""
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "TLS handshake timeout"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        msg = exc.verify_message or str(exc)
+        if exc.verify_code in (19, 20, 21):  # self-signed in chain / unknown issuer
+            return f"certificate signed by unknown authority ({msg})"
+        if exc.verify_code == 10:
+            return f"certificate has expired ({msg})"
+        if exc.verify_code == 62 or "Hostname mismatch" in msg or "IP address mismatch" in msg:
+            return f"certificate is not valid for the host name ({msg})"
+        return f"certificate verify failed: {msg}"
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or str(exc)
+        mapping = {
+            "PEER_DID_NOT_RETURN_A_CERTIFICATE": "client did not provide a certificate",
+            "CERTIFICATE_REQUIRED": "peer did not provide a certificate",
+            "TLSV1_ALERT_UNKNOWN_CA": "peer rejected our certificate: unknown certificate authority",
+            "SSLV3_ALERT_BAD_CERTIFICATE": "peer rejected our certificate (bad certificate)",
+            "TLSV13_ALERT_CERTIFICATE_REQUIRED": "peer requires a client certificate",
+            "SSLV3_ALERT_CERTIFICATE_EXPIRED": "peer rejected our certificate: expired",
+            "WRONG_VERSION_NUMBER": "peer is not speaking TLS",
+            "HTTP_REQUEST": "peer sent plain HTTP",
+            "UNSUPPORTED_PROTOCOL": "no common TLS version",
+            "NO_SHARED_CIPHER": "no shared cipher suite",
+        }
+        return mapping.get(reason, f"TLS error: {reason}")
+    if isinstance(exc, ConnectionError | OSError):
+        return f"connection lost during TLS handshake: {exc}"
+    return f"TLS handshake error: {exc!r}"
+
+
+class _Upgradable(Protocol):
+    transport: Any
+    closed: bool
+    tls_info: TLSInfo | None
+    tls_pending: bool
+    out: list[bytes]
+
+    def flush(self) -> None: ...
+
+    def label(self) -> str: ...
+    def abort(self, reason: str) -> None: ...
+
+
+async def start_tls(
+    conn: _Upgradable,
+    ctx: ssl.SSLContext,
+    *,
+    server_side: bool,
+    timeout: float,
+    server_hostname: str | None = None,
+    pinned_certs: frozenset[str] = frozenset(),
+    tls_first: bool = False,
+    kind: str = "Client",
+) -> bool:
+    """Upgrade ``conn`` (reading paused, nothing queued unsent) to TLS.
+
+    On success ``conn.transport`` is the TLS transport, ``conn.tls_info`` is set and True is
+    returned. On failure (timeout, verification, pinned cert mismatch, peer gone) the reason is
+    logged, the connection is aborted with close reason "TLS Handshake Failure" and False is
+    returned. The caller resumes its protocol (sends INFO, arms timers) only on success.
+    """
+    loop = asyncio.get_running_loop()
+    raw = conn.transport
+    conn.tls_pending = True
+    try:
+        new = await asyncio.wait_for(
+            loop.start_tls(
+                raw,
+                conn,  # type: ignore[arg-type]
+                ctx,
+                server_side=server_side,
+                server_hostname=None if server_side else (server_hostname or ""),
+                ssl_handshake_timeout=timeout,
+            ),
+            timeout,
+        )
+    except Exception as exc:  # noqa: BLE001 - every failure closes the connection the same way
+        conn.tls_pending = False
+        reason = failure_reason(exc)
+        logger.error("%s TLS handshake error: %s", conn.label(), reason)
+        if not conn.closed:
+            conn.abort("TLS Handshake Failure")
+        with contextlib.suppress(Exception):
+            raw.abort()
+        return False
+    conn.tls_pending = False
+    if new is None or conn.closed:
+        return False
+    conn.transport = new
+    info = tls_info(new, tls_first=tls_first)
+    conn.tls_info = info
+    if pinned_certs:
+        spki = info.peer_spki_sha256 if info else None
+        if spki not in pinned_certs:
+            why = "no certificate" if spki is None else f"key id {spki}"
+            logger.error(
+                "%s TLS handshake error: %s certificate not pinned (%s)", conn.label(), kind, why
+            )
+            conn.abort("TLS Handshake Failure")
+            return False
+    if conn.out:
+        conn.flush()
+    if info is not None:
+        logger.debug(
+            "%s TLS handshake complete (TLS %s, cipher suite %s)",
+            conn.label(),
+            info.version,
+            info.cipher_suite,
+        )
+    return True
+
+
+def check_peer(conn: Any, transport: asyncio.BaseTransport) -> bool:
+    """Record ``conn.tls_info`` for a TLS transport and enforce ``conn.tls_pins``.
+
+    Called by Connection.connection_made before the protocol starts, so a connection whose
+    certificate is not pinned never registers. Returns False after aborting the connection.
+    """
+    info = tls_info(transport, tls_first=bool(getattr(conn, "tls_first", False)))
+    conn.tls_info = info
+    pins: frozenset[str] = getattr(conn, "tls_pins", frozenset())
+    if info is None or not pins:
+        return True
+    spki = info.peer_spki_sha256
+    if spki in pins:
+        return True
+    why = "client did not provide a certificate" if spki is None else f"key id {spki}"
+    logger.error("%s TLS handshake error: certificate not pinned (%s)", conn.label(), why)
+    conn.close_reason = "TLS Handshake Failure"
+    conn.closed = True
+    transport.abort()
+    return False
+
+
+async def accept_tls(
+    sock: socket.socket,
+    conn: Any,
+    *,
+    ctx: ssl.SSLContext | None,
+    cfg: TLSConfig | None,
+    info: Any = None,
+    allow_non_tls: bool = False,
+) -> bool:
+    """Run an accepted socket through nats-server's TLS sequence, then hand it to ``conn``.
+
+    Order (nats-server's createClient): ``handshake_first`` does the handshake before INFO
+    (with a fallback delay: INFO first if no ClientHello arrives in time); otherwise INFO is
+    written in plaintext, and with ``allow_non_tls`` the first byte decides (0x16 = TLS).
+    ``info() -> bytes`` builds the plaintext INFO (None: the protocol sends its own
+    from ``on_open``; ``conn.info_sent`` tells it whether that already happened). The
+    protocol's ``connection_made`` runs only with the final transport (TLS or plain), so no
+    handshake byte is ever parsed as protocol. Returns False (socket closed, reason logged)
+    on failure.
+    """
+    loop = asyncio.get_running_loop()
+    label = f"{conn.host}:{conn.port} - cid:{conn.cid}"
+    use_tls = ctx is not None and cfg is not None
+    tls_first = use_tls and cfg is not None and cfg.handshake_first
+    timeout = cfg.timeout if cfg is not None else DEFAULT_TLS_TIMEOUT
+    try:
+        if tls_first and cfg is not None and cfg.handshake_first_fallback > 0:
+            pre = await peek_socket(sock, 1, cfg.handshake_first_fallback)
+            if pre is None:
+                sock.close()
+                return False
+            tls_first = bool(pre)
+        if use_tls and not tls_first:
+            if info is not None:
+                await loop.sock_sendall(sock, info())
+                conn.info_sent = True
+            if allow_non_tls:
+                pre = await peek_socket(sock, 1, timeout)
+                if pre is None:
+                    sock.close()
+                    return False
+                use_tls = bool(pre) and pre[0] == TLS_HANDSHAKE_BYTE
+        conn.tls_first = tls_first
+        if use_tls and cfg is not None:
+            conn.tls_pins = cfg.pinned_certs
+        await asyncio.wait_for(
+            loop.connect_accepted_socket(
+                lambda: conn,
+                sock,
+                ssl=ctx if use_tls else None,
+                ssl_handshake_timeout=timeout if use_tls else None,
+            ),
+            timeout + 1.0,
+        )
+    except Exception as exc:  # noqa: BLE001 - every failure closes the socket the same way
+        logger.error("%s TLS handshake error: %s", label, failure_reason(exc))
+        with contextlib.suppress(OSError):
+            sock.close()
+        return False
+    return not conn.closed
+
+
+async def peek_socket(sock: socket.socket, n: int, timeout: float) -> bytes | None:
+    """Up to ``n`` bytes waiting on ``sock``, left unread; b"" on timeout, None on EOF."""
+    loop = asyncio.get_running_loop()
+
+    def try_peek() -> bytes | None:
+        try:
+            return sock.recv(n, socket.MSG_PEEK) or None
+        except (BlockingIOError, InterruptedError):
+            return b""
+        except OSError:
+            return None
+
+    data = try_peek()
+    if data == b"" and timeout > 0:
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(sock.fileno(), wake)
+        try:
+            with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+                await asyncio.wait_for(ready, timeout)
+        finally:
+            loop.remove_reader(sock.fileno())
+        data = try_peek()
+    return data
+
+
+class TLSListener:
+    """A listening socket that accepts itself, so each connection can be run through
+    ``accept_tls`` before its protocol sees it. Offers what the server uses of
+    ``asyncio.Server``: ``sockets``, ``close``, ``is_serving``, ``wait_closed``.
+    """
+
+    def __init__(self, sock: socket.socket, handle: Any) -> None:
+        self._sock = sock
+        self._handle = handle
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._serving = True
+        self._loop = asyncio.get_running_loop()
+        self._accepting = self._loop.create_task(self._accept_loop())
+
+    @classmethod
+    async def create(cls, host: str | None, port: int, handle: Any, backlog: int = 1024):
+        """Bind ``host:port`` (port 0/-1: any) and start accepting; ``handle(sock)`` is a
+        coroutine function run once per accepted socket."""
+        sock = socket.create_server((host or "0.0.0.0", max(port, 0)), backlog=backlog)
+        sock.setblocking(False)
+        return cls(sock, handle)
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return [self._sock] if self._serving else []
+
+    def is_serving(self) -> bool:
+        return self._serving
+
+    def close(self) -> None:
+        if not self._serving:
+            return
+        self._serving = False
+        self._accepting.cancel()
+        self._sock.close()
+
+    async def wait_closed(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._accepting
+
+    async def _accept_loop(self) -> None:
+        while self._serving:
+            try:
+                sock, _ = await self._loop.sock_accept(self._sock)
+            except asyncio.CancelledError:
+                raise
+            except OSError as e:
+                if not self._serving:
+                    return
+                logger.error("Error accepting connection: %s", e)
+                await asyncio.sleep(0.05)  # EMFILE and friends: do not spin
+                continue
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = self._loop.create_task(self._handle(sock))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+
+def map_cert_identities(der: bytes) -> list[str]:
+    """Candidate user names a certificate offers to ``verify_and_map``, in nats-server's order:
+    email addresses, DNS SANs, URI SANs, then the subject DN (RFC 4514, as Go prints it).
+    """
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(der)
+    out: list[str] = []
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = None
+    if san is not None:
+        out.extend(san.get_values_for_type(x509.RFC822Name))
+        out.extend(san.get_values_for_type(x509.DNSName))
+        out.extend(san.get_values_for_type(x509.UniformResourceIdentifier))
+    out.append(cert.subject.rfc4514_string())
+    return out
