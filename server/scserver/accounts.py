@@ -42,6 +42,8 @@ class Account:
         "out_bytes",
         "is_system",
         "gw_reply_map",
+        "links",
+        "mappings",
     )
 
     def __init__(self, name: str, is_system: bool = False) -> None:
@@ -59,6 +61,10 @@ class Account:
         self.gw_reply_map: dict[bytes, tuple[bytes, float]] = {}
         self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
         self.is_system = is_system
+        #: Exports, imports and pending responses (scserver.imports.Links), None if none.
+        self.links: Any = None
+        #: Subject mappings applied where a client's publish enters (scserver.mapping).
+        self.mappings: Any = None
 
     def __repr__(self) -> str:
         return f"Account({self.name!r})"

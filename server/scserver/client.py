@@ -368,6 +368,14 @@ class ClientConnection(Connection):
             or subject[0] in _SPECIAL_FIRST
             or (reply is not None and reply[0] in _SPECIAL_FIRST)
         ):
+            if account.mappings is not None:
+                # Subject mappings apply once, where the message enters (scserver.mapping).
+                mapped = account.mappings.select(subject)
+                if mapped is None:
+                    if self.verbose:
+                        self.queue(encode.OK)
+                    return
+                subject = mapped
             if not self._check_pub(subject, reply, hdr_len, msg):
                 return
         elif self.verbose:
@@ -379,7 +387,11 @@ class ClientConnection(Connection):
     def update_pub_path(self) -> None:
         """Decide once (not per message) whether publishes need the full checks."""
         self.slow_pub = bool(
-            self.trace or self.pedantic or self.permissions is not None or self.gw_replies
+            self.trace
+            or self.pedantic
+            or self.permissions is not None
+            or self.gw_replies
+            or self.account.mappings is not None
         )
 
     def _check_pub(self, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes) -> bool:

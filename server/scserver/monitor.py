@@ -429,9 +429,7 @@ def accountz(server: Any, q: dict[str, str]) -> dict[str, Any]:
             "leafnode_connections": 0,
             "client_connections": len(acc.clients),
             "subscriptions": acc.sublist.count(),
-            "mappings": {},
-            "exports": [],
-            "imports": [],
+            **_account_links(server, acc),
             "sublist_stats": {
                 "num_subscriptions": acc.sublist.count(),
                 "num_cache": acc.sublist.cache_count(),
@@ -440,6 +438,12 @@ def accountz(server: Any, q: dict[str, str]) -> dict[str, Any]:
     else:
         doc["accounts"] = sorted(server.accounts)
     return doc
+
+
+def _account_links(server: Any, acc: Any) -> dict[str, Any]:
+    """Mappings, exports, imports and pending responses, omitted when empty as nats-server does."""
+    runtime = getattr(server, "links_runtime", None)
+    return runtime.account_detail(acc) if runtime is not None else {}
 
 
 def routez(server: Any, q: dict[str, str]) -> dict[str, Any]:

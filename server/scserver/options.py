@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import imports as links
 from .auth import is_valid_public_user_key
 from .conf import ConfDict, ConfigError, ConfList, Pos, parse_file
 from .tls import TLSConfig, parse_tls_block
@@ -78,6 +79,7 @@ class Account:
     users: list[User] = field(default_factory=list)
     exports: list[Any] = field(default_factory=list)
     imports: list[Any] = field(default_factory=list)
+    mappings: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -179,6 +181,10 @@ class Options:
     auth_block_defined: bool = False
     #: The flags apply_flags laid over the file, kept so a reload can lay them again.
     flag_overrides: dict[str, Any] = field(default_factory=dict)
+    #: Top-level ``mappings {}`` (they belong to the global account), raw.
+    mappings: Any = None
+    #: Per account: exports, imports and mappings, checked (scserver.imports.LinkConfig).
+    link_configs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cluster_name(self) -> str | None:
@@ -374,7 +380,7 @@ def apply_flags(opts: Options, **overrides: Any) -> Options:
 # warning so a config shared with nats-server still loads.
 _UNSUPPORTED_TOP = frozenset(
     """
-    trace_verbose trace_headers logtime_utc mappings maps disable_sublist_cache no_sublist_cache
+    trace_verbose trace_headers logtime_utc disable_sublist_cache no_sublist_cache
     default_sentinel http_base_path leaf leafnodes store_dir storedir jetstream
     logfile_size_limit log_size_limit logfile_max_num log_max_num syslog remote_syslog
     ports_file_dir prof_port prof_block_rate proxy_protocol max_traced_msg_len max_sub_tokens
@@ -394,8 +400,6 @@ _UNSUPPORTED_ACCOUNT = frozenset(
         "nkey",
         "jetstream",
         "default_permissions",
-        "mappings",
-        "maps",
         "limits",
         "msg_trace",
         "trace_dest",
@@ -470,6 +474,7 @@ class _Builder:
         self.usernames: set[str] = set()
         self.single_user: User | None = None
         self.import_pos: dict[str, Pos | None] = {}
+        self.link_pos: dict[tuple[str, str], Pos | None] = {}
 
     # -- reporting ------------------------------------------------------------------------------
 
@@ -657,6 +662,8 @@ class _Builder:
             "allow_non_tls": lambda: self.set_if(o, "allow_non_tls", self.get(d, k, "bool", k)),
             "https_port": lambda: self.set_if(o, "https_port", self.port(d, k, k)),
             "https": lambda: self.top_https(d, k),
+            "mappings": lambda: self.top_mappings(d, k),
+            "maps": lambda: self.top_mappings(d, k),
         }
         handler = handlers.get(lk)
         if handler is not None:
@@ -665,6 +672,12 @@ class _Builder:
             self.warn(pos, f'option "{k}" is not supported by this server and is ignored')
         else:
             self.unknown(d, k, "")
+
+    def top_mappings(self, d: Mapping[str, Any], k: str) -> None:
+        value = self.get(d, k, "map", k)
+        if value is not None:
+            self.opts.mappings = _plain(value)
+            self.link_pos[(GLOBAL_ACCOUNT, "mappings")] = self.where(d, k)
 
     @staticmethod
     def set_if(target: Any, attr: str, value: Any) -> None:
@@ -908,6 +921,10 @@ class _Builder:
                         setattr(acc, lak, _plain(items))
                         if lak == "imports":
                             self.import_pos[name] = self.where(body, ak)
+                        self.link_pos[(name, lak)] = self.where(body, ak)
+                elif lak in ("mappings", "maps"):
+                    acc.mappings = _plain(body[ak])
+                    self.link_pos[(name, "mappings")] = self.where(body, ak)
                 elif lak in _UNSUPPORTED_ACCOUNT:
                     acc.extra[ak] = _plain(body[ak])
                     self.warn(
@@ -1232,6 +1249,8 @@ class _Builder:
                                 f"{other!r} account not defined for {kind} import "
                                 f"(in account {acc.name!r})",
                             )
+        for name, block, message in links.check_options(o):
+            self.error(self.link_pos.get((name, block)), f"account {name!r}: {message}")
 
 
 def _plain(value: Any) -> Any:

@@ -137,8 +137,9 @@ def process_msg(
             elif c not in routes:
                 routes[c] = []
         elif k == SYSTEM:
-            c.deliver_internal(sub, subject, reply, hdr_len, msg)
-            delivered = True
+            # Internal services, imports and shadow subscriptions (scserver.imports).
+            if c.deliver_internal(sub, subject, reply, hdr_len, msg, src):
+                delivered = True
     served: list[bytes] | None = None
     if result.qsubs and (src_kind == CLIENT or src_kind == SYSTEM or queue_filter or any_queue):
         from_route = src_kind == ROUTE
@@ -160,7 +161,8 @@ def process_msg(
                 else:
                     routes.setdefault(c, []).append(qname)
             elif k == SYSTEM:
-                c.deliver_internal(sub, subject, reply, hdr_len, msg)
+                if not c.deliver_internal(sub, subject, reply, hdr_len, msg, src):
+                    continue
             delivered = True
             if served is None:
                 served = [qname]

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from scserver import NATS_COMPAT_VERSION, log
+from scserver import NATS_COMPAT_VERSION, imports, log
 from scserver.accounts import GLOBAL_ACCOUNT, Account, Authenticator, User
 from scserver.client import ClientConnection
 from scserver.connection import Connection
@@ -233,12 +233,16 @@ class Server:
     # --- interest propagation hooks ------------------------------------------------------------
 
     def interest_added(self, account: Account, sub: Any) -> None:
+        if account.links is not None and sub.conn.kind == CLIENT:
+            imports.client_sub_added(account, sub)
         if self.routes is not None:
             self.routes.local_interest_added(account, sub)
         if self.gateway is not None:
             self.gateway.interest_added(account, sub)
 
     def interest_removed(self, account: Account, sub: Any) -> None:
+        if account.links is not None and sub.conn.kind == CLIENT:
+            imports.client_sub_removed(account, sub)
         if self.routes is not None:
             self.routes.local_interest_removed(account, sub)
         if self.gateway is not None:
@@ -389,6 +393,7 @@ class Server:
             )
         self.listeners.append(self.client_listener)
         logger.info("Listening for client connections on %s:%d", opts.host, self.client_port)
+        imports.apply(self, opts)
         if self.system is not None:
             self.system.start()
         logger.info("Server is ready")
@@ -522,6 +527,7 @@ class Server:
         log.configure(new.debug, new.trace, new.logtime, new.log_file)
         self.apply_accounts(new)
         self._reauthorize_clients()
+        imports.apply(self, new)
         if self.routes is not None:
             self.routes.reload(old, new)
         if self.gateway is not None or new.gateway is not None:

@@ -69,15 +69,22 @@ class InternalConnection:
         self.handlers.clear()
 
     def deliver_internal(
-        self, sub: Subscription, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes
-    ) -> None:
+        self,
+        sub: Subscription,
+        subject: bytes,
+        reply: bytes | None,
+        hdr_len: int,
+        msg: bytes,
+        src: Any = None,
+    ) -> bool:
         handler = self.handlers.get(sub)
         if handler is None:
-            return
+            return False
         self.in_msgs += 1
         body = msg[hdr_len:] if hdr_len >= 0 else msg
         # Answer after the current delivery loop so a reply never re-enters it.
         self.server.loop.call_soon(self._run, handler, subject, reply, body)
+        return True
 
     @staticmethod
     def _run(handler: Handler, subject: bytes, reply: bytes | None, body: bytes) -> None:
