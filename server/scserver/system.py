@@ -195,12 +195,7 @@ class SystemServices:
             "sent": {"msgs": out_m, "bytes": out_b},
             "received": {"msgs": in_m, "bytes": in_b},
             "slow_consumers": server.slow_consumers,
-            "slow_consumer_stats": {
-                "clients": server.slow_consumers,
-                "routes": 0,
-                "gateways": 0,
-                "leafs": 0,
-            },
+            "slow_consumer_stats": dict(server.slow_consumer_stats),
             "active_servers": len(self.remote_servers) + 1,
         }
         if server.routes is not None:
@@ -377,6 +372,11 @@ class SystemServices:
             if acc not in self.server.accounts:
                 return
             names = [acc]
+        if kind == "STATZ" and not opts.get("include_unused"):
+            # nats-server stays silent about accounts without local connections.
+            names = [n for n in names if self.server.accounts[n].clients]
+            if not names:
+                return
         if kind == "CONNZ":
             try:
                 query = zquery(kind, opts)
