@@ -28,6 +28,14 @@ from typing import Any
 from . import imports as links
 from .auth import is_valid_public_user_key
 from .conf import ConfDict, ConfigError, ConfList, Pos, parse_file
+from .refused import (
+    REFUSED_ACCOUNT,
+    REFUSED_AUTHORIZATION,
+    REFUSED_CLUSTER,
+    REFUSED_TOP,
+    refusal,
+    refused_user_option,
+)
 from .tls import TLSConfig, parse_tls_block
 
 __all__ = [
@@ -381,25 +389,20 @@ def apply_flags(opts: Options, **overrides: Any) -> Options:
 _UNSUPPORTED_TOP = frozenset(
     """
     trace_verbose trace_headers logtime_utc disable_sublist_cache no_sublist_cache
-    default_sentinel http_base_path leaf leafnodes store_dir storedir jetstream
+    http_base_path leaf leafnodes store_dir storedir jetstream
     logfile_size_limit log_size_limit logfile_max_num log_max_num syslog remote_syslog
     ports_file_dir prof_port prof_block_rate proxy_protocol max_traced_msg_len max_sub_tokens
-    max_subscription_tokens ocsp write_timeout operator operators roots root
-    root_operators root_operator resolver account_resolver accounts_resolver resolver_tls
-    resolver_preload resolver_pinned_accounts no_header_support trusted trusted_keys
+    max_subscription_tokens write_timeout no_header_support
     connect_error_reports reconnect_error_reports websocket ws mqtt server_tags server_metadata
-    feature_flags default_js_domain ocsp_cache no_fast_producer_stall max_closed_clients proxies
+    feature_flags default_js_domain no_fast_producer_stall max_closed_clients proxies
     """.split()  # noqa: SIM905 - a word list reads better than 60 quoted strings
 )
-_UNSUPPORTED_CLUSTER = frozenset(
-    {"permissions", "connect_backoff", "write_deadline", "write_timeout"}
-)
+_UNSUPPORTED_CLUSTER = frozenset({"connect_backoff", "write_deadline", "write_timeout"})
 _UNSUPPORTED_GATEWAY = frozenset({"connect_backoff", "write_deadline", "write_timeout"})
 _UNSUPPORTED_ACCOUNT = frozenset(
     {
         "nkey",
         "jetstream",
-        "default_permissions",
         "limits",
         "msg_trace",
         "trace_dest",
@@ -668,6 +671,9 @@ class _Builder:
         handler = handlers.get(lk)
         if handler is not None:
             handler()
+        elif lk in REFUSED_TOP:
+            # Fail closed (scserver.refused): security we cannot give is not a warning.
+            self.error(pos, refusal("", k, REFUSED_TOP[lk]))
         elif lk in _UNSUPPORTED_TOP:
             self.warn(pos, f'option "{k}" is not supported by this server and is ignored')
         else:
@@ -771,7 +777,9 @@ class _Builder:
                     "clients",
                     "proxy_required",
                 ):
-                    self.warn(self.where(entry, uk), f'user option "{uk}" is not supported')
+                    why = refused_user_option(uk, _plain(entry[uk]))
+                    if why is not None:
+                        self.error(self.where(entry, uk), refusal("user ", uk, why))
                 else:
                     self.unknown(entry, uk, " in user entry")
             if nkey is not None:
@@ -827,8 +835,10 @@ class _Builder:
                 perms = self.get(auth, ak, "map", ak)
                 if perms is not None:
                     default_perms = _plain(perms)
-            elif lak in ("auth_callout", "auth_hook", "proxy_required"):
-                self.warn(self.where(auth, ak), f'authorization option "{ak}" is not supported')
+            elif lak in REFUSED_AUTHORIZATION:
+                self.error(
+                    self.where(auth, ak), refusal("authorization ", ak, REFUSED_AUTHORIZATION[lak])
+                )
             else:
                 self.unknown(auth, ak, " in authorization")
         has_single = bool(single.username or single.password)
@@ -925,6 +935,8 @@ class _Builder:
                 elif lak in ("mappings", "maps"):
                     acc.mappings = _plain(body[ak])
                     self.link_pos[(name, "mappings")] = self.where(body, ak)
+                elif lak in REFUSED_ACCOUNT:
+                    self.error(self.where(body, ak), refusal("account ", ak, REFUSED_ACCOUNT[lak]))
                 elif lak in _UNSUPPORTED_ACCOUNT:
                     acc.extra[ak] = _plain(body[ak])
                     self.warn(
@@ -1037,6 +1049,8 @@ class _Builder:
                 self.set_if(c, "ping_max", self.get(cm, ck, "int", ck))
             elif lck == "tls":
                 c.tls = parse_tls_block(self, cm, ck, context="cluster")
+            elif lck in REFUSED_CLUSTER:
+                self.error(self.where(cm, ck), refusal("cluster ", ck, REFUSED_CLUSTER[lck]))
             elif lck in _UNSUPPORTED_CLUSTER:
                 self.warn(self.where(cm, ck), f'cluster option "{ck}" is not supported; ignored')
             else:
