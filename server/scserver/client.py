@@ -10,7 +10,7 @@ from scserver import routing
 from scserver.auth import Credentials, login_credentials, new_nonce
 from scserver.connection import Connection
 from scserver.log import logger, trace_enabled, tracef
-from scserver.protocol import encode
+from scserver.protocol import encode, models
 from scserver.protocol import errors as E
 from scserver.protocol.parser import (
     CLIENT,
@@ -257,14 +257,10 @@ class ClientConnection(Connection):
             # nats-server ignores a second CONNECT's credentials; accept options only.
             pass
         try:
-            opts = json.loads(raw)
-            if not isinstance(opts, dict):
-                raise ValueError("CONNECT is not a JSON object")
-            # Go's json.Unmarshal into ClientOpts fails on a wrongly typed field.
-            for key in _BOOL_FIELDS:
-                if opts.get(key) is not None and not isinstance(opts[key], bool):
-                    raise ValueError(f"CONNECT field {key!r} is not a boolean")
-        except ValueError as exc:
+            # Typed as nats-server's ClientOpts (a wrongly typed field fails, as in Go);
+            # below, every field is present with its default and of its declared type.
+            opts = models.parse(raw, models.ClientConnect).model_dump(by_alias=True)
+        except models.WireError as exc:
             logger.error("%s Error parsing CONNECT: %s", self.label(), exc)
             self.close("Protocol Violation")
             return
@@ -538,9 +534,6 @@ class ClientConnection(Connection):
         if extra:
             fields.update(extra)
         self.queue(encode.info(fields))
-
-
-_BOOL_FIELDS = ("verbose", "pedantic", "echo", "headers", "no_responders", "tls_required")
 
 
 def _redact(opts: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from scserver.link import LinkConnection, connect_line, parse_url
 from scserver.log import logger, tracef
 from scserver.protocol import encode
 from scserver.protocol import errors as E
+from scserver.protocol.models import LinkConnect, ServerInfo
 from scserver.protocol.parser import (
     GATEWAY,
     OP_ASUB,
@@ -250,16 +251,16 @@ class GatewayConnection(LinkConnection):
         return subject[0] in _ROUTED_FIRST or self.manager.optimistic_inbound
 
     def process_connect(self, raw: bytes) -> None:
-        opts = self.load_json(raw, "CONNECT")
-        if opts is None:
+        connect = self.load_json(raw, "CONNECT", LinkConnect)
+        if connect is None:
             return
         if self.outbound or self.got_connect:
             return
-        name = str(opts.get("gateway", "") or "")
+        name = connect.gateway
         if not name:
             self.close("Wrong Port", E.GATEWAY_PORT, log_error=True)
             return
-        if not self.manager.authorized(opts):
+        if not self.manager.authorized(connect.wire()):
             logger.error("%s Gateway authentication error from %r", self.label(), name)
             self.close("Authentication Failure", E.AUTH_VIOLATION)
             return
@@ -268,15 +269,15 @@ class GatewayConnection(LinkConnection):
             logger.error("%s Rejecting unknown gateway %r", self.label(), name)
             self.close("Gateway Rejected", text)
             return
-        self.got_connect = True
         self.gw_name = name
-        self.name = str(opts.get("name", ""))
-        self.cancel_auth_timer()
+        self.name = connect.name
+        self.connect_accepted()
 
     def process_info(self, raw: bytes) -> None:
-        info = self.load_json(raw, "INFO")
-        if info is None:
+        model = self.load_json(raw, "INFO", ServerInfo)
+        if model is None:
             return
+        info = model.wire()
         if self.trace:
             tracef("%s <<- [INFO %s]", self.label(), raw.decode(errors="replace"))
         manager = self.manager
@@ -285,10 +286,10 @@ class GatewayConnection(LinkConnection):
         if not self.outbound:
             if first:
                 self.remote_info = info
-                self.name = str(info.get("server_id", self.name))
-                manager.register_inbound(self, info)
+                self.name = model.server_id or self.name
+                manager.register_inbound(self, model)
             return
-        gw = str(info.get("gateway", "") or "")
+        gw = model.gateway
         if not gw:
             self.close(
                 "Wrong Port",
@@ -297,8 +298,8 @@ class GatewayConnection(LinkConnection):
             )
             return
         if gw != self.gw_name:
-            if not first and info.get("gateway_cmd") == CMD_GOSSIP:
-                manager.implicit_gateway(gw, info.get("gateway_urls") or [])
+            if not first and model.gateway_cmd == CMD_GOSSIP:
+                manager.implicit_gateway(gw, model.gateway_urls or [])
                 return
             logger.error(
                 "%s Failing connection to gateway %r, remote gateway name is %r",
@@ -312,16 +313,15 @@ class GatewayConnection(LinkConnection):
                 f'connect to "{self.gw_name}", this is "{gw}"',
             )
             return
-        urls = info.get("gateway_urls") or []
-        if isinstance(urls, list) and urls:
-            manager.remote_urls(gw, urls)
+        if model.gateway_urls:
+            manager.remote_urls(gw, model.gateway_urls)
         if first:
             self.cancel_auth_timer()
             self.remote_info = info
-            self.name = str(info.get("server_id", ""))
-            self.remote_iom = bool(info.get("gateway_iom", False))
-            self.remote_nrp = bool(info.get("gateway_nrp", False))
-            self.headers = bool(info.get("headers", False))
+            self.name = model.server_id
+            self.remote_iom = model.gateway_iom
+            self.remote_nrp = model.gateway_nrp
+            self.headers = model.headers
             self.queue(manager.connect_proto(self.url))
             self.queue(manager.info_proto())
             if not manager.register_outbound(self):
@@ -329,9 +329,9 @@ class GatewayConnection(LinkConnection):
                 return
             self.start_ping_timer()
         else:
-            cmd = info.get("gateway_cmd")
+            cmd = model.gateway_cmd
             if cmd:
-                payload = _cmd_account(info)
+                payload = model.cmd_payload()
                 if cmd == CMD_ALL_SUBS_START:
                     if payload is None:
                         self.close(
@@ -497,16 +497,6 @@ class GatewayConnection(LinkConnection):
                     if not queues:
                         return
         process_msg(self.server, self, account, subject, reply, hdr_len, msg, queues)
-
-
-def _cmd_account(info: dict[str, Any]) -> bytes | None:
-    payload = info.get("gateway_cmd_payload")
-    if not payload:
-        return None
-    try:
-        return base64.b64decode(payload)
-    except (ValueError, TypeError):
-        return None
 
 
 class GatewayManager:
@@ -758,8 +748,8 @@ class GatewayManager:
         )
         return True
 
-    def register_inbound(self, conn: GatewayConnection, info: dict[str, Any]) -> None:
-        name = conn.gw_name or str(info.get("gateway", ""))
+    def register_inbound(self, conn: GatewayConnection, info: ServerInfo) -> None:
+        name = conn.gw_name or info.gateway
         conn.gw_name = name
         self.pending.discard(conn)
         self.inbound[conn.cid] = conn
@@ -769,7 +759,7 @@ class GatewayManager:
             "%s Inbound gateway connection from %r (%s) registered", conn.label(), name, conn.name
         )
         self.send_queue_subs(conn)
-        self.implicit_gateway(name, info.get("gateway_urls") or [])
+        self.implicit_gateway(name, info.gateway_urls or [])
         # Gossip every other gateway we know so the dialler can mesh with them too.
         for other, remote in self.remotes.items():
             if other != name and remote.urls:
@@ -807,28 +797,28 @@ class GatewayManager:
 
     # --- discovery ---------------------------------------------------------------------------
 
-    def implicit_gateway(self, name: str, urls: list[Any]) -> None:
+    def implicit_gateway(self, name: str, urls: list[str]) -> None:
         if not name or name == self.name or name in self.removed:
             return
         remote = self.remotes.get(name)
         if remote is None:
             if self.opts.reject_unknown_cluster:
                 return
-            remote = RemoteGateway(name, [str(u) for u in urls], configured=False)
+            remote = RemoteGateway(name, list(urls), configured=False)
             self.remotes[name] = remote
             logger.info("Discovered implicit gateway %r", name)
         else:
-            remote.add_urls([str(u) for u in urls])
+            remote.add_urls(urls)
         self.solicit(name)
 
-    def remote_urls(self, name: str, urls: list[Any]) -> None:
+    def remote_urls(self, name: str, urls: list[str]) -> None:
         remote = self.remotes.get(name)
         if remote is not None:
-            remote.add_urls([str(u) for u in urls])
+            remote.add_urls(urls)
 
-    def gossip_from_route(self, info: dict[str, Any]) -> None:
+    def gossip_from_route(self, info: ServerInfo) -> None:
         """A route peer formed an outbound link to a gateway: make sure we have one too."""
-        self.implicit_gateway(str(info.get("gateway", "")), info.get("gateway_urls") or [])
+        self.implicit_gateway(info.gateway, info.gateway_urls or [])
 
     def forward_gateway_to_routes(self, name: str, urls: list[str]) -> None:
         routes = self.server.routes
@@ -1299,7 +1289,7 @@ class GatewayManager:
             }
             if subs:
                 item["subscriptions_list"] = sorted(
-                    (s.subject + (b" " + s.queue if s.queue else b"")).decode()
+                    (s.subject + (b" " + s.queue if s.queue else b"")).decode(errors="replace")
                     for s in st.subs.values()
                 )
             items.append(item)

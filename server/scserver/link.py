@@ -8,16 +8,17 @@ only what they do with interest and with their manager differs.
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from scserver.connection import Connection
 from scserver.log import logger, trace_enabled
-from scserver.protocol import encode
+from scserver.protocol import encode, models
 from scserver.protocol import errors as E
-from scserver.protocol.parser import OP_CONNECT, OP_ERROR
+from scserver.protocol.parser import OP_CONNECT, OP_ERROR, Parser
 from scserver.routing import process_batch
+
+M = TypeVar("M", bound=models.LinkConnect | models.ServerInfo)
 
 # First bytes of subjects a run never batches: `_GR_.`/`$GR.` routed replies and the like.
 _SPECIAL_FIRST = frozenset(b"_$")
@@ -33,6 +34,10 @@ class LinkConnection(Connection):
         super().__init__(server)
         self.manager = manager
         self.outbound = outbound
+        if not outbound:
+            # Nothing from an accepted peer is buffered beyond a client-sized control line
+            # until its CONNECT is accepted (connect_accepted opens the link's own limits).
+            self.parser = Parser(self.kind, server.opts.max_control_line, handshake=True)
         self.got_connect = False
         self.got_info = False
         self.registered = False
@@ -68,6 +73,22 @@ class LinkConnection(Connection):
         level = logger.info if self.registered else logger.debug
         level("%s %s connection closed: %s", self.label(), self.log_kind, self.close_reason)
 
+    def connect_accepted(self) -> None:
+        """The peer's CONNECT passed: stop the auth timer and let the parser take messages.
+
+        The parser stopped right behind the CONNECT; whatever the peer sent after it in the
+        same read (INFO, interest, messages) is parsed from a fresh loop callback, ahead of
+        the next read from this socket.
+        """
+        self.got_connect = True
+        self.cancel_auth_timer()
+        if self.parser.open(self.server.opts.max_control_line):
+            self.server.loop.call_soon(self._parse_held)
+
+    def _parse_held(self) -> None:
+        if not self.closed:
+            self.data_received(b"")
+
     def refused_before_connect(self, op: tuple) -> bool:
         """Like nats-server, an accepted link must start with CONNECT: anything else (messages,
         garbage) is an authorization violation. True when the link was closed for it."""
@@ -82,17 +103,18 @@ class LinkConnection(Connection):
 
     # --- JSON handshake lines ------------------------------------------------------------------
 
-    def load_json(self, raw: bytes, what: str) -> dict[str, Any] | None:
-        """Decode an INFO/CONNECT body; a malformed one closes the link (None returned)."""
+    def load_json(self, raw: bytes, what: str, model: type[M]) -> M | None:
+        """Decode an INFO/CONNECT body into its typed model (scserver.protocol.models).
+
+        Like nats-server, a body that does not decode into the typed fields (bad JSON, a
+        wrongly typed field) is logged and closes the link without an -ERR; None is returned.
+        """
         try:
-            doc = json.loads(raw)
-        except ValueError:
-            doc = None
-        if not isinstance(doc, dict):
-            logger.error("%s %s %s is not a valid JSON object", self.label(), self.log_kind, what)
+            return models.parse(raw, model)
+        except models.WireError as exc:
+            logger.error("%s %s invalid %s: %s", self.label(), self.log_kind, what, exc)
             self.close("Protocol Violation")
             return None
-        return doc
 
     # --- message runs ----------------------------------------------------------------------
 
@@ -218,11 +240,18 @@ def connect_line(
 
 
 def parse_url(url: str, default_port: int) -> tuple[str, int, str | None, str | None]:
-    """nats-route://user:pass@host:port → (host, port, user, password)."""
+    """nats-route://user:pass@host:port → (host, port, user, password).
+
+    Never raises: URLs also come from peers' gossip; one that does not parse (``http://[x``)
+    gives an empty host, which callers skip.
+    """
     if "://" not in url:
         url = "nats://" + url
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "127.0.0.1"
+    except ValueError:
+        return "", default_port, None, None
     try:
         port = parts.port or default_port
     except ValueError:

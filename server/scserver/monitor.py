@@ -249,7 +249,7 @@ def conn_info(
                 _sub_detail(s, c.cid, None) for s in c.subs.values()
             ]
         else:
-            info["subscriptions_list"] = [s.subject.decode() for s in c.subs.values()]
+            info["subscriptions_list"] = [_text(s.subject) for s in c.subs.values()]
     return info
 
 
@@ -258,10 +258,10 @@ def _sub_detail(s: Any, cid: int, account: str | None) -> dict[str, Any]:
     d: dict[str, Any] = {}
     if account is not None:
         d["account"] = account
-    d["subject"] = s.subject.decode()
+    d["subject"] = _text(s.subject)
     if s.queue:
-        d["qgroup"] = s.queue.decode()
-    d["sid"] = s.sid.decode()
+        d["qgroup"] = _text(s.queue)
+    d["sid"] = _text(s.sid)
     d["msgs"] = s.delivered
     if s.max:
         d["max"] = s.max
@@ -569,3 +569,9 @@ def _respond(status: int, doc: Any, request: web.Request) -> web.Response:
         content_type="application/json",
         headers={"Access-Control-Allow-Origin": "*"},
     )
+
+
+def _text(raw: bytes) -> str:
+    """Peer-chosen bytes (subjects, sids) for a JSON document: nats-server accepts any bytes
+    in them, and Go's JSON encoder shows invalid UTF-8 as U+FFFD, so do we (never a 500)."""
+    return raw.decode("utf-8", "replace")

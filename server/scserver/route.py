@@ -20,6 +20,7 @@ from scserver.link import LinkConnection, connect_line, parse_url
 from scserver.log import logger, tracef
 from scserver.protocol import encode
 from scserver.protocol import errors as E
+from scserver.protocol.models import LinkConnect, ServerInfo
 from scserver.protocol.parser import (
     CLIENT,
     GATEWAY,
@@ -160,37 +161,36 @@ class RouteConnection(LinkConnection):
             self.flush_run()
 
     def process_connect(self, raw: bytes) -> None:
-        opts = self.load_json(raw, "CONNECT")
-        if opts is None:
+        connect = self.load_json(raw, "CONNECT", LinkConnect)
+        if connect is None:
             return
         if self.outbound or self.got_connect:
             return
-        if opts.get("lang"):
+        if connect.lang:
             self.close("Wrong Port", E.ROUTE_PORT, log_error=True)
             return
-        if opts.get("gateway"):
-            text = f'Rejecting connection from gateway "{opts["gateway"]}" on the Route port'
+        if connect.gateway:
+            text = f'Rejecting connection from gateway "{connect.gateway}" on the Route port'
             self.close("Wrong Gateway", text, log_error=True)
             return
-        if not self.manager.authorized(opts):
+        if not self.manager.authorized(connect.wire()):
             logger.error("%s Route authentication error", self.label())
             self.close("Authentication Failure", E.AUTH_VIOLATION)
             return
-        theirs = str(opts.get("cluster", ""))
-        if not self.manager.cluster_names_agree(theirs, bool(opts.get("dynamic"))):
+        theirs = connect.cluster
+        if not self.manager.cluster_names_agree(theirs, connect.dynamic or connect.cluster_dynamic):
             text = (
                 f'Rejecting connection, cluster name "{theirs}" does not match '
                 f'"{self.manager.cluster_name}"'
             )
             self.close("Cluster Name Conflict", text, log_error=True)
             return
-        self.got_connect = True
-        self.remote_id = str(opts.get("name", ""))
-        self.headers = bool(opts.get("headers", False))
-        self.cancel_auth_timer()
+        self.remote_id = connect.name
+        self.headers = connect.headers
+        self.connect_accepted()
 
     def process_info(self, raw: bytes) -> None:
-        info = self.load_json(raw, "INFO")
+        info = self.load_json(raw, "INFO", ServerInfo)
         if info is None:
             return
         if self.trace:
@@ -198,22 +198,23 @@ class RouteConnection(LinkConnection):
         if not self.got_info:
             self.first_info(info)
             return
-        if info.get("gateway"):
+        if info.gateway:
             if self.server.gateway is not None:
                 self.server.gateway.gossip_from_route(info)
             return
-        rid = str(info.get("server_id", ""))
+        rid = info.server_id
         if rid and rid != self.remote_id:
             self.manager.implicit_route(info)
             return
-        if info.get("ldm"):
+        if info.ldm:
             self.connect_urls = []
             self.server.info_changed()
 
-    def first_info(self, info: dict[str, Any]) -> None:
+    def first_info(self, model: ServerInfo) -> None:
         manager = self.manager
-        rid = str(info.get("server_id", ""))
-        if info.get("gateway"):
+        info = model.wire()
+        rid = model.server_id
+        if model.gateway:
             # A gateway gossip INFO before the route's own INFO is a protocol error.
             self.close("Protocol Violation")
             return
@@ -222,28 +223,27 @@ class RouteConnection(LinkConnection):
             manager.self_urls.add(self.url or "")
             self.close("Route To Self")
             return
-        theirs = str(info.get("cluster", ""))
-        if not manager.cluster_names_agree(theirs, bool(info.get("cluster_dynamic"))):
+        theirs = model.cluster
+        if not manager.cluster_names_agree(theirs, model.cluster_dynamic):
             text = (
                 f'Rejecting connection, cluster name "{theirs}" does not match '
                 f'"{manager.cluster_name}"'
             )
             self.close("Cluster Name Conflict", text if self.outbound else None, log_error=True)
             return
-        if info.get("route_account"):
+        if model.route_account:
             # A dedicated (pinned-account) connection from a pooling nats-server; we decline
             # pooling, so the peer closes it after reading our INFO. Never register it.
             self.got_info = True
             return
         self.got_info = True
         self.remote_id = rid
-        self.name = str(info.get("server_name", "")) or rid
+        self.name = model.server_name or rid
         self.remote_info = info
-        self.headers = bool(info.get("headers", False))
-        if not info.get("ip"):
-            info["ip"] = f"nats-route://{self.host}:{info.get('port', 0)}/"
-        urls = info.get("connect_urls") or []
-        self.connect_urls = [str(u) for u in urls] if isinstance(urls, list) else []
+        self.headers = model.headers
+        if not model.ip:
+            info["ip"] = f"nats-route://{self.host}:{model.port}/"
+        self.connect_urls = list(model.connect_urls or ())
         if self.outbound and not self.got_connect:
             self.got_connect = True
         if manager.is_duplicate_name(self):
@@ -287,7 +287,9 @@ class RouteConnection(LinkConnection):
         try:
             account.sublist.insert(sub)
         except ValueError:
+            # nats-server answers an invalid RS+ with this -ERR and keeps the route.
             logger.error("%s Invalid remote subject %r", self.label(), subject)
+            self.queue(encode.err("Invalid Subscription"))
             return
         self.remote_subs[key] = sub
         if self.server.gateway is not None:
@@ -570,14 +572,15 @@ class RouteManager:
             if r is not conn and not r.closed:
                 r.queue(data)
 
-    def implicit_route(self, info: dict[str, Any]) -> None:
-        rid = str(info.get("server_id", ""))
+    def implicit_route(self, info: ServerInfo) -> None:
+        rid = info.server_id
         if not rid or rid == self.server.server_id or rid in self.routes:
             return
-        ip = str(info.get("ip") or "")
-        if not ip:
-            ip = f"nats-route://{info.get('host', '')}:{info.get('port', 0)}/"
+        ip = info.ip or f"nats-route://{info.host}:{info.port}/"
         host, port, _, _ = parse_url(ip, 6222)
+        if not host:
+            logger.error("Error parsing route URL %r from INFO of %r", ip, rid)
+            return
         for url in self.opts.routes:
             h, p, _, _ = parse_url(url, 6222)
             if (h, p) == (host, port):
@@ -586,7 +589,7 @@ class RouteManager:
             return
         url = f"nats-route://{host}:{port}/"
         cl = self.opts
-        if info.get("auth_required") and cl.username:
+        if info.auth_required and cl.username:
             url = f"nats-route://{cl.username}:{cl.password or ''}@{host}:{port}/"
         key = f"{rid}@{host}:{port}"
         if key in self.implicit_dials:
@@ -692,7 +695,7 @@ class RouteManager:
                 "remote_id": r.remote_id,
                 "remote_name": r.name,
                 "did_solicit": r.outbound,
-                "is_configured": (r.host, int(r.remote_info.get("port", 0))) in cfg or r.explicit,
+                "is_configured": (r.host, r.remote_info.get("port", 0)) in cfg or r.explicit,
                 "ip": r.host,
                 "port": r.port,
                 "start": rfc3339(r.start),
@@ -708,7 +711,9 @@ class RouteManager:
                 "subscriptions": len(r.remote_subs),
             }
             if subs:
-                item["subscriptions_list"] = [s.subject.decode() for s in r.remote_subs.values()]
+                item["subscriptions_list"] = [
+                    s.subject.decode(errors="replace") for s in r.remote_subs.values()
+                ]
             out.append(item)
         return out
 

@@ -45,5 +45,6 @@ class Subscription:
         self.account = account
 
     def __repr__(self) -> str:
-        q = f" {self.queue.decode()}" if self.queue else ""
-        return f"Sub({self.subject.decode()}{q} sid={self.sid.decode()})"
+        q = f" {self.queue.decode(errors='replace')}" if self.queue else ""
+        subject, sid = self.subject.decode(errors="replace"), self.sid.decode(errors="replace")
+        return f"Sub({subject}{q} sid={sid})"

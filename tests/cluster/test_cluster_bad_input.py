@@ -16,7 +16,7 @@ import time
 import pytest
 from tests.cluster.helpers import close_all, connect, reach, subscribe, unique
 from tests.cluster.topology import GO, SC, Node, Topology, build, running
-from tests.tools import LOOPBACK, wait_for
+from tests.tools import LOOPBACK, http_get, wait_for
 
 CLUSTER_AUTH = "  authorization { user: ruser, password: rpass }"
 GATEWAY_AUTH = "  authorization { user: guser, password: gpass }"
@@ -131,6 +131,20 @@ CASES_ROUTE = {
         r"(authentication|authorization)",
     ),
     "ping-before-connect": (b"PING\r\n", AUTH_ERR, r"Authorization Violation"),
+    # A message before CONNECT is refused at its control line: nothing of it is buffered.
+    # (The -ERR may be lost to a reset: the peer is still sending when the server closes.)
+    "rmsg-before-connect": (
+        b"RMSG $G foo 99999999999\r\n" + b"x" * 200_000,
+        None,
+        r"Authorization Violation",
+    ),
+    # Like nats-server: a CONNECT that is not the typed JSON object closes without an -ERR.
+    "deep-connect": (b"CONNECT " + b"[" * 3000 + b"\r\n", None, r"invalid CONNECT: JSON nested"),
+    "typed-connect": (
+        route_connect(user="ruser", name=5, cluster="X", **{"pass": "rpass"}),
+        None,
+        r"invalid CONNECT: name",
+    ),
 }
 
 
@@ -178,6 +192,17 @@ CASES_GATEWAY = {
         r"(authentication|authorization)",
     ),
     "msg-before-connect": (b"RMSG $G foo 2\r\nhi\r\n", AUTH_ERR, r"Authorization Violation"),
+    "rmsg-before-connect": (
+        b"RMSG $G foo 99999999999\r\n" + b"x" * 200_000,
+        None,
+        r"Authorization Violation",
+    ),
+    "deep-connect": (b"CONNECT " + b"{" * 3000 + b"\r\n", None, r"invalid CONNECT: JSON nested"),
+    "typed-connect": (
+        gw_connect(user="guser", name="NFAKE", gateway=5, **{"pass": "gpass"}),
+        None,
+        r"invalid CONNECT: gateway",
+    ),
 }
 
 
@@ -217,6 +242,228 @@ async def test_route_port_does_not_deliver_unauthenticated_messages(guarded: Top
         logged_error(node, peer, r"Authorization Violation")
     finally:
         await close_all(nc)
+
+
+# --- unauthenticated floods ----------------------------------------------------------------
+
+
+def rss_mb(node: Node) -> float:
+    assert node.proc is not None and node.proc.pid is not None
+    with open(f"/proc/{node.proc.pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+class Pinger:
+    """A connected client that times PING → PONG."""
+
+    def __init__(self, port: int) -> None:
+        self.peer = Peer(port)
+        self.peer.info()
+        self.peer.send(b'CONNECT {"verbose":false,"pedantic":false}\r\n')
+        self.worst = self.ping()
+
+    def ping(self) -> float:
+        start = time.monotonic()
+        self.peer.buf = b""
+        self.peer.send(b"PING\r\n")
+        self.peer.read_until(lambda b: b"PONG\r\n" in b, timeout=10)
+        assert b"PONG\r\n" in self.peer.buf, self.peer.buf
+        took = time.monotonic() - start
+        self.worst = max(getattr(self, "worst", 0.0), took)
+        return took
+
+
+def flood(peer: Peer, megabytes: int) -> None:
+    """Announce an enormous message and stream its 'payload' until the server closes."""
+    chunk = b"x" * 65536
+    try:
+        peer.sock.sendall(b"RMSG $G foo 99999999999\r\n")
+        for _ in range(megabytes * 16):
+            peer.sock.sendall(chunk)
+    except OSError:
+        pass  # reset or timed out: the server stopped taking bytes
+
+
+@pytest.mark.parametrize("name", ["X1", "X2"])
+def test_unauthenticated_flood_is_refused_at_once(guarded: Topology, name: str) -> None:
+    """Eight unauthenticated peers on the route and gateway ports each announce a message of
+    ~100 GB and stream 8 MB: each is closed at its first line, the server's memory (peak RSS
+    while they send) does not grow with what they send, and a client's PING is still answered
+    (X2 is nats-server, for comparison)."""
+    import threading
+
+    node = guarded.node(name)
+    pinger = Pinger(node.port)
+    before = rss_mb(node)
+    peers = [Peer(node.gateway_port if i % 2 else node.cluster_port) for i in range(8)]
+    try:
+        for peer in peers:
+            assert peer.info().startswith(b"INFO {"), peer.buf
+        threads = [threading.Thread(target=flood, args=(peer, 8)) for peer in peers]
+        for t in threads:
+            t.start()
+        peak = before
+        while any(t.is_alive() for t in threads):
+            pinger.ping()
+            peak = max(peak, rss_mb(node))
+            time.sleep(0.02)
+        for t in threads:
+            t.join()
+        for peer in peers:
+            assert peer.closed_by_server(timeout=5), f"{name} kept {peer.local} open"
+        pinger.ping()
+        growth = max(peak, rss_mb(node)) - before
+        assert growth < 30, f"{name} RSS grew by {growth:.1f} MB"
+        assert pinger.worst < 1.0, f"{name}: a PING waited {pinger.worst:.3f} s"
+    finally:
+        for peer in peers:
+            peer.close()
+        pinger.peer.close()
+
+
+# --- authenticated peers sending wrongly typed or invalid things ------------------------------
+
+FAKE_ROUTE = route_connect(user="ruser", name="NFAKEROUTE", cluster="X", headers=True,
+                           **{"pass": "rpass"})  # fmt: skip
+FAKE_GATEWAY = gw_connect(user="guser", name="NFAKEGW", gateway="Y", **{"pass": "gpass"})
+
+
+@pytest.mark.parametrize("name", ["X1", "X2"])
+@pytest.mark.parametrize(
+    ("port", "connect", "info", "pattern"),
+    [
+        (
+            "cluster_port",
+            FAKE_ROUTE,
+            b'{"server_id":"NFAKEROUTE","port":"abc","cluster":"X"}',
+            r"invalid INFO: port",
+        ),
+        (
+            "cluster_port",
+            FAKE_ROUTE,
+            b'{"server_id":"NFAKEROUTE","port":1,"cluster":"X","gateway_urls":7}',
+            r"invalid INFO: gateway_urls",
+        ),
+        (
+            "gateway_port",
+            FAKE_GATEWAY,
+            b'{"server_id":"NFAKEGW","gateway":"Y","gateway_urls":"ab:1","port":1}',
+            r"invalid INFO: gateway_urls",
+        ),
+        (
+            "gateway_port",
+            FAKE_GATEWAY,
+            b'{"server_id":"NFAKEGW","gateway":"Y","gateway_cmd":"1","port":1}',
+            r"invalid INFO: gateway_cmd",
+        ),
+    ],
+)
+def test_wrongly_typed_info_closes_the_link(
+    guarded: Topology, name: str, port: str, connect: bytes, info: bytes, pattern: str
+) -> None:
+    """Smell 4: a typed field of the wrong JSON type closes the link (nats-server: a JSON
+    error, 'Protocol Violation'), and nothing of it is used ("ab:1" never becomes URLs)."""
+    node = guarded.node(name)
+    peer = Peer(getattr(node, port))
+    try:
+        peer.info()
+        peer.send(connect + b"INFO " + info + b"\r\n")
+        assert peer.closed_by_server(), f"{name} kept the link open: {peer.buf[-200:]!r}"
+        if node.impl == SC:
+            logged_error(node, peer, pattern)
+    finally:
+        peer.close()
+    gwz = node.get("/gatewayz")
+    assert set(gwz["outbound_gateways"]) <= {"Y"}, gwz["outbound_gateways"]
+
+
+@pytest.mark.parametrize("name", ["X1", "X2"])
+def test_invalid_remote_subscription_is_answered_and_the_route_kept(
+    guarded: Topology, name: str
+) -> None:
+    """RS+ with an invalid subject: -ERR 'Invalid Subscription', the route stays (as
+    nats-server); a non-UTF-8 but valid subject is accepted."""
+    node = guarded.node(name)
+    peer = Peer(node.cluster_port)
+    try:
+        peer.info()
+        peer.buf = b""
+        peer.send(FAKE_ROUTE + b"RS+ $G foo..bar\r\nRS+ $G \xff\xfe.ok\r\nPING\r\n")
+        peer.read_until(lambda b: b"PONG\r\n" in b)
+        lines = [ln for ln in peer.buf.split(b"\r\n") if ln and not ln.startswith(b"INFO")]
+        assert lines[:2] == [b"-ERR 'Invalid Subscription'", b"PONG"], lines
+    finally:
+        peer.close()
+
+
+ENDPOINTS = [
+    "/varz",
+    "/connz",
+    "/connz?subs=1",
+    "/connz?subs=detail",
+    "/subsz?subs=1",
+    "/routez?subs=1",
+    "/gatewayz",
+    "/gatewayz?accs=1&subs=1",
+    "/accountz",
+    "/accountz?acc=$G",
+    "/healthz",
+]
+
+
+async def test_monitoring_never_fails_on_what_clients_sent(guarded: Topology) -> None:
+    """Subjects and queue names that are not UTF-8 are legal on the wire (nats-server takes
+    them); every monitoring endpoint of every server still answers 200 while their clients
+    stay, showing the bytes as U+FFFD as nats-server's JSON does."""
+    hostile = []
+    try:
+        for name in ("X1", "X2"):
+            peer = Peer(guarded.node(name).port)
+            peer.info()
+            peer.buf = b""
+            peer.send(
+                b'CONNECT {"verbose":false,"pedantic":false,"name":"\xff\xfe"}\r\n'
+                b"SUB \xff\xfe.bad 1\r\nSUB q.\xff \xfe 2\r\nPING\r\n"
+            )
+            peer.read_until(lambda b: b"PONG\r\n" in b)
+            assert peer.buf.endswith(b"PONG\r\n"), (name, peer.buf)
+            hostile.append(peer)
+        x1 = guarded.node("X1")
+        # X2's subscriptions reach X1 as RS+ over the route, the queue ones reach Y over
+        # the gateways: wait for X1 to list them under its route.
+        wait_for(
+            lambda: any(
+                "\ufffd\ufffd.bad" in r.get("subscriptions_list", [])
+                for r in x1.get("/routez?subs=1")["routes"]
+            ),
+            10,
+            0.1,
+            "X2's subscription on X1's route",
+        )
+        for node in guarded.nodes:
+            for path in ENDPOINTS:
+                status, body = http_get(LOOPBACK, node.http_port, path, timeout=3)
+                assert status == 200, (node.name, node.impl, path, body[:300])
+        shown = {}
+        for name in ("X1", "X2"):
+            conns = guarded.node(name).get("/connz?subs=1")["connections"]
+            shown[name] = sorted(
+                s for c in conns if c.get("name") == "\ufffd\ufffd" for s in c["subscriptions_list"]
+            )
+        assert shown["X1"] == shown["X2"] == ["q.\ufffd", "\ufffd\ufffd.bad"], shown
+    finally:
+        for peer in hostile:
+            peer.close()
+
+
+def test_no_tracebacks_logged(guarded: Topology) -> None:
+    """Everything above was refused by design, never by an exception."""
+    for node in guarded.nodes:
+        if node.impl == SC:
+            assert "Traceback" not in node.log(), node.log()[-3000:]
 
 
 async def test_still_serving_after_bad_input(guarded: Topology) -> None:
