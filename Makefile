@@ -9,7 +9,7 @@ CACHE ?= $(CURDIR)/.cache
 export SC_CACHE := $(CACHE)
 export PATH := $(CURDIR)/$(BIN):$(CACHE)/bin:$(PATH)
 
-.PHONY: demo test lint format bench venv tools natscli envtest linters crds clean unit e2e
+.PHONY: demo test lint format bench bench-robustness fuzz venv tools natscli envtest linters crds clean unit e2e
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -50,6 +50,20 @@ format: venv
 
 bench: venv natscli
 	$(BIN)/python -m bench.run
+
+# Robustness under hostile or stuck peers, scserver vs nats-server side by side (< 3 min).
+bench-robustness: venv
+	$(BIN)/python -m bench.bench_robustness
+
+# Coverage-guided fuzzing (atheris): every harness in fuzz/ for FUZZ_SECONDS, one at a time,
+# at the lowest priority. New corpus units go to fuzz/work/, crashes to fuzz/artifacts/.
+# A 15 s run of each is part of `make test` (tests/fuzz).
+FUZZ_SECONDS ?= 600
+fuzz: venv
+	@set -e; for h in $$($(BIN)/python -c 'from fuzz import HARNESSES; print(*HARNESSES)'); do \
+	  echo "== fuzz $$h for $(FUZZ_SECONDS)s"; \
+	  nice -n 19 $(BIN)/python -m fuzz $$h -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1; \
+	done
 
 crds: venv
 	$(BIN)/python hack/gen-crds.py

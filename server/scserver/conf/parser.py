@@ -268,6 +268,9 @@ class _Parser:
         return sub[_ENV_KEY]
 
     def include(self, m: ConfDict, tok: Token) -> None:
+        if "\0" in tok.value:
+            # No file system takes such a name; os.path raises a bare ValueError for it.
+            raise ConfigError.at(tok.pos, f"cannot include {tok.value!r}: NUL byte in the path")
         path = os.path.join(self.base_dir, tok.value)
         real = os.path.realpath(path)
         if real in self.includes:

@@ -1,0 +1,87 @@
+"""Fuzz a whole ClientConnection: parser, CONNECT, auth, SUB/UNSUB, PUB delivery, flow control.
+
+Real Server objects (three configs: open, users with accounts and permissions, verbose/limits),
+a fake transport, bytes fed through ``data_received`` in random reads exactly as asyncio would.
+Besides "nothing raises or logs a traceback" and "/connz, /subsz and /accountz render what the
+client left" (subs=detail), after the peer hangs up the server must have
+forgotten the connection: no client registered, no subscription left in any account.
+
+Input layout: byte 0 picks the server (``% 3``) and the read split (``// 3``, see
+common.chunks), the rest is the client's byte stream.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fuzz.common import Finding, ServerPool, chunks, connect, finish
+from scserver import monitor
+from scserver.client import ClientConnection
+
+OPEN = """
+host: 127.0.0.1
+max_payload: 512
+max_control_line: 128
+"""
+
+USERS = """
+host: 127.0.0.1
+accounts: {
+  A: { users: [ {user: a, password: a} ], exports: [ {stream: "pub.>"}, {service: "svc.>"} ] }
+  B: {
+    users: [ {user: b, password: b, permissions: {
+      publish: {allow: ["b.>", "_INBOX.>"], deny: ["b.secret"]},
+      subscribe: ["b.*", "_INBOX.>"], allow_responses: true}} ]
+    imports: [ {stream: {account: A, subject: "pub.>"}}, {service: {account: A, subject: "svc.>"}} ]
+  }
+  $SYS: { users: [ {user: sys, password: sys} ] }
+}
+system_account: "$SYS"
+"""
+
+LIMITS = """
+host: 127.0.0.1
+max_subscriptions: 5
+max_payload: 64
+max_pending: 4096
+authorization: { token: "s3cr3t", timeout: 1 }
+"""
+
+_pools = [ServerPool(OPEN), ServerPool(USERS), ServerPool(LIMITS)]
+
+
+def _check_forgotten(server: Any, conn: Any) -> None:
+    if conn.cid in server.clients:
+        raise Finding("closed client still registered in server.clients")
+    for account in server.accounts.values():
+        if conn in account.clients:
+            raise Finding(f"closed client still bound to account {account.name}")
+        for sub in account.sublist.all():
+            if sub.conn is conn:
+                raise Finding(f"closed client left subscription {sub.subject!r} in {account.name}")
+
+
+def _monitor(server: Any) -> None:
+    """What the client stored (subjects, sids, names) must render in /connz and /subsz."""
+    for build, query in (
+        (monitor.connz, {"subs": "detail", "auth": "1"}),
+        (monitor.subsz, {"subs": "1"}),
+        (monitor.accountz, {}),
+    ):
+        json.dumps(build(server, query))
+
+
+def TestOneInput(data: bytes) -> None:
+    if not data:
+        return
+    server = _pools[data[0] % 3].get()
+    conn = ClientConnection(server)
+    connect(conn)
+    for piece in chunks(data[1:], data[0] // 3):
+        if conn.closed:
+            break
+        conn.data_received(piece)
+    _monitor(server)
+    finish(conn)
+    _check_forgotten(server, conn)

@@ -1,0 +1,73 @@
+"""Inputs the fuzzers (or issue 9's robustness list) found, replayed through the same harness.
+
+Each case runs ``python -m fuzz.replay <harness> <file>`` in a fresh process: the harness's
+TestOneInput with all its checks (no exception, no logged traceback, state cleaned up), without
+atheris instrumentation. A case whose fix has not landed is marked xfail with the crash it shows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.fuzz.fuzz_helpers import run_module
+
+DEEP = 3000  # nesting depth that exhausts Python's recursion in json.loads
+
+# (id, harness, input). Input layouts are documented in each fuzz/<harness>.py.
+CASES: list[tuple[str, str, bytes]] = [
+    # Parser: a CR (or other blank) before the operation name was stripped by bytes.split(), so
+    # "\rPUB" parsed as PUB in one read but was refused when the CR arrived alone (found by
+    # client_parser's whole-vs-split check). nats-server refuses it: fixed in parser._control.
+    ("stray-cr-before-op", "client_parser", b"A\rPUB foo 5\r\nh\rf"),
+    ("blank-before-op-split", "route_parser", b"\x01\x0bRS+ $G foo\r\n"),
+    # Config: an include path with a NUL byte raised a bare ValueError from os.path (found by
+    # config). Fixed: a located ConfigError.
+    ("include-nul-byte", "config", b"include inc\x00.conf\n"),
+    # Issue 9: CONNECT nested 3000 deep exhausted the recursion of json.loads (RecursionError,
+    # not ValueError) on the client, route and gateway ports.
+    ("client-connect-deep", "connect_info", b"\x00" + b"[" * DEEP),
+    ("route-connect-deep", "connect_info", b"\x01" + b"[" * DEEP),
+    ("gateway-connect-deep", "connect_info", b"\x04" + b'{"a":' * DEEP),
+    ("route-info-deep", "connect_info", b"\x03" + b"[" * DEEP),
+    ("client-conn-connect-deep", "client_conn", b"\x01CONNECT " + b"[" * DEEP + b"\r\nPING\r\n"),
+    # Issue 9: route INFO gossip with a non-list gateway_urls iterated an int (TypeError).
+    (
+        "route-gossip-gateway-urls-int",
+        "connect_info",
+        b'\x02{"server_id":"NOTHER","gateway":"south","gateway_urls":7}',
+    ),
+    ("gateway-info-gateway-urls-int", "connect_info", b'\x05{"gateway":"west","gateway_urls":7}'),
+    (
+        "gateway-out-info-urls-int",
+        "connect_info",
+        b'\x06{"gateway":"south","gateway_cmd":1,"gateway_urls":7}',
+    ),
+    # Issue 9: a subject that is not UTF-8 must not break /connz?subs=detail or /subsz.
+    (
+        "sub-invalid-utf8",
+        "client_conn",
+        b'\x00CONNECT {"verbose":false}\r\nSUB \xff\xfe.bad 1\r\nSUB ok \xff 2\r\nPING\r\n',
+    ),
+]
+
+XFAIL: dict[str, str] = {}
+
+
+@pytest.mark.parametrize(
+    ("harness", "data"),
+    [
+        pytest.param(
+            h,
+            d,
+            id=i,
+            marks=[pytest.mark.xfail(reason=XFAIL[i], strict=True)] if i in XFAIL else [],
+        )
+        for i, h, d in CASES
+    ],
+)
+def test_fuzz_regression(harness: str, data: bytes, tmp_path: Path) -> None:
+    case = tmp_path / "input"
+    case.write_bytes(data)
+    proc = run_module(["fuzz.replay", harness, str(case)], timeout=60)
+    assert proc.returncode == 0, proc.stderr[-4000:]
