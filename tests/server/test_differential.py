@@ -276,3 +276,88 @@ def test_close_by_client_is_clean(ports) -> None:
         return c.lines(until=None, timeout=3)
 
     assert same(both(ports, scenario)) == [EOF]
+
+
+# --- hostile CONNECT bodies, subjects and sizes (issue 9) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "connect",
+    [
+        b"CONNECT " + b"[" * 3000 + b"\r\n",
+        b'CONNECT {"verbose":false,"name":5}\r\n',
+        b'CONNECT {"verbose":false,"user":5}\r\n',
+        b'CONNECT {"verbose":false,"protocol":"1"}\r\n',
+        b'CONNECT {"verbose":false,"protocol":1.0}\r\n',
+        b'CONNECT {"verbose":false,"lang":[1]}\r\n',
+        b'CONNECT {"verbose":"false"}\r\n',
+        b"CONNECT [1]\r\n",
+        b"CONNECT \xff\xfe\r\n",
+        b'CONNECT {"verbose":false}x\r\n',
+    ],
+)
+def test_connect_that_does_not_decode_closes_silently(ports, connect: bytes) -> None:
+    """nats-server decodes CONNECT into typed ClientOpts; a JSON error (nesting, a wrongly
+    typed field, not an object) closes the connection without an -ERR."""
+
+    def scenario(port: int) -> list[str]:
+        with RawClient(port) as c:
+            return c.exchange(connect + b"PING\r\n")
+
+    assert same(both(ports, scenario)) == [EOF]
+
+
+@pytest.mark.parametrize(
+    "connect",
+    [
+        b'CONNECT {"verbose":false,"zzz":[[{"a":1}]],"name":"\xff\xfe"}\r\n',
+        b'CONNECT {"verbose":null,"Verbose":false,"name":"\\ud800"}\r\n',
+        b'CONNECT {"verbose":false,"name":null,"user":null}\r\n',
+    ],
+)
+def test_connect_go_decoding_rules(ports, connect: bytes) -> None:
+    """Unknown fields and null are ignored, keys match case-insensitively, and bad UTF-8 in a
+    string is replaced, as Go's encoding/json does: the client is connected."""
+
+    def scenario(port: int) -> list[str]:
+        with RawClient(port) as c:
+            return c.exchange(connect + b"PING\r\n")
+
+    assert same(both(ports, scenario)) == ["PONG"]
+
+
+def test_non_utf8_subjects_are_accepted(ports) -> None:
+    """nats-server validates subjects by their separators and whitespace, not UTF-8: a
+    subscription on bytes that are not UTF-8 works like any other."""
+
+    def scenario(port: int) -> list[str]:
+        with RawClient(port) as c:
+            c.connect(pedantic=True)
+            return c.exchange(b"SUB \xff\xfe.bad 1\r\nPUB \xff\xfe.bad 2\r\nhi\r\nPING\r\n")
+
+    assert same(both(ports, scenario)) == ["MSG \ufffd\ufffd.bad 1 2", "b'hi'", "PONG"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"PUB foo 99999999999\r\n", b"PUB foo reply 1234567890\r\n", b"pub foo  99999999999\r\n"],
+)
+def test_size_of_ten_digits_closes_silently(ports, line: bytes) -> None:
+    """nats-server reads at most 9 size digits: more is 'Bad or Missing Size' (no -ERR),
+    not a payload violation."""
+
+    def scenario(port: int) -> list[str]:
+        with RawClient(port) as c:
+            c.connect()
+            return c.exchange(line + b"x" * 100)
+
+    assert same(both(ports, scenario)) == [EOF]
+
+
+def test_size_over_max_payload_is_a_payload_violation(ports) -> None:
+    def scenario(port: int) -> list[str]:
+        with RawClient(port) as c:
+            c.connect()
+            return c.exchange(b"PUB foo 999999999\r\n" + b"x" * 100)
+
+    assert same(both(ports, scenario)) == ["-ERR 'Maximum Payload Violation'", EOF]
