@@ -8,7 +8,7 @@ from typing import Any
 
 from scserver import routing
 from scserver.auth import Credentials, login_credentials, new_nonce
-from scserver.connection import Connection
+from scserver.connection import Connection, in_turns
 from scserver.log import logger, trace_enabled, tracef
 from scserver.protocol import encode, models
 from scserver.protocol import errors as E
@@ -117,19 +117,23 @@ class ClientConnection(Connection):
         server.clients.pop(self.cid, None)
         account = self.account
         account.clients.discard(self)
-        for sub in self.subs.values():
+        subs = list(self.subs.values())
+        self.subs.clear()
+
+        def drop(sub: Any) -> None:
             account.sublist.remove(sub)
             server.interest_removed(account, sub)
-        self.subs.clear()
+
+        # 200k subscriptions take seconds to drop: a few at a time, between other work.
+        in_turns(server.loop, subs, drop)
         logger.debug("%s Client connection closed: %s", self.label(), self.close_reason)
 
     # --- inbound ---------------------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
+    def handle_data(self, data: bytes) -> None:
         self.last_activity = time.time()
         server = self.server
         process_msg = routing.process_msg
-        server.note_producer(self)
         ops = self.parser.feed(data)
         # Consecutive plain publishes to one subject are routed as a run (routing.process_batch).
         run_subject: bytes | None = None

@@ -5,6 +5,17 @@ Clients, routes and gateways share this base; their protocol logic lives in ``cl
 iteration (all deliveries caused by one read leave in a single ``write``), and the transport's
 buffer is watched so that a peer that stops reading is cut off at ``max_pending`` bytes or after
 ``write_deadline`` instead of growing the server's memory.
+
+Flow control is per connection, as in nats-server (``queueOutbound``/``stalledWait``):
+
+* Output has one owner: every frame goes through :meth:`Connection.queue`. A consumer whose
+  unsent bytes pass 3/4 of ``max_pending`` opens its *stall gate*; a CLIENT producer that
+  queues to a gated consumer waits a few milliseconds (bounded per read) before reading on.
+  Routes and gateways never wait: a consumer that cannot keep up is that consumer's problem
+  and is cut as a slow consumer, never a reason to hold back a link or an unrelated publisher.
+* Input is handed to the protocol in slices (:data:`READ_SLICE`) with a time budget per loop
+  turn (:data:`READ_BUDGET`): one huge read (200k SUBs, a flood of 1 MB PUBs) yields the loop
+  to other connections (reading pauses meanwhile) instead of freezing it.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from scserver.log import logger
@@ -30,9 +42,45 @@ FIRST_LINK_PING = 1.0
 ROUTE_MAX_PING = 30.0
 GATEWAY_MAX_PING = 15.0
 
+#: Bytes handed to ``handle_data`` at once adapt to what the bytes cost: a slice should take
+#: about SLICE_TIME seconds (a few hundred SUBs, or a whole read of cheap PUBs).
+READ_SLICE_MIN = 4 * 1024
+READ_SLICE_MAX = 1024 * 1024
+SLICE_TIME = 0.002
+#: Seconds of protocol work one connection may do per loop turn before yielding.
+READ_BUDGET = 0.005
+#: nats-server's stall bounds: a producer waits 2 ms on a gated consumer (5 ms once the
+#: consumer is at max_pending), at most 10 ms in total per read.
+STALL_MIN = 0.002
+STALL_MAX = 0.005
+STALL_TOTAL = 0.010
+
+_perf = time.perf_counter
+_SLOW_KIND = {CLIENT: "clients", ROUTE: "routes", GATEWAY: "gateways"}
+
+
+#: Items of a large cleanup handled per loop turn (see in_turns).
+TURN_ITEMS = 1000
+
+
+def in_turns(loop: asyncio.AbstractEventLoop, items: list[Any], fn: Callable[[Any], None]) -> None:
+    """Apply ``fn`` to ``items``, TURN_ITEMS now and the rest on later loop turns.
+
+    Dropping the 200k subscriptions of a closing connection in one go would freeze the loop
+    for seconds; in turns, other connections are served in between.
+    """
+    for item in items[:TURN_ITEMS]:
+        try:
+            fn(item)
+        except Exception:  # noqa: BLE001 - one bad cleanup must not stop the others
+            logger.exception("cleanup error")
+    rest = items[TURN_ITEMS:]
+    if rest:
+        loop.call_soon(in_turns, loop, rest, fn)
+
 
 class Connection(asyncio.Protocol):
-    """State shared by every kind of connection; subclasses implement ``handle_ops``."""
+    """State shared by every kind of connection; subclasses implement ``handle_data``."""
 
     kind = CLIENT
 
@@ -56,6 +104,24 @@ class Connection(asyncio.Protocol):
         self.ping_timer: asyncio.TimerHandle | None = None
         self.paused_at = 0.0
         self.deadline_timer: asyncio.TimerHandle | None = None
+        # Output accounting for the write deadline: bytes handed to the transport, and how
+        # many of them the kernel had taken when the deadline timer was armed.
+        self.bytes_flushed = 0
+        self._deadline_mark = 0
+        # Consumer side of the stall gate: open while the transport holds more than the
+        # high-water mark (3/4 of max_pending); producers waiting for it to close.
+        self.gated = False
+        self.waiters: set[Connection] = set()
+        # Producer side: gated consumers fed during the current slice, time spent waiting
+        # during the current read, and the pending wake-up.
+        self.stall_on: set[Connection] = set()
+        self.stall_spent = 0.0
+        self._stall_start = 0.0
+        self._stall_timer: asyncio.Handle | None = None
+        # Input not yet handed to the protocol (reading is paused while there is any).
+        self._held = False
+        self._backlog: list[bytes] = []
+        self._slice = READ_SLICE_MAX
         self.name = ""
         self.remote_id = ""
         self.outbound = False
@@ -95,7 +161,8 @@ class Connection(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        transport.set_write_buffer_limits(high=self.server.opts.max_pending // 4 or 65536)
+        max_pending = self.server.opts.max_pending or 64 * 1024 * 1024
+        transport.set_write_buffer_limits(high=max_pending // 4 * 3, low=max_pending // 2)
         self.on_open()
 
     def on_open(self) -> None:  # pragma: no cover - overridden
@@ -112,9 +179,10 @@ class Connection(asyncio.Protocol):
             self._teardown()
 
     def _teardown(self) -> None:
-        if self.paused_at:
-            self.paused_at = 0.0
-            self.server.consumer_resumed(self)
+        self.paused_at = 0.0
+        self._open_gate()
+        self._end_stall()
+        self._backlog.clear()
         for timer in (self.ping_timer, self.deadline_timer):
             if timer is not None:
                 timer.cancel()
@@ -151,6 +219,129 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
         self._teardown()
 
+    # --- inbound -----------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """asyncio's entry point: hand ``data`` to the protocol in fair slices (see _feed)."""
+        if self._held:
+            # Still working through an earlier read (or waiting on a gate): keep the order.
+            self._backlog.append(data)
+            return
+        self.stall_spent = 0.0  # a fresh read: the stall allowance starts again
+        if self._feed(data):
+            self._hold_reading()
+
+    def handle_data(self, data: bytes) -> None:  # pragma: no cover - overridden
+        """Parse and act on bytes from the peer (subclasses)."""
+
+    def _feed(self, data: bytes) -> bool:
+        """Run ``handle_data`` over ``data`` slice by slice until done or out of budget.
+
+        Returns True when the connection must wait (the rest is in ``_backlog`` and a
+        continuation is scheduled: next loop turn, or when a stall ends).
+        """
+        server = self.server
+        n = len(data)
+        pos = 0
+        began = _perf()
+        deadline = began + READ_BUDGET
+        while True:
+            size = self._slice
+            piece = data[pos : pos + size] if n - pos > size else data[pos:] if pos else data
+            pos += len(piece)
+            server.reader = self
+            try:
+                self.handle_data(piece)
+            finally:
+                server.reader = None
+            if self.closed:
+                return False
+            now = _perf()
+            took = now - began
+            began = now
+            if len(piece) >= READ_SLICE_MIN and took > SLICE_TIME / 2:
+                # Expensive bytes (SUB bursts, wide fan-out): cut the next slices finer.
+                self._slice = max(READ_SLICE_MIN, int(len(piece) * SLICE_TIME / took))
+            elif took < SLICE_TIME / 4 and size < READ_SLICE_MAX:
+                self._slice = min(READ_SLICE_MAX, size * 2)
+            if self.stall_on or pos >= n or now >= deadline:
+                break
+        if pos < n:
+            self._backlog.append(data[pos:])
+        if self.stall_on:
+            self._begin_stall()
+            return True
+        if pos < n:
+            server.loop.call_soon(self._continue)
+            return True
+        return False
+
+    def _continue(self) -> None:
+        """Go on with held input (next loop turn, or after a stall)."""
+        if self.closed or self._stall_timer is not None:
+            return
+        backlog = self._backlog
+        data = b"".join(backlog) if len(backlog) > 1 else (backlog[0] if backlog else b"")
+        backlog.clear()
+        if not data or not self._feed(data):
+            self._release_reading()
+
+    def _hold_reading(self) -> None:
+        if not self._held:
+            self._held = True
+            try:
+                self.transport.pause_reading()  # type: ignore[union-attr]
+            except (RuntimeError, AttributeError):
+                pass
+
+    def _release_reading(self) -> None:
+        if self._held and not self.closed:
+            self._held = False
+            try:
+                self.transport.resume_reading()  # type: ignore[union-attr]
+            except (RuntimeError, AttributeError):
+                pass
+
+    # --- stalls (producer side) ------------------------------------------------------------
+
+    def _begin_stall(self) -> None:
+        """Wait for the gated consumers fed by this slice, as nats-server's stalledWait."""
+        gates = self.stall_on
+        allowance = STALL_TOTAL - self.stall_spent
+        if allowance <= 0:
+            gates.clear()
+            self.server.loop.call_soon(self._continue)
+            return
+        limit = self.server.opts.max_pending
+        ttl = STALL_MIN
+        for g in gates:
+            g.waiters.add(self)
+            t = g.transport
+            if limit and t is not None and t.get_write_buffer_size() >= limit:
+                ttl = STALL_MAX
+        self.server.stalls += 1
+        self._stall_start = _perf()
+        self._stall_timer = self.server.loop.call_later(min(ttl, allowance), self._stall_over)
+
+    def _wake(self) -> None:
+        """A gate this producer waits on closed: go on at the next loop turn."""
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = self.server.loop.call_soon(self._stall_over)
+
+    def _stall_over(self) -> None:
+        self._end_stall()
+        self._continue()
+
+    def _end_stall(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+            self.stall_spent += _perf() - self._stall_start
+        for g in self.stall_on:
+            g.waiters.discard(self)
+        self.stall_on.clear()
+
     def label(self) -> str:
         """nats-server's log prefix, e.g. ``127.0.0.1:52044 - cid:5``."""
         who = f' - "{self.name}"' if self.name and self.kind != CLIENT else ""
@@ -159,9 +350,28 @@ class Connection(asyncio.Protocol):
     # --- outbound --------------------------------------------------------------------------
 
     def queue(self, data: bytes) -> None:
-        """Queue bytes for the next flush; the flush happens once per loop iteration."""
+        """Queue bytes for the next flush: the one way out for every frame to this peer.
+
+        The flush happens once per loop iteration. While this consumer's stall gate is open,
+        the CLIENT connection whose input is being processed (``server.reader``) is told to
+        wait for it after the current slice (see _begin_stall); nobody else is.
+        """
         self.out.append(data)
         if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.server.schedule_flush(self)
+        if self.gated:
+            src = self.server.reader
+            if src is not None and src.kind == CLIENT and src is not self:
+                src.stall_on.add(self)
+
+    def output_held(self) -> bool:
+        """Whether queued bytes must stay queued for now (the gateway interest barrier)."""
+        return False
+
+    def kick(self) -> None:
+        """Schedule a flush of whatever is queued (after output was held)."""
+        if self.out and not self.closed and not self.flush_scheduled:
             self.flush_scheduled = True
             self.server.schedule_flush(self)
 
@@ -172,16 +382,28 @@ class Connection(asyncio.Protocol):
         if not self.out or self.closed or self.transport is None:
             self.out.clear()
             return
+        if self.output_held():
+            return
         data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
         self.out.clear()
         transport = self.transport
         transport.write(data)
-        if transport.get_write_buffer_size() > self.server.opts.max_pending:
-            self.slow_consumer("SlowConsumerPendingBytes")
+        self.bytes_flushed += len(data)
+        size = transport.get_write_buffer_size()
+        if size:
+            # The kernel did not take everything: bound what we hold, and start the clock.
+            if size > self.server.opts.max_pending:
+                self.slow_consumer("SlowConsumerPendingBytes")
+            elif self.deadline_timer is None:
+                self._arm_deadline(size)
 
     def slow_consumer(self, why: str) -> None:
         """nats-server closes a slow consumer silently (no -ERR), counting it in /varz."""
-        self.server.slow_consumers += 1
+        server = self.server
+        server.slow_consumers += 1
+        key = _SLOW_KIND.get(self.kind)
+        if key is not None:
+            server.slow_consumer_stats[key] += 1
         logger.info("%s Slow Consumer Detected: %s", self.label(), why)
         self.abort(
             "Slow Consumer (Pending Bytes)"
@@ -189,25 +411,44 @@ class Connection(asyncio.Protocol):
             else "Slow Consumer (Write Deadline)"
         )
 
+    # --- stall gate (consumer side) and write deadline -------------------------------------
+
     def pause_writing(self) -> None:
-        """The peer reads slower than we write: stall whoever feeds it (see Server.stall)."""
+        """Over the high-water mark (3/4 of max_pending): open the stall gate."""
         self.paused_at = time.monotonic()
-        self.server.paused_consumers.add(self)
-        deadline = self.server.opts.write_deadline
-        if deadline > 0 and self.deadline_timer is None:
-            self.deadline_timer = self.server.loop.call_later(deadline, self._check_deadline)
+        self.gated = True
 
     def resume_writing(self) -> None:
+        """Drained below the low-water mark: close the gate, let waiting producers go on."""
         self.paused_at = 0.0
-        self.server.consumer_resumed(self)
-        if self.deadline_timer is not None:
-            self.deadline_timer.cancel()
-            self.deadline_timer = None
+        self._open_gate()
+
+    def _open_gate(self) -> None:
+        self.gated = False
+        if self.waiters:
+            waiters = list(self.waiters)
+            self.waiters.clear()
+            for w in waiters:
+                w._wake()
+
+    def _arm_deadline(self, size: int) -> None:
+        deadline = self.server.opts.write_deadline
+        if deadline > 0:
+            self._deadline_mark = self.bytes_flushed - size
+            self.deadline_timer = self.server.loop.call_later(deadline, self._check_deadline)
 
     def _check_deadline(self) -> None:
+        """A peer that took no byte for a whole write_deadline is a slow consumer."""
         self.deadline_timer = None
-        if self.paused_at and not self.closed:
+        if self.closed or self.transport is None:
+            return
+        size = self.transport.get_write_buffer_size()
+        if not size:
+            return
+        if self.bytes_flushed - size == self._deadline_mark:
             self.slow_consumer("SlowConsumerWriteDeadline")
+        else:
+            self._arm_deadline(size)
 
     # --- pings -----------------------------------------------------------------------------
 

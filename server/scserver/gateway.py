@@ -40,6 +40,7 @@ from scserver.protocol.parser import (
     OP_RUNSUB,
     ROUTE,
 )
+from scserver.recent_subs import RecentSubs
 from scserver.routing import GR_OFFSET, GR_PREFIX, OLD_GR_PREFIX, process_msg
 from scserver.subjects import subject_matches
 from scserver.sublist import Sublist
@@ -168,14 +169,13 @@ class GatewayConnection(LinkConnection):
             logger.error("%s Gateway %r did not send INFO in time", self.label(), self.gw_name)
             self.close("Stale Connection")
 
-    def flush(self) -> None:
+    def output_held(self) -> bool:
         manager = self.manager
         if manager.barrier and self.outbound and not self.close_reason:
             # Interest barrier pending (GatewayManager.interest_barrier): keep the bytes.
-            self.flush_scheduled = False
             manager.held.add(self)
-            return
-        super().flush()
+            return True
+        return False
 
     def on_close(self) -> None:
         direction = "outbound" if self.outbound else "inbound"
@@ -185,9 +185,8 @@ class GatewayConnection(LinkConnection):
 
     # --- inbound bytes -------------------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
+    def handle_data(self, data: bytes) -> None:
         self.last_activity = time.time()
-        self.server.note_producer(self)
         for op in self.parser.feed(data):
             if self.closed:
                 return
@@ -519,7 +518,7 @@ class GatewayManager:
         self.cluster_hash = gw_hash(self.name)
         self.old_cluster_hash = old_gw_hash(self.name)
         self.server_hash = gw_hash(server.server_id)
-        self.recent_subs: dict[Any, list[tuple[float, bytes]]] = {}
+        self.recent_subs: dict[Any, RecentSubs] = {}
         # Interest barrier (see interest_barrier): route -> PING count whose PONG we await,
         # and the outbound links whose bytes are held until then.
         self.barrier: dict[Any, int] = {}
@@ -983,23 +982,14 @@ class GatewayManager:
         conn.queue(encode.runsub(account.name_b, subject))
 
     def _note_recent(self, account: Any, subject: bytes) -> None:
-        now = time.monotonic()
-        recent = self.recent_subs.setdefault(account, [])
-        if recent and recent[0][0] < now - RECENT_SUB_WINDOW:
-            recent[:] = [e for e in recent if e[0] >= now - RECENT_SUB_WINDOW]
-        recent.append((now, subject))
+        recent = self.recent_subs.get(account)
+        if recent is None:
+            recent = self.recent_subs[account] = RecentSubs(RECENT_SUB_WINDOW)
+        recent.note(subject)
 
     def _should_map_reply(self, account: Any, reply: bytes) -> bool:
         recent = self.recent_subs.get(account)
-        if not recent:
-            return False
-        cutoff = time.monotonic() - RECENT_SUB_WINDOW
-        for ts, subject in reversed(recent):
-            if ts < cutoff:
-                break
-            if subject == reply or subject_matches(subject, reply):
-                return True
-        return False
+        return recent is not None and recent.matches(reply)
 
     # --- sending messages on outbound links -------------------------------------------------
 
@@ -1106,9 +1096,7 @@ class GatewayManager:
             self.barrier_timer = None
         held, self.held = self.held, set()
         for c in held:
-            if c.out and not c.closed and not c.flush_scheduled:
-                c.flush_scheduled = True
-                self.server.schedule_flush(c)
+            c.kick()
 
     def send_batch(self, account: Any, subject: bytes, msgs: list[bytes], total: int) -> None:
         """A run of plain messages on one subject: decide interest once per link."""

@@ -177,10 +177,7 @@ class LinkConnection(Connection):
             + subject.replace(b"%", b"%%")
             + b" %d\r\n%b\r\n"
         )
-        self.out.append(b"".join([fmt % (len(m), m) for m in msgs]))
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.server.schedule_flush(self)
+        self.queue(b"".join([fmt % (len(m), m) for m in msgs]))
         self.out_msgs += len(msgs)
         self.out_bytes += total
 
@@ -200,16 +197,11 @@ class LinkConnection(Connection):
         size = len(msg)
         if queues or hdr_len >= 0:
             head = encode.rmsg_head(account.name_b, subject, reply, queues, hdr_len, size)
+            self.queue(head + msg + b"\r\n")
         elif reply:
-            head = b"RMSG %b %b %b %d\r\n" % (account.name_b, subject, reply, size)
+            self.queue(b"RMSG %b %b %b %d\r\n%b\r\n" % (account.name_b, subject, reply, size, msg))
         else:
-            self.out.append(b"RMSG %b %b %d\r\n%b\r\n" % (account.name_b, subject, size, msg))
-            head = b""
-        if head:
-            self.out.append(head + msg + b"\r\n")
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.server.schedule_flush(self)
+            self.queue(b"RMSG %b %b %d\r\n%b\r\n" % (account.name_b, subject, size, msg))
         self.out_msgs += 1
         self.out_bytes += size
 

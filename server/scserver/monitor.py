@@ -152,12 +152,7 @@ def varz(server: Any) -> dict[str, Any]:
         "http_req_stats": dict(server.monitor.req_stats) if server.monitor else {},
         "config_load_time": rfc3339(server.config_time),
         "system_account": server.system_account.name if server.system_account else "",
-        "slow_consumer_stats": {
-            "clients": server.slow_consumers,
-            "routes": 0,
-            "gateways": 0,
-            "leafs": 0,
-        },
+        "slow_consumer_stats": dict(server.slow_consumer_stats),
         "python": sys.version.split()[0],
     }
     if doc["auth_required"] is None:

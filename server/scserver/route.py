@@ -119,9 +119,8 @@ class RouteConnection(LinkConnection):
 
     # --- inbound ---------------------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
+    def handle_data(self, data: bytes) -> None:
         self.last_activity = time.time()
-        self.server.note_producer(self)
         for op in self.parser.feed(data):
             if self.closed:
                 return

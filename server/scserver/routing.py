@@ -30,8 +30,8 @@ def deliver(
 ) -> bool:
     """Queue one MSG/HMSG to a client subscription; False when the client cannot take it.
 
-    This is the innermost loop of fan-out, so it formats the control line inline and
-    appends to the connection's buffer directly instead of calling helpers.
+    This is the innermost loop of fan-out, so it formats the control line inline; the frame
+    leaves through ``Connection.queue`` like every other write (it owns the stall gate).
     """
     if c.closed:
         return False
@@ -54,10 +54,7 @@ def deliver(
     else:
         # One formatting operation builds the whole frame: cheaper than concatenating.
         frame = b"MSG %b %b %d\r\n%b\r\n" % (subject, sub.sid, size, msg)
-    c.out.append(frame)
-    if not c.flush_scheduled:
-        c.flush_scheduled = True
-        c.server.schedule_flush(c)
+    c.queue(frame)
     c.out_msgs += 1
     c.out_bytes += size
     sub.delivered += 1
@@ -197,10 +194,7 @@ def deliver_batch(c: Any, sub: Subscription, subject: bytes, msgs: list[bytes], 
     if c.closed:
         return
     fmt = _frame_format(b"MSG ", subject, sub.sid)
-    c.out.append(b"".join([fmt % (len(m), m) for m in msgs]))
-    if not c.flush_scheduled:
-        c.flush_scheduled = True
-        c.server.schedule_flush(c)
+    c.queue(b"".join([fmt % (len(m), m) for m in msgs]))
     c.out_msgs += len(msgs)
     c.out_bytes += total
     sub.delivered += len(msgs)

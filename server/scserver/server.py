@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from scserver import NATS_COMPAT_VERSION, imports, log
+from scserver import NATS_COMPAT_VERSION, gcpolicy, imports, log
 from scserver.accounts import GLOBAL_ACCOUNT, Account, Authenticator, User
 from scserver.client import ClientConnection
 from scserver.connection import Connection
@@ -22,7 +22,6 @@ from scserver.permissions import compile_permissions
 from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE
 from scserver.tls import TLSContexts, TLSListener, accept_tls
 
-STALL_MAX = 0.05  # seconds a publisher is held back at a time while a consumer drains
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 
@@ -49,15 +48,15 @@ class Server:
         self.auth = Authenticator()
         self._dirty: list[Connection] = []
         self._flush_pending = False
-        # Flow control: consumers whose socket buffer is over the high-water mark, the
-        # connections that read since the last flush, and those we stopped reading from.
-        self.paused_consumers: set[Connection] = set()
-        self.producers: list[Connection] = []
-        self.stalled_producers: set[Connection] = set()
-        self._stall_timer: asyncio.TimerHandle | None = None
+        # Flow control is per consumer (Connection.queue/flush): the server only knows which
+        # connection's bytes are being processed, so a gated consumer can name its producer.
+        self.reader: Connection | None = None
         self.lame_duck = False
         self.shutting_down = False
         self.slow_consumers = 0
+        #: Slow consumers cut per kind, as nats-server's /varz ``slow_consumer_stats``.
+        self.slow_consumer_stats = {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0}
+        self.stalls = 0  # times a client producer waited for a gated consumer
         self.auth_failures = 0
         self.total_connections = 0
         self.closed_stats = [0, 0, 0, 0]  # in_msgs, in_bytes, out_msgs, out_bytes of closed conns
@@ -257,64 +256,13 @@ class Server:
             self.loop.call_soon(self._flush_all)
 
     def _flush_all(self) -> None:
+        """Write what every connection queued during this loop turn, once per connection."""
         self._flush_pending = False
         dirty = self._dirty
         self._dirty = []
         for conn in dirty:
             if conn.flush_scheduled:
                 conn.flush()
-        producers = self.producers
-        if producers:
-            self.producers = []
-            if self.paused_consumers:
-                self.stall(producers)
-
-    def note_producer(self, conn: Connection) -> None:
-        """Called once per read by connections that deliver messages (for stalling)."""
-        self.producers.append(conn)
-        if not self._flush_pending:
-            self._flush_pending = True
-            self.loop.call_soon(self._flush_all)
-
-    def stall(self, producers: list[Connection]) -> None:
-        """Stop reading from publishers while a consumer cannot keep up.
-
-        Like nats-server's stalled producers: instead of letting a fast publisher push a slow
-        subscriber into a slow-consumer disconnect (and lose messages), we stop reading from
-        the publisher until the consumer drains, for at most STALL_MAX at a time so that a
-        consumer that is really stuck still meets its write deadline or max_pending.
-        """
-        for conn in producers:
-            if conn.closed or conn in self.stalled_producers or conn in self.paused_consumers:
-                continue
-            transport = conn.transport
-            if transport is None:
-                continue
-            try:
-                transport.pause_reading()
-            except (RuntimeError, AttributeError):
-                continue
-            self.stalled_producers.add(conn)
-        if self.stalled_producers and self._stall_timer is None:
-            self._stall_timer = self.loop.call_later(STALL_MAX, self._release_producers)
-
-    def consumer_resumed(self, conn: Connection) -> None:
-        self.paused_consumers.discard(conn)
-        if not self.paused_consumers:
-            self._release_producers()
-
-    def _release_producers(self) -> None:
-        if self._stall_timer is not None:
-            self._stall_timer.cancel()
-            self._stall_timer = None
-        stalled = self.stalled_producers
-        self.stalled_producers = set()
-        for conn in stalled:
-            if not conn.closed and conn.transport is not None:
-                try:
-                    conn.transport.resume_reading()
-                except (RuntimeError, AttributeError):
-                    pass
 
     def connection_closed(self, conn: Connection) -> None:
         stats = self.closed_stats
@@ -348,6 +296,7 @@ class Server:
     async def start(self) -> None:
         opts = self.opts
         self.loop = asyncio.get_running_loop()
+        gcpolicy.install(self.loop)  # full GC collections must not freeze the loop
         logger.info("Starting nats-server")
         logger.info("  Version:  %s (scserver)", NATS_COMPAT_VERSION)
         logger.info("  Name:     %s", self.name)
