@@ -35,7 +35,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 # Fraction of a certificate's lifetime after which it is renewed.
 RENEW_FRACTION = 2 / 3
 # Issued certificates start a little in the past: clocks of peers are never exactly equal.
+# (At most a tenth of the lifetime, so that short test lifetimes still renew at 2/3.)
 BACKDATE = datetime.timedelta(minutes=5)
+
+
+def _backdate(lifetime: datetime.timedelta) -> datetime.timedelta:
+    return min(BACKDATE, lifetime / 10)
 _PEM_RE = re.compile(
     r"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL
 )
@@ -197,7 +202,7 @@ def make_ca(common_name: str, now: datetime.datetime, lifetime: datetime.timedel
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
+        .not_valid_before(now - _backdate(lifetime))
         .not_valid_after(now + lifetime)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
@@ -250,7 +255,7 @@ def make_server_cert(
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(max(now - BACKDATE, not_before(ca_cert)))
+        .not_valid_before(max(now - _backdate(lifetime), not_before(ca_cert)))
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(

@@ -6,9 +6,12 @@ status.py: writing status and Events); this module connects them to kopf:
 - SuperCluster and Cluster create/update/resume -> reconcile the whole supercluster (every
   member's config lists every other member), coalesced per supercluster;
 - Cluster deleted (watch event) -> reconcile the remaining members so they stop dialing it;
-- a Secret referenced by a SuperCluster's accounts (passwordSecretRef) created, changed or
-  deleted (watch event) -> reconcile the superclusters referencing it, so a new password
-  reaches the rendered `<cluster>-auth` Secret within seconds;
+- a Secret referenced by a SuperCluster's accounts (passwordSecretRef), its link credentials,
+  CA or certificate Secrets, or its external gateways' Secrets created, changed or deleted
+  (watch event) -> reconcile the superclusters referencing it, so a new password or
+  certificate reaches the servers within seconds (a deleted CA or certificate is re-issued);
+- a certificate renewal or CA rotation step falling due -> reconcile at that time (pki.py
+  reports when, `pki_loop` waits for it);
 - one operator-wide observer task probes all servers every `probe_interval` seconds and
   publishes status; a slower resync re-applies everything (drift, missed events).
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import logging
 import random
 import time
@@ -45,7 +49,9 @@ from scoperator.apply import (
     reconcile_supercluster,
 )
 from scoperator.kube import Credentials, KubeClient, KubeError
+from scoperator.links import link_refs
 from scoperator.models import GROUP, VERSION
+from scoperator.naming import ca_secret_name
 from scoperator.observe import (
     DEFAULT_PROBE_TIMEOUT,
     KubePodResolver,
@@ -98,6 +104,8 @@ class Context:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     metrics_runner: Any = None
     metrics_bound_port: int | None = None
+    # supercluster -> when its certificates need the reconciler next (pki.py's next_due)
+    pki_due: dict[tuple[str, str], datetime.datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.coalescer = Coalescer(self._reconcile_and_publish)
@@ -128,6 +136,7 @@ class Context:
             not o.ok for o in report.clusters.values()
         )
         self.metrics.reconciles.inc(result="problem" if bad else "ok")
+        self._pki_metrics(report)
         await self.publish(report)
         log.info(
             "reconciled SuperCluster %s/%s: %d applied, %d unchanged, %d pruned in %.3fs",
@@ -135,6 +144,41 @@ class Context:
             time.monotonic() - started,
         )  # fmt: skip
         return report
+
+    def _pki_metrics(self, report: Report) -> None:
+        """Certificate expiry gauges, issue counts and the next renewal time of one report."""
+        key = (report.namespace, report.supercluster)
+        pki = report.pki
+        if pki is None:
+            return
+        self.metrics.certificate_expiry.remove(namespace=key[0], supercluster=key[1])
+        for secret, ts in sorted(pki.expiry.items()):
+            self.metrics.certificate_expiry.set(
+                ts, namespace=key[0], supercluster=key[1], secret=secret
+            )
+        if pki.issued:
+            self.metrics.certificates_issued.inc(len(pki.issued))
+            log.info("SuperCluster %s/%s certificates: %s", *key, "; ".join(pki.issued))
+        if pki.next_due is not None:
+            self.pki_due[key] = pki.next_due
+        else:
+            self.pki_due.pop(key, None)
+
+    async def pki_loop(self, interval: float = 1.0) -> None:
+        """Reconcile superclusters whose certificates fall due (renewal, rotation, expiry)."""
+        while True:
+            await asyncio.sleep(interval)
+            now = datetime.datetime.now(datetime.UTC)
+            due = sorted(k for k, when in self.pki_due.items() if when <= now)
+            for key in due:
+                self.pki_due.pop(key, None)
+                if key not in self.superclusters:
+                    continue
+                try:
+                    await self.reconcile(*key)
+                except Exception as exc:  # noqa: BLE001 - retried at the next due time
+                    log.warning("certificate reconcile of %s/%s failed: %s", *key, exc)
+                    self.pki_due.setdefault(key, now + datetime.timedelta(seconds=RETRY_DELAY))
 
     async def publish(self, report: Report) -> None:
         """Write the reconcile outcomes into the statuses (ConfigApplied, observedGeneration)."""
@@ -165,9 +209,15 @@ class Context:
             self.metrics.status_patches.inc(kind=kind, writer=writer.manager)
 
     def referencing(self, namespace: str, secret: str) -> list[str]:
-        """Names of the superclusters (as last seen) whose accounts reference Secret `secret`."""
-        return [name for (ns, name), body in sorted(self.superclusters.items())
-                if ns == namespace and secret in _secret_names(body)]  # fmt: skip
+        """Names of the superclusters (as last seen) that use Secret `secret`: accounts, link
+        credentials, certificates, external gateways."""
+        return [
+            name
+            for (ns, name), body in sorted(self.superclusters.items())
+            if ns == namespace
+            and secret
+            in _secret_names(body, [m["metadata"]["name"] for m in self.members(ns, name)])
+        ]
 
     # --------------------------------------------------------------------- observe
 
@@ -267,14 +317,25 @@ def _outcome_status(outcome: Outcome) -> dict[str, Any]:
     return updates
 
 
-def _secret_names(body: dict[str, Any]) -> set[str]:
-    """Names of the Secrets a SuperCluster body's accounts reference (none if invalid)."""
+def _secret_names(body: dict[str, Any], members: list[str] | None = None) -> set[str]:
+    """Names of the Secrets a SuperCluster body uses (none if invalid): its accounts', its
+    link credentials and CA, its members' certificates, its external gateways'."""
     if body["metadata"].get("deletionTimestamp"):
         return set()
     try:
-        return {ref.name for ref in secret_refs(parse_supercluster(body).spec)}
+        sc = parse_supercluster(body)
     except ValueError:  # pydantic's ValidationError: reconcile reports it, nothing to watch
         return set()
+    names = {ref.name for ref in secret_refs(sc.spec)}
+    names |= {ref.name for ref in link_refs(sc)}
+    names |= {g.ca_secret for g in sc.spec.external_gateways if g.ca_secret}
+    if sc.spec.tls.mode == "Managed":
+        names.add(ca_secret_name(sc.name))
+    for member in members or []:
+        secret = sc.spec.tls.cluster_secret(member)
+        if secret:
+            names.add(secret)
+    return names
 
 
 def _plain(value: Any) -> Any:
@@ -342,6 +403,7 @@ def build_registry(
         ctx.tasks.append(asyncio.create_task(ctx.observer_loop(), name="scoperator-observer"))
         if config.resync_interval > 0:
             ctx.tasks.append(asyncio.create_task(ctx.resync_loop(), name="scoperator-resync"))
+        ctx.tasks.append(asyncio.create_task(ctx.pki_loop(), name="scoperator-pki"))
 
     @kopf.on.cleanup(id="cleanup", registry=registry)
     async def cleanup(memo: Any, **_: Any) -> None:

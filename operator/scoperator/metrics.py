@@ -79,6 +79,12 @@ class Gauge:
         """Set the series of `labels`."""
         self.values[_labels(labels)] = value
 
+    def remove(self, **match: str) -> None:
+        """Drop every series whose labels include `match` (objects that went away)."""
+        items = set(match.items())
+        for key in [k for k in self.values if items <= set(k)]:
+            del self.values[key]
+
     def expose(self) -> list[str]:
         """Exposition lines."""
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge"]
@@ -160,6 +166,14 @@ class Metrics:
             "scoperator_superclusters", "SuperClusters the operator currently watches."
         )
         self.clusters = Gauge("scoperator_clusters", "Clusters the operator currently watches.")
+        self.certificate_expiry = Gauge(
+            "scoperator_certificate_expiry_timestamp_seconds",
+            "notAfter of each certificate the servers use (CA and per-Cluster), unix time.",
+        )
+        self.certificates_issued = Counter(
+            "scoperator_certificates_issued_total",
+            "Certificates and CAs the operator issued or rotated (Managed TLS).",
+        )
 
     def all(self) -> list[Counter | Gauge | Histogram]:
         """Every metric, in exposition order."""

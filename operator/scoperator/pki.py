@@ -277,6 +277,14 @@ class PkiResult:
     owned_keys: set[tuple[str, str, str]] = field(default_factory=set)  # never prune these
     issued: list[str] = field(default_factory=list)  # "secret: reason"
     expiry: dict[str, float] = field(default_factory=dict)  # secret -> notAfter (unix time)
+    # When something is due next (a renewal, a CA rotation step, an expiry warning): the
+    # reconciler should run again then, whether or not anything else changes.
+    next_due: datetime.datetime | None = None
+
+    def due(self, when: datetime.datetime) -> None:
+        """Record that a reconcile is needed at `when`."""
+        if self.next_due is None or when < self.next_due:
+            self.next_due = when
 
 
 def _b64(data: dict[str, str]) -> dict[str, str]:
@@ -421,6 +429,13 @@ async def _managed(
         result.issued += [f"{ca_name}: {c}" for c in plan.changes]
     ca_cert = plan.active.cert
     fingerprints = certs.bundle_fingerprints(plan.bundle)
+    since = _parse_iso(plan.annotations.get(NEXT_SINCE))
+    if since is not None:
+        result.due(since + _lifetime(spec.ca_rotation_delay))
+    else:
+        result.due(certs.renew_at(ca_cert))
+    for pem in certs.split_pems(plan.bundle):  # an old CA leaving the bundle
+        result.due(certs.not_after(certs.load_cert(pem)))
     base = {
         "mode": "Managed",
         "caFingerprint": certs.fingerprint(ca_cert),
@@ -457,6 +472,7 @@ async def _managed(
             "fingerprint": certs.fingerprint(cert),
         }
         result.expiry[secret] = certs.not_after(cert).timestamp()
+        result.due(certs.renew_at(cert))
         entries.append(entry)
         msg = f"certificate in {secret} valid until {entry['notAfter']}, renewed after "
         msg += entry["renewAfter"]
@@ -510,6 +526,10 @@ async def _user_secrets(
             ts = _parse_iso(check.status["notAfter"])
             if ts is not None:
                 result.expiry[secret] = ts.timestamp()
+                result.due(ts)
+            renew = _parse_iso(check.status.get("renewAfter"))
+            if renew is not None and renew > now:
+                result.due(renew)
         status: dict[str, Any] = {"mode": "Secrets", "certificates": [check.status]}
         if data and data.get(TLS_CA):
             try:
