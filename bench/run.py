@@ -48,6 +48,7 @@ from bench.servers import (
     implementations,
     single_topology,
     start_topology,
+    supercluster_tls_topology,
     supercluster_topology,
 )
 
@@ -107,11 +108,30 @@ SCENARIOS: list[Scenario] = [
         pub_node="west",
         sub_node="east",
     ),
+    Scenario(
+        "gw_tls_pubsub_16b",
+        "cross-cluster over mutual-TLS gateways, 1 pub (east) → 1 sub (west), 16 B",
+        "supercluster_tls",
+        "pubsub",
+        16,
+        pub_node="east",
+        sub_node="west",
+    ),
+    Scenario(
+        "gw_tls_reqrep_128b",
+        "cross-cluster over mutual-TLS gateways, request (west) → reply (east), 128 B",
+        "supercluster_tls",
+        "reqrep",
+        128,
+        pub_node="west",
+        sub_node="east",
+    ),
 ]
 
 TOPOLOGIES: dict[str, Callable[[], Topology]] = {
     "single": single_topology,
     "supercluster": supercluster_topology,
+    "supercluster_tls": supercluster_tls_topology,
 }
 
 # (metric key, label, higher is better)

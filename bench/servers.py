@@ -192,6 +192,36 @@ def supercluster_topology(
     return Topology("supercluster", nodes, gateways)
 
 
+def supercluster_tls_topology() -> Topology:
+    """The east/west supercluster with mutual TLS on the gateways (issue 10 item 7).
+
+    A CA and one certificate for 127.0.0.1 (serverAuth + clientAuth) are generated per run
+    (``tests/tls/link_certs.py``) and written next to each config; both servers read them
+    relative to their working directory. Nothing is committed.
+    """
+    from tests.tls.link_certs import make_pki
+
+    tmp = Path(tempfile.mkdtemp(prefix="scbench-pki-"))
+    try:
+        pki = make_pki(tmp)
+        files = {
+            "ca.pem": Path(pki.path("ca.pem")).read_text(),
+            "link.pem": Path(pki.path("good.pem")).read_text(),
+            "link.key": Path(pki.path("good.key")).read_text(),
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    block = (
+        '  tls: { cert_file: "link.pem", key_file: "link.key", ca_file: "ca.pem", timeout: 2 }\n'
+    )
+    topo = supercluster_topology()
+    topo.name = "supercluster_tls"
+    for node in topo.nodes:
+        node.config = node.config.replace("gateway: {\n", "gateway: {\n" + block, 1)
+        node.extra_files.update(files)
+    return topo
+
+
 # --------------------------------------------------------------------------------------------
 # running a topology
 # --------------------------------------------------------------------------------------------

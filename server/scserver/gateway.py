@@ -18,7 +18,7 @@ import random
 import time
 from typing import Any
 
-from scserver import NATS_COMPAT_VERSION
+from scserver import NATS_COMPAT_VERSION, link_tls
 from scserver.link import LinkConnection, connect_line, parse_url
 from scserver.log import logger, tracef
 from scserver.protocol import encode
@@ -321,7 +321,7 @@ class GatewayConnection(LinkConnection):
             self.remote_iom = model.gateway_iom
             self.remote_nrp = model.gateway_nrp
             self.headers = model.headers
-            self.queue(manager.connect_proto(self.url))
+            self.queue(manager.connect_proto(self.url, tls=self.tls_info is not None))
             self.queue(manager.info_proto())
             if not manager.register_outbound(self):
                 self.close("Duplicate Gateway")
@@ -542,11 +542,12 @@ class GatewayManager:
     async def start(self) -> None:
         gw = self.opts
         host = gw.host or "0.0.0.0"
-        self.listener = await self.server.loop.create_server(
+        self.listener = await link_tls.listen(
+            self.server,
             lambda: GatewayConnection(self.server, self),
-            host=None if host == "0.0.0.0" else host,
-            port=gw.port if gw.port > 0 else 0,
-            reuse_address=True,
+            GATEWAY,
+            None if host == "0.0.0.0" else host,
+            gw.port if gw.port > 0 else 0,
         )
         self.port = self.listener.sockets[0].getsockname()[1]
         self.server.listeners.append(self.listener)
@@ -637,9 +638,17 @@ class GatewayManager:
     async def _dial(self, name: str, url: str) -> GatewayConnection | None:
         host, port, _, _ = parse_url(url, 7222)
         logger.debug("Connecting to explicit gateway %r (%s:%d)", name, host, port)
+        remote = self.remotes.get(name)
         try:
-            _, proto = await self.server.loop.create_connection(
-                lambda: GatewayConnection(self.server, self, name, url), host, port
+            proto = await link_tls.dial(
+                self.server,
+                lambda: GatewayConnection(self.server, self, name, url),
+                GATEWAY,
+                url,
+                host,
+                port,
+                remote=name,
+                known=list(remote.urls) if remote is not None else [],
             )
         except OSError as exc:
             logger.debug("Error connecting to gateway %r (%s): %s", name, url, exc)
@@ -692,12 +701,13 @@ class GatewayManager:
         }
         if gw.username:
             info["auth_required"] = True
+        info.update(link_tls.info_fields(server, GATEWAY))
         return info
 
     def info_proto(self) -> bytes:
         return encode.info(self.info_fields(), trailing_space=False)
 
-    def connect_proto(self, url: str | None) -> bytes:
+    def connect_proto(self, url: str | None, tls: bool = False) -> bytes:
         gw = self.opts
         fields: dict[str, Any] = {
             "echo": False,
@@ -705,6 +715,8 @@ class GatewayManager:
             "cluster": "",
             "gateway": self.name,
         }
+        if tls:
+            fields["tls_required"] = True
         return connect_line(self.server.server_id, fields, url, 7222, gw.username, gw.password)
 
     def _cmd_info(
@@ -1257,6 +1269,7 @@ class GatewayManager:
         info["name"] = c.name
         info.pop("kind", None)
         info.pop("type", None)
+        info.update(link_tls.monitor_fields(c))
         return info
 
     def _out_accounts(self, c: GatewayConnection, acc_name: str, subs: bool) -> list[dict]:

@@ -11,6 +11,7 @@ import asyncio
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from scserver import link_tls
 from scserver.connection import Connection
 from scserver.log import logger, trace_enabled
 from scserver.protocol import encode, models
@@ -50,6 +51,14 @@ class LinkConnection(Connection):
         self.run_key: tuple[bytes, bytes] | None = None
         self.run: list[bytes] = []
         self.run_total = 0
+
+    # --- transport -------------------------------------------------------------------------
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """A TLS alert that ends the link is logged with its reason (link_tls.lost_reason)."""
+        if not self.closed:
+            link_tls.lost_reason(self, exc)
+        super().connection_lost(exc)
 
     # --- handshake timers ------------------------------------------------------------------
 

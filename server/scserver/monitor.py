@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from scserver import NATS_COMPAT_VERSION
+from scserver import NATS_COMPAT_VERSION, link_tls
 from scserver.log import logger
 from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE
 
@@ -169,6 +169,7 @@ def varz(server: Any) -> dict[str, Any]:
             "urls": [_strip_scheme(u) for u in cl.routes],
             "tls_timeout": 2,
         }
+        doc["cluster"].update(link_tls.varz_fields(cl.tls))
     else:
         doc["cluster"] = {}
     if opts.gateway is not None:
@@ -182,11 +183,16 @@ def varz(server: Any) -> dict[str, Any]:
             "advertise": gw.advertise or "",
             "connect_retries": gw.connect_retries or 0,
             "gateways": [
-                {"name": r.name, "tls_timeout": 2, "urls": [_strip_scheme(u) for u in r.urls]}
+                {
+                    "name": r.name,
+                    "tls_timeout": link_tls.remote_tls_timeout(r, gw),
+                    "urls": [_strip_scheme(u) for u in r.urls],
+                }
                 for r in gw.gateways
             ],
             "reject_unknown": bool(gw.reject_unknown_cluster),
         }
+        doc["gateway"].update(link_tls.varz_fields(gw.tls))
     else:
         doc["gateway"] = {}
     doc["leaf"] = {}

@@ -15,7 +15,7 @@ import secrets
 import time
 from typing import Any
 
-from scserver import NATS_COMPAT_VERSION
+from scserver import NATS_COMPAT_VERSION, link_tls
 from scserver.link import LinkConnection, connect_line, parse_url
 from scserver.log import logger, tracef
 from scserver.protocol import encode
@@ -73,7 +73,7 @@ class RouteConnection(LinkConnection):
         self.manager.pending.add(self)
         if self.outbound:
             logger.debug("%s Route connection created", self.label())
-            self.queue(self.manager.connect_proto(self.url))
+            self.queue(self.manager.connect_proto(self.url, tls=self.tls_info is not None))
             self.queue(self.manager.info_proto())
         else:
             logger.info("%s Route connection created", self.label())
@@ -368,11 +368,12 @@ class RouteManager:
     async def start(self) -> None:
         cl = self.opts
         host = cl.host or "0.0.0.0"
-        self.listener = await self.server.loop.create_server(
+        self.listener = await link_tls.listen(
+            self.server,
             lambda: RouteConnection(self.server, self),
-            host=None if host == "0.0.0.0" else host,
-            port=cl.port,
-            reuse_address=True,
+            ROUTE,
+            None if host == "0.0.0.0" else host,
+            cl.port,
         )
         self.port = self.listener.sockets[0].getsockname()[1]
         self.server.listeners.append(self.listener)
@@ -414,8 +415,14 @@ class RouteManager:
     async def dial(self, url: str, explicit: bool) -> RouteConnection | None:
         host, port, _, _ = parse_url(url, 6222)
         try:
-            _, proto = await self.server.loop.create_connection(
-                lambda: RouteConnection(self.server, self, url, explicit), host, port
+            proto = await link_tls.dial(
+                self.server,
+                lambda: RouteConnection(self.server, self, url, explicit),
+                ROUTE,
+                url,
+                host,
+                port,
+                known=list(self.opts.routes),
             )
         except OSError as exc:
             logger.debug("Error trying to connect to route (%s): %s", url, exc)
@@ -478,12 +485,13 @@ class RouteManager:
             info["gateway_url"] = server.gateway.own_url()
         if server.lame_duck:
             info["ldm"] = True
+        info.update(link_tls.info_fields(server, ROUTE))
         return info
 
     def info_proto(self) -> bytes:
         return encode.info(self.info_fields(), trailing_space=False)
 
-    def connect_proto(self, url: str | None) -> bytes:
+    def connect_proto(self, url: str | None, tls: bool = False) -> bytes:
         cl = self.opts
         fields: dict[str, Any] = {
             "echo": True,
@@ -491,6 +499,8 @@ class RouteManager:
             "cluster": self.cluster_name,
             "dynamic": self.dynamic,
         }
+        if tls:
+            fields["tls_required"] = True
         return connect_line(self.server.server_id, fields, url, 6222, cl.username, cl.password)
 
     def is_duplicate_name(self, conn: RouteConnection) -> bool:

@@ -1,0 +1,237 @@
+"""TLS on routes and gateways, in nats-server's order and with its checks.
+
+What nats-server does (server/route.go createRoute, gateway.go createGateway, client.go
+doTLSHandshake), and so what we do:
+
+* TLS is decided by configuration only: ``cluster { tls {} }`` for routes, ``gateway { tls {} }``
+  for gateway listeners and dialling, a ``gateways[]`` entry's own ``tls {}`` for dialling that
+  remote (gateways learnt by gossip use the ``gateway`` block). A URL's scheme (``tls://``,
+  ``nats-route://``) changes nothing.
+* The handshake comes first, on both sides, before any INFO or CONNECT: a TLS listener writes
+  nothing in plaintext, and a plaintext peer never gets an INFO from it.
+* Mutual TLS always: the listener requires the dialler's certificate and verifies it against
+  ``ca_file`` (``tls.server_context(force_verify=True)``); the dialler verifies the listener's
+  certificate against ``ca_file`` and the URL's host (an IP URL checks the IP SANs, unless a
+  hostname is known from another URL of the same peer set), unless ``insecure``.
+* A failure is logged at error level with the reason (``TLS route handshake error: ...``) and
+  the link is not made; the dialler retries like after any other failed attempt. INFO and
+  CONNECT carry ``tls_required``/``tls_verify``.
+
+Listeners and dialers here hand a socket to its connection only once TLS is up (``ssl=`` on
+``create_connection``/``connect_accepted_socket``; pausing a plain transport in
+``connection_made`` is not enough under uvloop, which starts reading regardless), so a link's
+``connection_made``/``on_open`` run unchanged on the TLS transport.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from scserver.log import logger
+from scserver.protocol.parser import ROUTE
+from scserver.tls import TLSConfig, TLSListener, failure_reason
+
+__all__ = [
+    "accept_context",
+    "dial",
+    "dial_context",
+    "info_fields",
+    "listen",
+    "lost_reason",
+    "monitor_fields",
+    "remote_tls_timeout",
+    "tls_name",
+    "varz_fields",
+]
+
+Picked = tuple[ssl.SSLContext, TLSConfig]
+
+
+def _contexts(server: Any) -> Any:
+    """The server's current ``tls.TLSContexts`` (swapped whole on reload), or None."""
+    return getattr(server, "tls", None)
+
+
+def _word(kind: int) -> str:
+    return "route" if kind == ROUTE else "gateway"
+
+
+def dial_context(server: Any, kind: int, remote: str = "") -> Picked | None:
+    """What a dialled link uses: the cluster block's client context for routes; for a gateway
+    the remote entry's own block if it has one, else the gateway block. None: plaintext."""
+    tls = _contexts(server)
+    if tls is None:
+        return None
+    if kind == ROUTE:
+        ctx, cfg = tls.route_client, tls.route_cfg
+    else:
+        own = tls.remote_gateways.get(remote)
+        if own is not None:
+            return own
+        ctx, cfg = tls.gateway_client, tls.gateway_cfg
+    return (ctx, cfg) if ctx is not None and cfg is not None else None
+
+
+def accept_context(server: Any, kind: int) -> Picked | None:
+    """The listener's context (always requiring a peer certificate), or None: plaintext."""
+    tls = _contexts(server)
+    if tls is None:
+        return None
+    if kind == ROUTE:
+        ctx, cfg = tls.route_server, tls.route_cfg
+    else:
+        ctx, cfg = tls.gateway_server, tls.gateway_cfg
+    return (ctx, cfg) if ctx is not None and cfg is not None else None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def tls_name(url: str, known: list[str]) -> str:
+    """The name a dialler verifies the peer's certificate against (nats-server's tlsName):
+    the URL's host, except that an IP host is replaced by the first hostname among ``known``
+    URLs of the same peer set, when there is one."""
+    from scserver.link import parse_url
+
+    host = parse_url(url, 0)[0]
+    if not _is_ip(host):
+        return host
+    for other in known:
+        h = parse_url(str(other), 0)[0]
+        if h and not _is_ip(h):
+            return h
+    return host
+
+
+async def listen(
+    server: Any, factory: Callable[[], Any], kind: int, host: str | None, port: int
+) -> Any:
+    """The route or gateway listener. With TLS configured, sockets are accepted here and each
+    is handed to its connection only once the handshake succeeded (``_accept``)."""
+    if accept_context(server, kind) is None:
+        return await server.loop.create_server(factory, host=host, port=port, reuse_address=True)
+
+    async def handle(sock: socket.socket) -> None:
+        await _accept(server, factory, kind, sock)
+
+    return await TLSListener.create(host, port, handle)
+
+
+async def _accept(server: Any, factory: Callable[[], Any], kind: int, sock: socket.socket) -> None:
+    conn = factory()
+    try:
+        conn.host, conn.port = sock.getpeername()[:2]
+    except OSError:
+        sock.close()
+        return
+    picked = accept_context(server, kind)  # read now: a reload may have swapped the contexts
+    if picked is not None:
+        conn.tls_pins = picked[1].pinned_certs
+        logger.debug("%s Starting TLS %s server handshake", conn.label(), _word(kind))
+    try:
+        await server.loop.connect_accepted_socket(
+            lambda: conn,
+            sock,
+            ssl=picked[0] if picked else None,
+            ssl_handshake_timeout=picked[1].timeout if picked else None,
+        )
+    except Exception as exc:  # noqa: BLE001 - every failure closes the socket the same way
+        _log_failure(conn, kind, exc)
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
+async def dial(
+    server: Any,
+    factory: Callable[[], Any],
+    kind: int,
+    url: str,
+    host: str,
+    port: int,
+    remote: str = "",
+    known: list[str] | None = None,
+) -> Any:
+    """Connect a route or gateway; with TLS the handshake is complete before the connection's
+    ``connection_made`` runs. Raises OSError when the peer cannot be reached or TLS fails (a
+    TLS failure is logged here first, at error level, as nats-server does)."""
+    picked = dial_context(server, kind, remote)
+    if picked is None:
+        _, proto = await server.loop.create_connection(factory, host, port)
+        return proto
+    ctx, cfg = picked
+    made: list[Any] = []
+
+    def make() -> Any:
+        conn = factory()
+        conn.tls_pins = cfg.pinned_certs
+        made.append(conn)
+        return conn
+
+    try:
+        _, proto = await server.loop.create_connection(
+            make,
+            host,
+            port,
+            ssl=ctx,
+            server_hostname=tls_name(url, known or []),
+            ssl_handshake_timeout=cfg.timeout,
+        )
+    except Exception as exc:
+        if made:  # the protocol exists only once TCP connected: TLS itself failed
+            made[0].host, made[0].port = host, port
+            _log_failure(made[0], kind, exc)
+        if isinstance(exc, OSError):
+            raise
+        raise OSError(str(exc)) from exc
+    return proto
+
+
+def _log_failure(conn: Any, kind: int, exc: BaseException) -> None:
+    logger.error("%s TLS %s handshake error: %s", conn.label(), _word(kind), failure_reason(exc))
+
+
+def lost_reason(conn: Any, exc: BaseException | None) -> None:
+    """Log why a TLS link dropped when TLS itself says so.
+
+    With TLS 1.3 the dialler's handshake completes before the listener has checked the
+    dialler's certificate; a refusal then arrives as an alert on the first read. Logging it
+    names the reason on the dialling side too.
+    """
+    if isinstance(exc, ssl.SSLError) and getattr(conn, "tls_info", None) is not None:
+        logger.error("%s TLS %s error: %s", conn.label(), _word(conn.kind), failure_reason(exc))
+
+
+def info_fields(server: Any, kind: int) -> dict[str, Any]:
+    """INFO fields of a route or gateway listener: nats-server sets both when TLS is on."""
+    return {"tls_required": True, "tls_verify": True} if accept_context(server, kind) else {}
+
+
+def monitor_fields(conn: Any) -> dict[str, Any]:
+    """/gatewayz connection fields (nats-server's ConnInfo): TLS version and cipher suite."""
+    info = getattr(conn, "tls_info", None)
+    if info is None:
+        return {}
+    return {"tls_version": info.version, "tls_cipher_suite": info.cipher_suite}
+
+
+def varz_fields(cfg: TLSConfig | None) -> dict[str, Any]:
+    """/varz ``cluster``/``gateway`` TLS fields: links always verify, so both flags are set."""
+    if cfg is None:
+        return {}
+    return {"tls_timeout": cfg.timeout, "tls_required": True, "tls_verify": True}
+
+
+def remote_tls_timeout(remote: Any, gateway: Any) -> float:
+    """/varz ``gateway.gateways[].tls_timeout``: the entry's own, else the gateway block's."""
+    cfg = getattr(remote, "tls", None) or getattr(gateway, "tls", None)
+    return cfg.timeout if cfg is not None else 2

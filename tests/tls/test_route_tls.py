@@ -1,0 +1,177 @@
+"""Routes over mutual TLS (``cluster { tls {} }``), scserver alone and mixed with nats-server.
+
+nats-server's order on a TLS route: the TLS handshake starts right after the TCP connect, before
+either side writes INFO or CONNECT; the dialler verifies the listener's certificate against
+``ca_file`` and the URL's host (IP SAN for 127.0.0.1), and the listener always requires and
+verifies the dialler's certificate. A failure is logged as ``TLS route handshake error: <why>``
+and no route is made; a wrong SAN only fails the direction where the wrong-SAN server is dialled.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+from pathlib import Path
+
+import pytest
+from tests.cluster.scenarios import pubsub_every_pair
+from tests.cluster.topology import GO, SC, Topology, build, running
+from tests.tls.link_certs import REASONS, Pki, make_pki
+from tests.tools import LOOPBACK, wait_for
+
+pytestmark = pytest.mark.nats_server
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("route-pki"))
+
+
+def route_names(node) -> set[str]:
+    return {r.get("remote_name") for r in node.get("/routez").get("routes") or []}
+
+
+def wait_log(node, pattern: str, timeout: float = 8.0) -> None:
+    try:
+        wait_for(lambda: re.search(pattern, node.log()), timeout, 0.1, pattern)
+    except TimeoutError:
+        raise AssertionError(
+            f"{node.name} never logged /{pattern}/:\n{node.log()[-3000:]}"
+        ) from None
+
+
+def started(spec: dict, **plan) -> Topology:
+    topo = build(spec)
+    for key, value in plan.items():
+        setattr(topo, key, value)
+    return topo.start()
+
+
+async def test_sc_cluster_over_tls_routes(pki: Pki) -> None:
+    with running({"A": [SC, SC, SC]}, cluster_extra={"*": pki.tls_block()}) as topo:
+        for node in topo.nodes:
+            assert route_names(node) == {p.name for p in topo.nodes if p is not node}
+            varz = node.get("/varz")
+            assert varz["cluster"].get("tls_required") is True, varz["cluster"]
+            assert varz["cluster"].get("tls_verify") is True, varz["cluster"]
+        await pubsub_every_pair(topo, ["A1", "A2"], ["A3", "A2"])
+
+
+@pytest.mark.parametrize("dialler", [SC, GO])
+async def test_mixed_cluster_over_tls_routes(pki: Pki, dialler: str) -> None:
+    """scserver and nats-server in one cluster; only ``dialler`` lists the other's route."""
+    impls = [SC, GO] if dialler == SC else [GO, SC]
+    with running(
+        {"A": impls},
+        cluster_extra={"*": pki.tls_block()},
+        route_view={"A1": ["A2"], "A2": []},
+    ) as topo:
+        a1, a2 = topo.nodes
+        assert a2.name in route_names(a1)
+        routez = a1.get("/routez")["routes"]
+        assert all(r["did_solicit"] for r in routez if r["remote_name"] == "A2")
+        await pubsub_every_pair(topo, ["A1", "A2"], ["A2", "A1"])
+        # nats-server's /routez has no TLS fields; neither has ours.
+        for node in topo.nodes:
+            for r in node.get("/routez")["routes"]:
+                assert not [k for k in r if k.startswith("tls")], (node.name, r)
+
+
+@pytest.mark.parametrize("verifier", [SC, GO])
+@pytest.mark.parametrize("bad", ["other", "expired"])
+def test_bad_peer_certificate_gets_no_route(pki: Pki, verifier: str, bad: str) -> None:
+    """A peer whose certificate does not verify gets no route, whoever dials."""
+    topo = started(
+        {"A": [verifier, SC]},
+        cluster_extra={"A1": pki.tls_block(), "A2": pki.tls_block(leaf=bad)},
+    )
+    try:
+        a1, a2 = topo.nodes
+        wait_log(a1, r"TLS route handshake error: .*(" + REASONS[bad] + ")")
+        assert route_names(a1) == set(), a1.get("/routez")
+        assert route_names(a2) == set(), a2.get("/routez")
+    finally:
+        topo.stop()
+
+
+@pytest.mark.parametrize("verifier", [SC, GO])
+def test_wrong_san_refused_by_dialler(pki: Pki, verifier: str) -> None:
+    """The dialler checks the listener's SAN against the URL host (127.0.0.1)."""
+    topo = started(
+        {"A": [verifier, SC]},
+        cluster_extra={"A1": pki.tls_block(), "A2": pki.tls_block(leaf="wrongsan")},
+        route_view={"A1": ["A2"], "A2": []},
+    )
+    try:
+        a1, a2 = topo.nodes
+        wait_log(a1, r"TLS route handshake error: .*(" + REASONS["wrongsan"] + ")")
+        assert route_names(a1) == set()
+        assert route_names(a2) == set()
+    finally:
+        topo.stop()
+
+
+def test_sc_refuses_plaintext_and_certless_peers(pki: Pki) -> None:
+    """Nothing is written before the handshake; a plaintext CONNECT or a TLS client without a
+    certificate is refused with a log line, and no route appears."""
+    topo = started({"A": [SC]}, cluster_extra={"*": pki.tls_block()})
+    try:
+        (a1,) = topo.nodes
+        with socket.create_connection((LOOPBACK, a1.cluster_port), timeout=3) as s:
+            s.sendall(b'CONNECT {"verbose":false,"name":"x"}\r\nINFO {"id":"x"}\r\n')
+            got = b""
+            try:
+                while chunk := s.recv(4096):
+                    got += chunk
+            except (TimeoutError, ConnectionResetError):
+                pass
+            assert b"INFO" not in got, got
+        wait_log(a1, r"TLS route handshake error")
+
+        ctx = ssl.create_default_context(cafile=pki.path("ca.pem"))
+        with socket.create_connection((LOOPBACK, a1.cluster_port), timeout=3) as raw:
+            try:
+                with ctx.wrap_socket(raw, server_hostname=LOOPBACK) as s:
+                    data = s.recv(4096)
+                    assert b"INFO" not in data, data
+            except (ssl.SSLError, ConnectionResetError):
+                pass
+        wait_log(a1, r"TLS route handshake error: .*(" + REASONS["nocert"] + ")")
+        assert route_names(a1) == set()
+    finally:
+        topo.stop()
+
+
+def test_plaintext_nats_server_gets_no_route(pki: Pki) -> None:
+    """A nats-server without cluster TLS cannot join an scserver whose routes need TLS."""
+    topo = started({"A": [SC, GO]}, cluster_extra={"A1": pki.tls_block()})
+    try:
+        a1, a2 = topo.nodes
+        wait_log(a1, r"TLS route handshake error")
+        assert route_names(a1) == set()
+        assert route_names(a2) == set()
+    finally:
+        topo.stop()
+
+
+def test_tls_block_without_usable_files_is_a_config_error(pki: Pki, tmp_path: Path) -> None:
+    """A route TLS config that cannot be loaded refuses to start (no plaintext fallback)."""
+    from tests.tools import ServerProcess, free_ports, scserver_command
+
+    port, cport = free_ports(2)
+    conf = (
+        f'listen: "{LOOPBACK}:{port}"\n'
+        f'cluster {{ name: A, listen: "{LOOPBACK}:{cport}"\n'
+        f'  tls {{ cert_file: "{tmp_path / "missing.pem"}", key_file: "{pki.path("good.key")}",'
+        f' ca_file: "{pki.path("ca.pem")}" }}\n}}\n'
+    )
+    proc = ServerProcess(scserver_command(), config=conf, name="badtls", port=port)
+    proc.start(wait=False)
+    try:
+        assert proc.proc is not None
+        rc = proc.proc.wait(timeout=15)
+        assert rc != 0
+        assert "missing.pem" in proc.log_text(), proc.log_text()
+    finally:
+        proc.kill()
