@@ -143,6 +143,32 @@ def write_tls_files(directory: Path, pair: certs.KeyPair, ca_bundle: str) -> Non
         path.chmod(0o600)
 
 
+def _replace_file(path: Path, text: str) -> None:
+    """Write `path` atomically (readable by us only), and not at all when it is unchanged."""
+    try:
+        if path.read_text() == text:
+            return
+    except OSError:
+        pass
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o600)
+    os.replace(tmp, path)
+
+
+def _stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `timeout`."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def server_tls_problem(command: list[str], workdir: Path) -> str | None:
     """Why `command` cannot run routes and gateways with mutual TLS (None: it can).
 
@@ -232,6 +258,8 @@ class LocalSupercluster:
     servers: list[LocalServer] = field(default_factory=list)
     topology: Topology | None = None
     ca: certs.KeyPair | None = None
+    #: Each cluster's server certificate, issued once and kept across re-renders.
+    pairs: dict[str, certs.KeyPair] = field(default_factory=dict)
 
     @property
     def tls_enabled(self) -> bool:
@@ -241,7 +269,17 @@ class LocalSupercluster:
     def plan(self) -> None:
         """Allocate ports, issue certificates, render every server's config and write it."""
         names = [server_name(c.name, i) for c in self.clusters for i in range(c.spec.replicas)]
-        target = LocalTarget(allocate_ports(names, self.port_base))
+        self.servers = self._render(allocate_ports(names, self.port_base))
+
+    def _render(self, ports: dict[str, Ports]) -> list[LocalServer]:
+        """Render `self.clusters` on `ports` and write every server's files.
+
+        The route/gateway credentials, the CA and each cluster's certificate are made once and
+        kept, so rendering again (update) changes only what the spec change asks for. Files are
+        replaced atomically, includes before the main config, so a server watching them never
+        reads half a file. Returns the servers of the new topology (new ones not started).
+        """
+        target = LocalTarget(ports)
         sc = self.supercluster
         if not self.tls_enabled and sc.spec.tls.enabled:
             sc = sc.model_copy(deep=True)
@@ -252,41 +290,79 @@ class LocalSupercluster:
         own = credentials_secret_name(sc.name)
         if not all(k in secrets.get(own, {}) for k in links.CREDENTIAL_KEYS):
             secrets[own] = links.generate_credentials()
-        pairs: dict[str, certs.KeyPair] = {}
         if self.tls_enabled:
             now = datetime.datetime.now(datetime.UTC)
-            self.ca = certs.make_ca(f"scoperator local {sc.name}", now, LOCAL_CA_LIFETIME)
+            if self.ca is None:
+                self.ca = certs.make_ca(f"scoperator local {sc.name}", now, LOCAL_CA_LIFETIME)
             for cluster in self.topology.clusters:
-                pairs[cluster.name] = certs.make_server_cert(
-                    self.ca,
-                    cluster.name,
-                    certificate_names(self.topology, cluster.name),
-                    now,
-                    LOCAL_CERT_LIFETIME,
-                )
+                if cluster.name not in self.pairs:
+                    self.pairs[cluster.name] = certs.make_server_cert(
+                        self.ca,
+                        cluster.name,
+                        certificate_names(self.topology, cluster.name),
+                        now,
+                        LOCAL_CERT_LIFETIME,
+                    )
                 secret = cert_secret(self.topology, cluster.name)
                 assert secret is not None
                 secrets.setdefault(secret, {})[TLS_CA] = self.ca.cert_pem
         self.secrets = secrets
         units = render_configs(self.topology, secrets)
-        self.servers = []
+        running = {s.name: s for s in self.servers}
+        servers = []
         for address in self.topology.all_servers():
             directory = self.workdir / address.name
             directory.mkdir(parents=True, exist_ok=True)
-            for filename, text in units[address.name].items():
-                path = directory / filename
-                path.write_text(text)
-                path.chmod(0o600)
-            if address.cluster in pairs:
+            files = units[address.name]
+            # The main config last: it is what names the includes.
+            for filename in sorted(files, key=lambda f: f == CONFIG_FILE):
+                _replace_file(directory / filename, files[filename])
+            previous = running.get(address.name)
+            if address.cluster in self.pairs and previous is None:
                 assert self.ca is not None
-                write_tls_files(directory, pairs[address.cluster], self.ca.cert_pem)
-            self.servers.append(LocalServer(address, directory))
+                write_tls_files(directory, self.pairs[address.cluster], self.ca.cert_pem)
+            servers.append(LocalServer(address, directory, previous.process if previous else None))
+        return servers
 
-    def start(self) -> None:
-        """Start one process per server (each in its own session: we decide when it stops)."""
+    def update(self, clusters: list[Cluster]) -> None:
+        """Re-render a running supercluster for a new list of member Clusters.
+
+        What the operator does in Kubernetes when a Cluster is added or deleted: servers of a
+        removed Cluster stop, new ones start, and the servers that stay get their rewritten
+        configs (new gateway lists) and a SIGHUP, so they reload without dropping a client.
+        New servers get free ports; those that stay keep theirs.
+        """
+        assert self.topology is not None, "plan() first"
+        kept_names = {server_name(c.name, i) for c in clusters for i in range(c.spec.replicas)}
+        for server in self.servers:
+            if server.name not in kept_names:
+                _stop_process(server.process)
+                server.process = None
+        ports = {s.name: s.address.ports for s in self.servers if s.name in kept_names}
+        new_names = [
+            server_name(c.name, i)
+            for c in clusters
+            for i in range(c.spec.replicas)
+            if server_name(c.name, i) not in ports
+        ]
+        ports.update(allocate_ports(new_names))
+        self.clusters = list(clusters)
+        self.servers = self._render(ports)
+        for server in self.servers:
+            if server.process is not None and server.process.poll() is None:
+                server.process.send_signal(signal.SIGHUP)
+        self.start(only_new=True)
+
+    def start(self, only_new: bool = False) -> None:
+        """Start one process per server (each in its own session: we decide when it stops).
+
+        `only_new`: start just the servers without a process (after `update`).
+        """
         env = _server_env()
         command = resolve_command(self.server_cmd)
         for server in self.servers:
+            if only_new and server.process is not None:
+                continue
             log = server.log_path.open("wb")
             try:
                 server.process = subprocess.Popen(
