@@ -62,6 +62,8 @@ class Credentials:
     token: str = ""
     nkey: str = ""
     sig: str = ""
+    #: Logged in without credentials as the no-auth user named by ``user``/``nkey``.
+    no_auth: bool = False
 
     @classmethod
     def from_connect(cls, opts: Mapping[str, Any] | Any) -> Credentials:
@@ -144,6 +146,11 @@ class Authenticator:
                 return AuthResult(True)
             if not (self.users or self.nkeys):
                 return AuthResult(False)
+        if creds.no_auth and (creds.user or creds.nkey) == self.no_auth_user:
+            # Still the no-auth user: an anonymous login that still holds, whatever that
+            # user's password became (nats-server compares the copied password and, for a
+            # bcrypt one, drops the client; it never presented one).
+            creds = Credentials()
         if creds.anonymous:
             if self.no_auth_user:
                 user = self.users.get(self.no_auth_user) or self.nkeys.get(self.no_auth_user)
@@ -181,14 +188,15 @@ def login_credentials(creds: Credentials, result: AuthResult) -> Credentials:
     """The credentials a client is held to from now on (checked again on every reload).
 
     As nats-server, a client let in as the no-auth user takes that user's name and password
-    (or nkey), so it stays only while that user does.
+    (or nkey), so it stays only while that user does: while it is still the no-auth user,
+    or, if another one is named, while the password still matches.
     """
     if not creds.anonymous or result.user is None:
         return creds
     user = result.user
     if user.nkey:
-        return Credentials(nkey=user.nkey)
-    return Credentials(user=user.username, password=user.password or "")
+        return Credentials(nkey=user.nkey, no_auth=True)
+    return Credentials(user=user.username, password=user.password or "", no_auth=True)
 
 
 def new_nonce() -> str:

