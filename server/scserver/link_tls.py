@@ -5,14 +5,16 @@ doTLSHandshake), and so what we do:
 
 * TLS is decided by configuration only: ``cluster { tls {} }`` for routes, ``gateway { tls {} }``
   for gateway listeners and dialling, a ``gateways[]`` entry's own ``tls {}`` for dialling that
-  remote (gateways learnt by gossip use the ``gateway`` block). A URL's scheme (``tls://``,
-  ``nats-route://``) changes nothing.
+  remote (gateways learnt by gossip use the ``gateway`` block). A URL's scheme does not turn
+  TLS on; nats-server even dials a ``tls://`` URL in plaintext when no block applies, which
+  we refuse as a config error instead (options.py ``validate``).
 * The handshake comes first, on both sides, before any INFO or CONNECT: a TLS listener writes
   nothing in plaintext, and a plaintext peer never gets an INFO from it.
 * Mutual TLS always: the listener requires the dialler's certificate and verifies it against
   ``ca_file`` (``tls.server_context(force_verify=True)``); the dialler verifies the listener's
   certificate against ``ca_file`` and the URL's host (an IP URL checks the IP SANs, unless a
   hostname is known from another URL of the same peer set), unless ``insecure``.
+* ``insecure`` skips the dialler's checks, with nats-server's start-up warning.
 * A failure is logged at error level with the reason (``TLS route handshake error: ...``) and
   the link is not made; the dialler retries like after any other failed attempt. INFO and
   CONNECT carry ``tls_required``/``tls_verify``.
@@ -118,6 +120,7 @@ async def listen(
 ) -> Any:
     """The route or gateway listener. With TLS configured, sockets are accepted here and each
     is handed to its connection only once the handshake succeeded (``_accept``)."""
+    _warn_insecure(server, kind)
     if accept_context(server, kind) is None:
         return await server.loop.create_server(factory, host=host, port=port, reuse_address=True)
 
@@ -125,6 +128,24 @@ async def listen(
         await _accept(server, factory, kind, sock)
 
     return await TLSListener.create(host, port, handle)
+
+
+def _warn_insecure(server: Any, kind: int) -> None:
+    """nats-server's start-up warning when ``insecure`` turns off the dialler's checks."""
+    tls = _contexts(server)
+    if tls is None:
+        return
+    if kind == ROUTE:
+        insecure = tls.route_cfg is not None and tls.route_cfg.insecure
+    else:
+        cfgs = [tls.gateway_cfg] + [cfg for _, cfg in tls.remote_gateways.values()]
+        insecure = any(cfg is not None and cfg.insecure for cfg in cfgs)
+    if insecure:
+        logger.warning(
+            "TLS certificate chain and hostname of solicited %ss will not be verified. "
+            "DO NOT USE IN PRODUCTION!",
+            _word(kind),
+        )
 
 
 async def _accept(server: Any, factory: Callable[[], Any], kind: int, sock: socket.socket) -> None:

@@ -1219,6 +1219,24 @@ class _Builder:
                 self.where(d, key_of.get("cluster", "")),
                 f"cluster name {o.cluster.name!r} conflicts with gateway name {g.name!r}",
             )
+        # A tls:// URL asks for TLS; without a tls {} block that applies to it, nats-server
+        # would dial it in plaintext (it ignores the scheme). Refused instead (link_tls.py).
+        if o.cluster is not None and o.cluster.tls is None:
+            for u in o.cluster.routes:
+                if str(u).lower().startswith("tls://"):
+                    self.error(
+                        self.where(d, key_of.get("cluster", "")),
+                        f"cluster route {u!r} is a tls:// URL but cluster has no tls {{}} block",
+                    )
+        if g is not None and g.tls is None:
+            for r in g.gateways:
+                bad = [u for u in r.urls if str(u).lower().startswith("tls://")]
+                if bad and r.tls is None and r.name != g.name:
+                    self.error(
+                        self.where(d, key_of.get("gateway", "")),
+                        f"gateway {r.name!r} url {bad[0]!r} is a tls:// URL but neither the "
+                        "entry nor gateway has a tls {} block",
+                    )
         if o.https_port and o.tls is None:
             self.error(
                 self.where(d, key_of.get("https_port", key_of.get("https", ""))),

@@ -175,3 +175,62 @@ def test_tls_block_without_usable_files_is_a_config_error(pki: Pki, tmp_path: Pa
         assert "missing.pem" in proc.log_text(), proc.log_text()
     finally:
         proc.kill()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'cluster { name: A, listen: "127.0.0.1:-1", routes: ["tls://127.0.0.1:7999"] }',
+        'gateway { name: A, listen: "127.0.0.1:-1", '
+        'gateways: [{name: B, urls: ["tls://127.0.0.1:7998"]}] }',
+    ],
+)
+def test_tls_url_without_tls_block_is_refused(text: str) -> None:
+    """nats-server ignores the scheme and would dial a tls:// URL in plaintext; we refuse."""
+    from scserver.conf import ConfigError, parse_string
+    from scserver.options import from_dict
+
+    with pytest.raises(ConfigError) as info:
+        from_dict(parse_string(text, "t.conf", env={}), source="t.conf")
+    msg = str(info.value)
+    assert "t.conf:1" in msg and "tls://" in msg and "tls {} block" in msg, msg
+
+
+def test_info_comes_after_the_handshake_and_says_tls(pki: Pki) -> None:
+    """A peer with a good certificate gets INFO only inside TLS, with tls_required/tls_verify."""
+    import json
+
+    topo = started({"A": [SC]}, cluster_extra={"*": pki.tls_block()})
+    try:
+        (a1,) = topo.nodes
+        ctx = ssl.create_default_context(cafile=pki.path("ca.pem"))
+        ctx.load_cert_chain(pki.path("good.pem"), pki.path("good.key"))
+        with (
+            socket.create_connection((LOOPBACK, a1.cluster_port), timeout=3) as raw,
+            ctx.wrap_socket(raw, server_hostname=LOOPBACK) as s,
+        ):
+            line = b""
+            while not line.endswith(b"\r\n"):
+                line += s.recv(1)
+            assert line.startswith(b"INFO "), line
+            info = json.loads(line[5:])
+            assert info["tls_required"] is True and info["tls_verify"] is True, info
+    finally:
+        topo.stop()
+
+
+@pytest.mark.parametrize("peer", [SC, GO])
+def test_insecure_dialler_skips_the_san_check(pki: Pki, peer: str) -> None:
+    """``insecure: true`` (links only) dials a wrong-SAN peer anyway, with nats-server's warning;
+    the peer still verifies the dialler's certificate."""
+    with running(
+        {"A": [SC, peer]},
+        cluster_extra={
+            "A1": pki.tls_block(extra="insecure: true"),
+            "A2": pki.tls_block(leaf="wrongsan"),
+        },
+        route_view={"A1": ["A2"], "A2": []},
+    ) as topo:
+        a1, a2 = topo.nodes
+        assert route_names(a1) == {"A2"}
+        assert "will not be verified" in a1.log(), a1.log()[-2000:]
