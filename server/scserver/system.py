@@ -21,6 +21,7 @@ from scserver.routing import process_msg
 from scserver.subscription import Subscription
 
 STATSZ_INTERVAL = 10.0
+ACCOUNT_CONNS_INTERVAL = 30.0
 REMOTE_SERVER_TTL = 150.0
 ZENDPOINTS = (
     "IDZ",
@@ -110,6 +111,8 @@ class SystemServices:
         self.remote_servers: dict[str, tuple[int, float]] = {}
         self._timer: Any = None
         self._interval = 0.25
+        #: account name -> heartbeat timer of its account_connections advisory
+        self._acc_timers: dict[str, Any] = {}
         self.started = False
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -130,6 +133,9 @@ class SystemServices:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        for timer in self._acc_timers.values():
+            timer.cancel()
+        self._acc_timers.clear()
         if self.started:
             self.client.publish(
                 f"$SYS.SERVER.{self.server.server_id}.SHUTDOWN".encode(),
@@ -420,6 +426,7 @@ class SystemServices:
         acc = self.server.accounts[name]
         return {
             "acc": name,
+            "name": name,
             "conns": len(acc.clients),
             "leafnodes": 0,
             "total_conns": len(acc.clients),
@@ -484,6 +491,7 @@ class SystemServices:
             "client": self._client_info(c),
         }
         self.client.publish(f"$SYS.ACCOUNT.{c.account.name}.CONNECT".encode(), self._json(doc))
+        self.account_conns(c.account)
 
     def client_disconnected(self, c: Any) -> None:
         if not self.started:
@@ -502,6 +510,31 @@ class SystemServices:
             "reason": c.close_reason,
         }
         self.client.publish(f"$SYS.ACCOUNT.{c.account.name}.DISCONNECT".encode(), self._json(doc))
+        self.account_conns(c.account)
+
+    def account_conns(self, acc: Any) -> None:
+        """The account_connections advisory (``sendAccConnsUpdate``): on every connect and
+        disconnect, then every 30s while the account has local connections."""
+        if not self.started or acc.name == "$G" or acc.name not in self.server.accounts:
+            return
+        timers = self._acc_timers
+        old = timers.pop(acc.name, None)
+        if old is not None:
+            old.cancel()
+        doc = {
+            "type": "io.nats.server.advisory.v1.account_connections",
+            "id": _nuid(),
+            "timestamp": monitor.rfc3339(time.time()),
+            "server": self.server_info(),
+            **self._account_stat(acc.name),
+        }
+        body = self._json(doc)
+        self.client.publish(f"$SYS.SERVER.ACCOUNT.{acc.name}.CONNS".encode(), body)
+        self.client.publish(f"$SYS.ACCOUNT.{acc.name}.SERVER.CONNS".encode(), body)
+        if acc.clients:
+            timers[acc.name] = self.server.loop.call_later(
+                ACCOUNT_CONNS_INTERVAL, self.account_conns, acc
+            )
 
 
 # The request bodies carry nats-server's option structs (ConnzOptions, SubszOptions, ...) as JSON;

@@ -380,3 +380,60 @@ def test_accountz_shows_imports_and_exports(started) -> None:
     assert any(i["local_subject"] == "ext.news.>" and i["type"] == "stream" for i in cli)
     svc_exports = res["scserver"]["SVC"]["exports"]
     assert {"subject": "news.>", "type": "stream", "approved_accounts": ["CLI"]} in svc_exports
+
+
+# --- account advisories -------------------------------------------------------------------------
+
+SYS_CONF = """
+accounts {
+  SYS: { users: [{user: sys, password: s}] }
+  CLI: { users: [{user: cli, password: c}] }
+}
+system_account: SYS
+"""
+
+
+@pytest.fixture(scope="module")
+def with_sys(module_servers):
+    return {impl: module_servers.start(impl, SYS_CONF) for impl in IMPLS}
+
+
+def test_account_connection_advisories(with_sys) -> None:
+    async def scenario(sp):
+        sys_nc = await _connect(sp, "sys", "s")
+        conns = await sys_nc.subscribe("$SYS.ACCOUNT.CLI.SERVER.CONNS")
+        old = await sys_nc.subscribe("$SYS.SERVER.ACCOUNT.CLI.CONNS")
+        events = await sys_nc.subscribe("$SYS.ACCOUNT.CLI.*")
+        await sys_nc.flush()
+        cli = await _connect(sp, "cli", "c")
+        await cli.flush()
+        await asyncio.sleep(0.3)
+        await cli.close()
+        await asyncio.sleep(0.5)
+
+        async def docs(sub):
+            out = []
+            while True:
+                try:
+                    m = await sub.next_msg(timeout=0.3)
+                except NatsTimeoutError:
+                    return out
+                out.append(json.loads(m.data))
+
+        new, legacy, evs = await docs(conns), await docs(old), await docs(events)
+        await sys_nc.close()
+        return (
+            [(d["type"], d["acc"], d["conns"]) for d in new],
+            [(d["acc"], d["conns"]) for d in legacy],
+            [d["type"] for d in evs],
+        )
+
+    kind = "io.nats.server.advisory.v1.account_connections"
+    assert _both(with_sys, scenario) == (
+        [(kind, "CLI", 1), (kind, "CLI", 0)],
+        [("CLI", 1), ("CLI", 0)],
+        [
+            "io.nats.server.advisory.v1.client_connect",
+            "io.nats.server.advisory.v1.client_disconnect",
+        ],
+    )
