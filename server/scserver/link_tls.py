@@ -118,11 +118,11 @@ def tls_name(url: str, known: list[str]) -> str:
 async def listen(
     server: Any, factory: Callable[[], Any], kind: int, host: str | None, port: int
 ) -> Any:
-    """The route or gateway listener. With TLS configured, sockets are accepted here and each
-    is handed to its connection only once the handshake succeeded (``_accept``)."""
+    """The route or gateway listener. Sockets are accepted here and each is handed to its
+    connection only once TLS is up, when the contexts current at accept time ask for TLS
+    (``_accept``): like nats-server, which decides per connection, a reload that turns link TLS
+    on never leaves a listener taking plaintext peers."""
     _warn_insecure(server, kind)
-    if accept_context(server, kind) is None:
-        return await server.loop.create_server(factory, host=host, port=port, reuse_address=True)
 
     async def handle(sock: socket.socket) -> None:
         await _accept(server, factory, kind, sock)
