@@ -41,6 +41,8 @@ BACKDATE = datetime.timedelta(minutes=5)
 
 def _backdate(lifetime: datetime.timedelta) -> datetime.timedelta:
     return min(BACKDATE, lifetime / 10)
+
+
 _PEM_RE = re.compile(
     r"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL
 )

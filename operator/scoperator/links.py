@@ -35,9 +35,10 @@ ROUTE_PASSWORD = "route-password"
 GATEWAY_USER = "gateway-user"
 GATEWAY_PASSWORD = "gateway-password"
 CREDENTIAL_KEYS = (ROUTE_USER, ROUTE_PASSWORD, GATEWAY_USER, GATEWAY_PASSWORD)
-# Keys of an external gateway's credentials Secret.
-EXTERNAL_USER = "user"
-EXTERNAL_PASSWORD = "password"
+# Keys of an external gateway's credentials Secret: the same as in the credentials Secret, so
+# that the remote site's `<supercluster>-credentials` can be copied as it is.
+EXTERNAL_USER = GATEWAY_USER
+EXTERNAL_PASSWORD = GATEWAY_PASSWORD
 CA_KEY = "ca.crt"
 
 # Variables of the credentials include.

@@ -212,9 +212,9 @@ class ExternalGateway(Model):
         default=None,
         pattern=DNS_SUBDOMAIN_PATTERN,
         max_length=253,
-        description="Secret with keys `user` and `password`: the gateway credentials of the "
-        "remote side (its `<supercluster>-credentials` Secret, copied here). Without it, "
-        "servers present this SuperCluster's own gateway credentials.",
+        description="Secret with keys `gateway-user` and `gateway-password`: the gateway "
+        "credentials of the remote side (its `<supercluster>-credentials` Secret, copied "
+        "here). Without it, servers present this SuperCluster's own gateway credentials.",
     )
     ca_secret: str | None = Field(
         default=None,

@@ -239,7 +239,10 @@ def test_example_is_the_seed_example() -> None:
     example = [d for d in docs if d["kind"] in ("SuperCluster", "Cluster", "Secret")]
     resources = ResourceSet.from_documents(example)
     (sc,) = resources.superclusters
-    rendered = render_supercluster(sc, resources.members(sc), {"demo-sys": {"password": "sys"}})
+    from tests.operator.helpers import fixed_credentials
+
+    secrets = {"demo-sys": {"password": "sys"}, **fixed_credentials("demo")}
+    rendered = render_supercluster(sc, resources.members(sc), secrets)
     assert sorted(rendered) == ["east", "west"]
 
 

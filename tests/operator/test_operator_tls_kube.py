@@ -250,3 +250,116 @@ def test_switching_tls_on_for_a_running_supercluster(operator: Operator, api: Ap
     api.patch_cr("SuperCluster", "demo", {"spec": {"tls": {"mode": "Disabled"}}})
     wait_for("east config without TLS", lambda: "tls {" not in api.config("east"))
     wait_for("east-tls pruned", lambda: ("Secret", "east-tls") not in api.children())
+
+
+CERTIFICATE_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "certificates.cert-manager.io"},
+    "spec": {
+        "group": "cert-manager.io",
+        "names": {
+            "kind": "Certificate",
+            "listKind": "CertificateList",
+            "plural": "certificates",
+            "singular": "certificate",
+        },
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def test_issuer_ref_creates_cert_manager_certificates(operator: Operator, api: Api) -> None:
+    """Without cert-manager's CRD: a condition saying so. With it (the API only, this test plays
+    cert-manager's part): Certificates with the right SANs, then the Secrets they produce."""
+    from kubernetes import client as k8s
+
+    ext = k8s.ApiextensionsV1Api(api.api)
+    installed = any(
+        c.metadata.name == "certificates.cert-manager.io"
+        for c in ext.list_custom_resource_definition().items
+    )
+    tls = {"mode": "Secrets", "issuerRef": {"name": "ca-issuer", "kind": "ClusterIssuer"}}
+    api.create(sc_doc(tls=tls))
+    api.create(cluster_doc("east"))
+    if not installed:
+        east = wait_for(
+            "east reports that cert-manager is missing",
+            cr_when(
+                api,
+                "Cluster",
+                "east",
+                lambda c: cond(c, "CertificatesReady").get("reason") == "CertManagerNotInstalled",
+            ),
+        )
+        assert "cert-manager.io/v1" in cond(east, "CertificatesReady")["message"]
+        assert cond(east, "ConfigApplied")["status"] == "False"
+        ext.create_custom_resource_definition(CERTIFICATE_CRD)
+        wait_for(
+            "Certificate CRD established",
+            lambda: any(
+                c.type == "Established" and c.status == "True"
+                for c in ext.read_custom_resource_definition(
+                    "certificates.cert-manager.io"
+                ).status.conditions
+                or []
+            ),
+        )
+        # the API server serves a new CRD a moment after Established
+        wait_for(
+            "Certificates served",
+            lambda: (
+                api.custom.list_namespaced_custom_object(
+                    "cert-manager.io", "v1", api.ns, "certificates"
+                )
+                is not None
+            ),
+        )
+        # any spec change makes the operator look again (so would its periodic resync)
+        api.patch_cr("SuperCluster", "demo", {"spec": {"tls": {"timeout": 3}}})
+    certificate = wait_for(
+        "Certificate east-tls",
+        lambda: api.custom.get_namespaced_custom_object(
+            "cert-manager.io", "v1", api.ns, "certificates", "east-tls"
+        ),
+        timeout=70,  # a retry (30 s) if the new CRD was not served yet to the operator
+    )
+    spec = certificate["spec"]
+    assert spec["secretName"] == "east-tls"
+    assert spec["issuerRef"] == {
+        "name": "ca-issuer",
+        "kind": "ClusterIssuer",
+        "group": "cert-manager.io",
+    }
+    assert f"east-0.east-headless.{api.ns}.svc.cluster.local" in spec["dnsNames"]
+    assert {"server auth", "client auth"} <= set(spec["usages"])
+    owner = certificate["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"]) == ("Cluster", "east")
+    wait_for(
+        "east waits for the Secret",
+        cr_when(
+            api,
+            "Cluster",
+            "east",
+            lambda c: cond(c, "CertificatesReady").get("reason") == "CertificateSecretMissing",
+        ),
+    )
+    # cert-manager writes the Secret: the servers get it
+    now = datetime.datetime.now(datetime.UTC)
+    api.create(secret_doc("east-tls", _user_cert("east", api.ns, now, datetime.timedelta(days=90))))
+    wait_for("east applied", lambda: applied(api, "Cluster", "east"))
+    assert "east-tls" in volume_secrets(api, "east")
+    assert cond(api.cr("Cluster", "east"), "CertificatesReady")["status"] == "True"

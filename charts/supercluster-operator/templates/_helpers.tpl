@@ -135,9 +135,14 @@ app.kubernetes.io/component: operator
 - apiGroups: [""]
   resources: [configmaps, services]
   verbs: [get, list, watch, create, update, patch, delete]
-# Secrets: read the users' password Secrets, write the generated credentials include
+# Secrets: read the users' password Secrets, write the generated credentials include, the
+# link credentials, the CA and the certificates (spec.tls)
 - apiGroups: [""]
   resources: [secrets]
+  verbs: [get, list, watch, create, update, patch, delete]
+# cert-manager Certificates for spec.tls.issuerRef (harmless without cert-manager)
+- apiGroups: [cert-manager.io]
+  resources: [certificates]
   verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [apps]
   resources: [statefulsets]
