@@ -3,9 +3,12 @@ member's config, and accepted by both scserver and nats-server."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import time
 from pathlib import Path
 
+import nats
 import pytest
 import yaml
 from pydantic import ValidationError
@@ -150,3 +153,92 @@ def test_invalid_links_are_refused_with_a_clear_message(change, fragments) -> No
     text = str(info.value)
     for fragment in fragments:
         assert fragment in text, text
+
+
+# --- declared in a SuperCluster, run on loopback (scoperator local) ----------------------------
+
+
+@pytest.fixture(params=["nats-server", "scserver"])
+def server_cmd(request) -> list[str]:
+    if request.param == "nats-server":
+        return [str(require_binary(nats_server_binary(), "nats-server not installed"))]
+    command = scserver_command()
+    assert command is not None
+    return list(command)
+
+
+async def _until(make, timeout: float = 15.0):
+    """Retry ``make()`` while interest is still crossing the gateway."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await make()
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+@pytest.mark.nats_server
+@pytest.mark.timeout(120)
+async def test_declared_links_work_across_the_supercluster(server_cmd, tmp_path: Path) -> None:
+    """The documentation's examples, declared in a SuperCluster: a service shared between two
+    accounts, a stream shared with a prefix and a weighted mapping, across the gateway."""
+    from scoperator.local import LocalSupercluster
+    from scoperator.secrets import secrets_from_objects
+
+    resources = ResourceSet.from_documents(_docs())
+    (sc,) = resources.superclusters
+    secrets = secrets_from_objects(resources.secrets)
+    local = LocalSupercluster(
+        sc, resources.members(sc), secrets, server_cmd, tmp_path, port_base=None
+    )
+    local.plan()
+    local.start()
+    opts = {"allow_reconnect": False, "connect_timeout": 3}
+    try:
+        await local.wait_ready(60)
+        url = {s.address.cluster: s.address.client_url for s in local.servers}
+        svc = await nats.connect(url["east"], user="svc", password="s", **opts)
+        cli = await nats.connect(url["west"], user="cli", password="c", **opts)
+        pub = await nats.connect(url["west"], user="svc", password="s", **opts)
+        try:
+
+            async def handler(m):
+                await m.respond(b"help with " + m.subject.encode())
+
+            await svc.subscribe("help.>", cb=handler)
+            east = await svc.subscribe("orders.east.*")
+            west = await svc.subscribe("orders.west.*")
+            news = await cli.subscribe("ext.news.>")
+            await svc.flush()
+            await cli.flush()
+            reply = await _until(lambda: cli.request("ask.me", b"", timeout=1))
+            assert reply.data == b"help with help.me"
+            await svc.publish("news.today", b"n")
+            msg = await _until(lambda: _publish_and_get(svc, "news.today", news))
+            assert msg.subject == "ext.news.today"
+            counts = {"east": 0, "west": 0}
+            for _ in range(60):
+                await pub.publish("orders.7", b"")
+            await pub.flush()
+            for name, sub in (("east", east), ("west", west)):
+                while True:
+                    try:
+                        await sub.next_msg(timeout=1)
+                        counts[name] += 1
+                    except nats.errors.TimeoutError:
+                        break
+            assert counts["east"] > 0 and counts["west"] > 0, counts
+            assert counts["east"] + counts["west"] <= 60
+        finally:
+            for nc in (svc, cli, pub):
+                await nc.close()
+    finally:
+        local.stop()
+
+
+async def _publish_and_get(nc, subject: str, sub):
+    await nc.publish(subject, b"n")
+    await nc.flush()
+    return await sub.next_msg(timeout=0.5)
