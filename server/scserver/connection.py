@@ -45,8 +45,8 @@ GATEWAY_MAX_PING = 15.0
 #: Bytes handed to ``handle_data`` at once adapt to what the bytes cost: a slice should take
 #: about SLICE_TIME seconds (a few hundred SUBs, or a whole read of cheap PUBs).
 READ_SLICE_MIN = 4 * 1024
-READ_SLICE_MAX = 1024 * 1024
-SLICE_TIME = 0.002
+READ_SLICE_MAX = 256 * 1024
+SLICE_TIME = 0.004
 #: Seconds of protocol work one connection may do per loop turn before yielding.
 READ_BUDGET = 0.005
 #: nats-server's stall bounds: a producer waits 2 ms on a gated consumer (5 ms once the
@@ -259,9 +259,11 @@ class Connection(asyncio.Protocol):
             now = _perf()
             took = now - began
             began = now
-            if len(piece) >= READ_SLICE_MIN and took > SLICE_TIME / 2:
+            if len(piece) >= READ_SLICE_MIN and took > SLICE_TIME:
                 # Expensive bytes (SUB bursts, wide fan-out): cut the next slices finer.
-                self._slice = max(READ_SLICE_MIN, int(len(piece) * SLICE_TIME / took))
+                self._slice = min(
+                    READ_SLICE_MAX, max(READ_SLICE_MIN, int(len(piece) * SLICE_TIME / took))
+                )
             elif took < SLICE_TIME / 4 and size < READ_SLICE_MAX:
                 self._slice = min(READ_SLICE_MAX, size * 2)
             if self.stall_on or pos >= n or now >= deadline:
