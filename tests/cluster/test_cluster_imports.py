@@ -30,7 +30,10 @@ accounts {
       {service: "help.>", response_type: stream}
       {stream: "news.>", accounts: [CLI]}
     ]
-    mappings { "raw.*": "cooked.$1" }
+    mappings {
+      "raw.*": "cooked.$1"
+      "w.*": [{dest: "w.a.$1", weight: 50%}, {dest: "w.b.$1", weight: 50%}]
+    }
   }
   CLI: {
     users: [{user: cli, password: c}]
@@ -164,5 +167,34 @@ async def test_mapping_applied_where_published(topo: Topology) -> None:
                 await p.flush()
             await asyncio.sleep(0.3)
         assert raw.msgs == []
+    finally:
+        await close_all(sub_nc, *pubs)
+
+
+async def test_weighted_mapping_across_the_supercluster(topo: Topology) -> None:
+    """Each publisher (scserver E1, nats-server E2) picks a weighted destination at ingress; the
+    subscriber in W sees every message once, on both destinations."""
+    token = unique("w").replace(".", "-")
+    sub_nc = await connect(_url(topo, "W2", "svc:s"))
+    box = await subscribe(sub_nc, f"w.*.{token}")
+    pubs = [await connect(_url(topo, n, "svc:s")) for n in ("E1", "E2")]
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            box.msgs.clear()
+            for p in pubs:
+                await p.publish(f"w.{token}", b"probe")
+            await settle(*pubs, sub_nc, delay=0.3)
+            if len(box.msgs) == 2:
+                break
+            assert time.monotonic() < deadline, len(box.msgs)
+        box.msgs.clear()
+        for p in pubs:
+            for _ in range(40):
+                await p.publish(f"w.{token}", b"m")
+        await settle(*pubs, sub_nc, delay=1.0)
+        subjects = [m.subject for m in box.msgs]
+        assert len(subjects) == 80
+        assert set(subjects) == {f"w.a.{token}", f"w.b.{token}"}
     finally:
         await close_all(sub_nc, *pubs)
