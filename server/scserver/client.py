@@ -14,6 +14,7 @@ from scserver.protocol import encode, models
 from scserver.protocol import errors as E
 from scserver.protocol.parser import (
     CLIENT,
+    ERR_BEFORE_CONNECT,
     OP_CONNECT,
     OP_ERR,
     OP_ERROR,
@@ -24,6 +25,7 @@ from scserver.protocol.parser import (
     OP_PUB,
     OP_SUB,
     OP_UNSUB,
+    Parser,
 )
 from scserver.subjects import is_valid_literal_subject, is_valid_subject
 from scserver.subscription import Subscription
@@ -65,6 +67,12 @@ class ClientConnection(Connection):
         self.auth_cache: dict[str, bool] = {}
         self.trace = trace_enabled()
         self.slow_pub = True
+        auth = server.auth
+        if auth.required and not auth.no_auth_user:
+            # As nats-server while it awaits authentication: only CONNECT is read (nothing
+            # with a payload is buffered) until the login succeeds (see open_parser).
+            opts = server.opts
+            self.parser = Parser(CLIENT, opts.max_control_line, opts.max_payload, handshake=True)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -222,6 +230,9 @@ class ClientConnection(Connection):
                 self.close("Parse Error")
                 return
             elif t == OP_ERROR:
+                if op[1] == ERR_BEFORE_CONNECT:
+                    self._auth_violation()
+                    return
                 self._parse_error(op[1], op[2])
                 return
         if run and not self.closed:
@@ -313,6 +324,7 @@ class ClientConnection(Connection):
                 return
             self.bind_account(account)
             self.connected = True
+            self.open_parser()
             self.server.client_connected(self)
         self.update_pub_path()
         if self.verbose:
@@ -347,6 +359,17 @@ class ClientConnection(Connection):
                     "%s Removed sub %r (sid %r) - not authorized", self.label(), subject, sid
                 )
         self.update_pub_path()
+
+    def open_parser(self) -> None:
+        """Logged in: the parser takes every client operation; what arrived behind the CONNECT
+        is parsed from a fresh loop callback, ahead of the next read."""
+        parser, opts = self.parser, self.server.opts
+        if parser.handshake and parser.open(opts.max_control_line, opts.max_payload):
+            self.server.loop.call_soon(self._parse_held)
+
+    def _parse_held(self) -> None:
+        if not self.closed:
+            self.data_received(b"")
 
     def bind_account(self, account: Any) -> None:
         self.account.clients.discard(self)

@@ -361,3 +361,53 @@ def test_size_over_max_payload_is_a_payload_violation(ports) -> None:
             return c.exchange(b"PUB foo 999999999\r\n" + b"x" * 100)
 
     assert same(both(ports, scenario)) == ["-ERR 'Maximum Payload Violation'", EOF]
+
+
+@pytest.fixture(scope="module")
+def auth_ports(module_servers) -> dict[str, int]:
+    conf = "authorization { user: a, password: b }\n"
+    return {impl: module_servers.start(impl, conf).port for impl in IMPLS}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"PUB foo 1048576\r\n" + b"x" * 65536,
+        b"PUB foo 99999999999\r\n" + b"x" * 65536,
+        b"HPUB foo 12 1000\r\n",
+        b"SUB foo 1\r\n",
+        b"PING\r\n",
+        b"\x16\x03\x01\x00",
+    ],
+)
+def test_nothing_but_connect_before_login(auth_ports, data: bytes) -> None:
+    """With authentication required, nats-server refuses any operation but CONNECT at its
+    first byte (Authorization Violation): no payload of an unauthenticated client is read."""
+
+    def scenario(port: int) -> list[str]:
+        with RawClient(port) as c:
+            return c.exchange(data)
+
+    assert same(both(auth_ports, scenario)) == ["-ERR 'Authorization Violation'", EOF]
+
+
+def test_operations_behind_the_login_in_one_write(auth_ports) -> None:
+    def scenario(port: int) -> list[str]:
+        with RawClient(port) as c:
+            return c.exchange(
+                b'CONNECT {"verbose":false,"pedantic":false,"user":"a","pass":"b"}\r\n'
+                b"SUB w 1\r\nPUB w 2\r\nhi\r\nPING\r\n"
+            )
+
+    assert same(both(auth_ports, scenario)) == ["MSG w 1 2", "b'hi'", "PONG"]
+
+
+def test_wrong_login_then_payload(auth_ports) -> None:
+    def scenario(port: int) -> list[str]:
+        with RawClient(port) as c:
+            return c.exchange(
+                b'CONNECT {"verbose":false,"user":"a","pass":"nope"}\r\nPUB w 1048576\r\n'
+                + b"x" * 65536
+            )
+
+    assert same(both(auth_ports, scenario)) == ["-ERR 'Authorization Violation'", EOF]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from scserver.protocol.parser import (
     CLIENT,
+    ERR_BEFORE_CONNECT,
     GATEWAY,
     OP_CONNECT,
     OP_ERR,
@@ -358,20 +359,25 @@ def test_large_payload_arriving_in_many_reads_is_joined_once() -> None:
 
 
 def test_handshake_mode_refuses_messages_before_any_payload() -> None:
-    """An accepted link before CONNECT: RMSG, interest, or an oversized line is an error at
-    once, with nothing buffered, whatever size the peer announces."""
-    for kind in (ROUTE, GATEWAY):
+    """An accepted link (or a client when authentication is required) before CONNECT: as in
+    nats-server, an operation not starting with C is an error at its first byte, with nothing
+    buffered, whatever size the peer announces; CONNECT's line is client-sized."""
+    for kind in (CLIENT, ROUTE, GATEWAY):
         for data in (
             b"RMSG $G foo 99999999999\r\n" + b"x" * 65536,
+            b"PUB foo 1048576\r\n" + b"x" * 65536,
+            b"SUB foo 1\r\n",
             b"RMSG $G foo 5\r\nhello\r\n",
             b"HMSG $G foo 1 5\r\n",
             b"RS+ $G foo\r\n",
             b"A+ $G\r\n",
             b"RMSG",
+            b"PING\r\n",
+            b"INFO {}\r\n",
         ):
             p = Parser(kind, handshake=True)
             ops = p.feed(data)
-            assert ops and ops[-1][0] == OP_ERROR, (kind, data, ops)
+            assert ops == [(OP_ERROR, ERR_BEFORE_CONNECT, False)], (kind, data, ops)
             assert p.dead and p.buffered() == 0
         # A control line is client-sized (4096 here), not the link's 16x.
         p = Parser(kind, 4096, handshake=True)
@@ -383,8 +389,8 @@ def test_handshake_mode_refuses_messages_before_any_payload() -> None:
 
 def test_handshake_mode_stops_behind_connect_until_opened() -> None:
     p = Parser(ROUTE, 4096, handshake=True)
-    stream = b'PING\r\nCONNECT {"name":"N"}\r\nINFO {}\r\nRS+ $G foo\r\nRMSG $G foo 2\r\nhi\r\n'
-    assert p.feed(stream) == [(OP_PING,), (OP_CONNECT, b'{"name":"N"}')]
+    stream = b'CONNECT {"name":"N"}\r\nINFO {}\r\nRS+ $G foo\r\nRMSG $G foo 2\r\nhi\r\n'
+    assert p.feed(stream) == [(OP_CONNECT, b'{"name":"N"}')]
     assert p.buffered() > 0
     assert p.open(4096) is True
     assert p.feed(b"") == [
@@ -402,9 +408,9 @@ def test_handshake_mode_stops_behind_connect_until_opened() -> None:
 @settings(max_examples=100, deadline=None)
 @given(data=st.binary(max_size=3000), cuts=st.lists(st.integers(0, 10**6), max_size=20))
 def test_handshake_mode_never_holds_more_than_a_client_line(data, cuts) -> None:
-    for kind in (ROUTE, GATEWAY):
+    for kind in (CLIENT, ROUTE, GATEWAY):
         p = Parser(kind, max_control_line=256, handshake=True)
-        for chunk in _chunks(b"RMSG $G x 99\r\n" + data if data[:1] == b"R" else data, cuts):
+        for chunk in _chunks(b"CONNECT " + data if data[:1] == b"C" else data, cuts):
             for op in p.feed(chunk):
-                assert op[0] in (OP_CONNECT, OP_INFO, OP_PING, OP_PONG, OP_OK, OP_ERR, OP_ERROR)
+                assert op[0] in (OP_CONNECT, OP_ERROR)
             assert p.buffered() <= 256 + len(chunk)

@@ -32,12 +32,14 @@ is checked against ``max_payload`` before any of its payload is buffered, and a 
 arrives in many reads is collected as a list of chunks and joined once, so a large message costs
 one copy, not one copy per read.
 
-An accepted route or gateway connection starts in *handshake* mode (``handshake=True``): until
-the peer's CONNECT has been accepted only the operations that carry no payload (CONNECT, INFO,
-PING, PONG, +OK, -ERR) are parsed, under client-sized limits. Anything else -- RMSG, RS+, a
-huge size -- is an error before a single payload byte is kept, and the parser stops right after
-a CONNECT so that nothing behind it is parsed before the connection has decided whether to
-trust the peer (see :meth:`Parser.open`).
+An accepted route or gateway connection, and a client when authentication is required, starts
+in *handshake* mode (``handshake=True``): like nats-server's parser while it awaits
+authentication, an operation that does not start with ``C`` is an error at its first byte
+(:data:`ERR_BEFORE_CONNECT`; the connection answers with an authorization violation), and the
+CONNECT line itself is parsed under client-sized limits. Nothing with a payload -- RMSG, PUB,
+a huge size -- is ever buffered, and the parser stops right after a CONNECT so that nothing
+behind it is parsed before the connection has decided whether to trust the peer (see
+:meth:`Parser.open`).
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ ERR_UNKNOWN_OP = "Unknown Protocol Operation"
 ERR_MAX_CONTROL_LINE = "maximum control line exceeded"
 ERR_MAX_PAYLOAD = "Maximum Payload Violation"
 ERR_BEFORE_CONNECT = "Protocol operation before CONNECT"
+# What may start an operation in handshake mode: CONNECT only (nats-server's awaitingAuth check).
+_CONNECT_FIRST = frozenset(b"Cc")
 
 #: The payload limit on an authenticated route or gateway. nats-server applies no max_payload to
 #: links (only its 9-digit size syntax, < 1 GB); a peer with a larger max_payload than ours may
@@ -122,8 +126,8 @@ _GATEWAY_OPS = frozenset(
         b"-ERR",
     }
 )
-# What an accepted link may send before its CONNECT has been accepted: nothing with a payload.
-_HANDSHAKE_OPS = frozenset({b"CONNECT", b"INFO", b"PING", b"PONG", b"+OK", b"-ERR"})
+# What a peer may send before its CONNECT has been accepted.
+_HANDSHAKE_OPS = frozenset({b"CONNECT"})
 _OPS_BY_KIND = {CLIENT: _CLIENT_OPS, ROUTE: _ROUTE_OPS, GATEWAY: _GATEWAY_OPS}
 
 
@@ -220,8 +224,8 @@ class Parser:
         # When a message's control line has been parsed but its payload has not fully arrived:
         # (total bytes needed incl. CRLF, op template tuple minus payload, hdr_len).
         self._pending: tuple[int, tuple, int] | None = None
-        self.handshake = handshake and kind != CLIENT
-        if self.handshake:
+        self.handshake = handshake
+        if handshake:
             # Client-sized limits until the peer is trusted; open() sets the link's own.
             self.max_control_line = max_control_line
             self.max_payload = 0
@@ -272,7 +276,7 @@ class Parser:
         pos = 0
         n = len(buf)
         handshake = self.handshake
-        pub_match = _PUB_RE.match if self.kind == CLIENT else None
+        pub_match = _PUB_RE.match if self.kind == CLIENT and not handshake else None
         rmsg_match = None if self.kind == CLIENT or handshake else _RMSG_RE.match
         max_line = self.max_control_line
         max_payload = self.max_payload
@@ -352,6 +356,8 @@ class Parser:
                         )
                         pos = start
                         break
+                if handshake and buf[pos] not in _CONNECT_FIRST:
+                    raise ParseError(ERR_BEFORE_CONNECT, send=False)
                 eol = buf.find(b"\n", pos)
                 if eol < 0:
                     if n - pos > self.max_control_line:
@@ -402,10 +408,6 @@ class Parser:
                 if op.startswith(word):
                     out.append(parsed)
                     return
-            if self.handshake and op in _OPS_BY_KIND[self.kind]:
-                # A link's message or interest before its CONNECT was accepted: refused before
-                # any payload is read (the connection answers with an authorization violation).
-                raise ParseError(f"{ERR_BEFORE_CONNECT}: {_show(line)}", send=False)
             raise ParseError(ERR_UNKNOWN_OP)
         if len(line) == len(args[0]) and op in _NEED_SPACE:
             # An op that takes arguments must be followed by a space or tab ("SUB\r\n").
