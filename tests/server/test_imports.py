@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from typing import Any
 
@@ -437,3 +438,61 @@ def test_account_connection_advisories(with_sys) -> None:
             "io.nats.server.advisory.v1.client_disconnect",
         ],
     )
+
+
+# --- reload -------------------------------------------------------------------------------------
+
+BEFORE_RELOAD = """
+accounts {
+  SVC: {
+    users: [{user: svc, password: s}]
+    exports: [{service: "help.>"}, {stream: "news.>"}]
+  }
+  CLI: { users: [{user: cli, password: c}] }
+}
+"""
+AFTER_RELOAD = BEFORE_RELOAD.replace(
+    "CLI: { users: [{user: cli, password: c}] }",
+    """CLI: {
+    users: [{user: cli, password: c}]
+    imports: [
+      {service: {account: SVC, subject: "help.>"}, to: "ask.>"}
+      {stream: {account: SVC, subject: "news.>"}, prefix: "ext"}
+    ]
+  }""",
+)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+async def test_reload_adds_imports(servers, impl: str) -> None:
+    sp = servers.start(impl, BEFORE_RELOAD)
+    svc = await _connect(sp, "svc", "s")
+    cli = await _connect(sp, "cli", "c")
+    try:
+
+        async def handler(m):
+            await m.respond(b"ok")
+
+        await svc.subscribe("help.>", cb=handler)
+        await svc.flush()
+        with pytest.raises(NoRespondersError):
+            await cli.request("ask.x", b"", timeout=2)
+        head = sp.config_path.read_text().split("accounts {")[0]
+        sp.config_path.write_text(head + AFTER_RELOAD)
+        sp.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert (await cli.request("ask.x", b"", timeout=1)).data == b"ok"
+                break
+            except NoRespondersError:
+                assert time.monotonic() < deadline, "import not active after reload"
+                await asyncio.sleep(0.2)
+        news = await cli.subscribe("ext.news.>")
+        await cli.flush()
+        await svc.publish("news.a", b"n")
+        await svc.flush()
+        assert (await news.next_msg(timeout=3)).subject == "ext.news.a"
+    finally:
+        await svc.close()
+        await cli.close()
