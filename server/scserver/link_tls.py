@@ -228,8 +228,18 @@ def lost_reason(conn: Any, exc: BaseException | None) -> None:
     dialler's certificate; a refusal then arrives as an alert on the first read. Logging it
     names the reason on the dialling side too.
     """
-    if isinstance(exc, ssl.SSLError) and getattr(conn, "tls_info", None) is not None:
+    if getattr(conn, "tls_info", None) is None:
+        return
+    if isinstance(exc, ssl.SSLError):
         logger.error("%s TLS %s error: %s", conn.label(), _word(conn.kind), failure_reason(exc))
+    elif conn.outbound and not conn.got_info:
+        # Some event loops (uvloop) report the peer's alert as a plain close.
+        logger.error(
+            "%s TLS %s error: peer closed the link right after the TLS handshake, before its "
+            "INFO (did it reject our certificate?)",
+            conn.label(),
+            _word(conn.kind),
+        )
 
 
 def info_fields(server: Any, kind: int) -> dict[str, Any]:

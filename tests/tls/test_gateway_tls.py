@@ -135,6 +135,8 @@ def test_bad_certificate_gets_no_gateway(pki: Pki, peer: str, bad: str) -> None:
         # East refuses West's certificate as a dialler and as a listener.
         wait_log(east, r"TLS gateway handshake error: .*(" + REASONS[bad] + ")")
         wait_for(lambda: east.log().count("TLS gateway handshake error") >= 2, 8, 0.1, "both")
+        if peer == SC:
+            wait_log(west, r"TLS gateway error: peer (rejected our certificate|closed the link)")
         assert links(east) == (set(), set())
         assert links(west) == (set(), set())
     finally:

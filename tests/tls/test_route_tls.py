@@ -89,6 +89,8 @@ def test_bad_peer_certificate_gets_no_route(pki: Pki, verifier: str, bad: str) -
     try:
         a1, a2 = topo.nodes
         wait_log(a1, r"TLS route handshake error: .*(" + REASONS[bad] + ")")
+        # The refused scserver dialler hears why too (TLS 1.3: an alert after its handshake).
+        wait_log(a2, r"TLS route error: peer (rejected our certificate|closed the link)")
         assert route_names(a1) == set(), a1.get("/routez")
         assert route_names(a2) == set(), a2.get("/routez")
     finally:
