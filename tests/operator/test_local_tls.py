@@ -280,3 +280,111 @@ def test_two_sites_link_with_copied_ca_and_credentials(
     finally:
         site_a.stop()
         site_b.stop()
+
+
+# ------------------------------------------------------------ renewal and rotation by reload
+
+
+def _gateway_cids(local: LocalSupercluster) -> dict[str, dict[str, int]]:
+    out = {}
+    for server in local.servers:
+        url = f"{server.address.monitor_url}/gatewayz"
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback)
+            gz = json.loads(resp.read())
+        out[server.name] = {
+            name: int(gw["connection"]["cid"])
+            for name, gw in (gz.get("outbound_gateways") or {}).items()
+        }
+    return out
+
+
+def _presented_cert(port: int, ca_bundle: str) -> certs.x509.Certificate:
+    """The certificate a gateway port presents now (handshake without a client certificate:
+    the server may then close, but it has shown its certificate first)."""
+    import ssl
+
+    ctx = ssl.create_default_context(cadata=ca_bundle)
+    ctx.check_hostname = False
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock = ctx.wrap_socket(raw, do_handshake_on_connect=False)
+    try:
+        try:
+            sock.do_handshake()
+        except (ssl.SSLError, OSError):
+            pass
+        der = sock.getpeercert(binary_form=True)
+    finally:
+        sock.close()
+    assert der, "no certificate presented"
+    return certs.x509.load_der_x509_certificate(der)
+
+
+@pytest.mark.parametrize("server", ["nats-server", "scserver"])
+def test_ca_rotation_and_renewal_are_picked_up_by_reload(server: str, tmp_path: Path) -> None:
+    """What the operator's Managed mode does to the mounted files, done to running servers: the
+    bundle with old and new CA, then certificates of the new CA, each followed by a reload
+    (SIGHUP). No server restarts, no gateway link drops, and new handshakes use the new
+    certificates."""
+    import datetime
+    import signal
+
+    from scoperator.local import write_tls_files
+    from scoperator.naming import certificate_names
+    from scoperator.secrets import secrets_from_objects
+
+    if server == "nats-server":
+        command = [str(require_binary(nats_server_binary(), "nats-server not installed"))]
+    else:
+        command = list(require_binary(scserver_command(), "scserver not installed"))
+    resources = load_example("supercluster.yaml")
+    (sc,) = resources.superclusters
+    local = LocalSupercluster(
+        sc, resources.members(sc), secrets_from_objects(resources.secrets), command, tmp_path
+    )
+    local.plan()
+    local.start()
+    try:
+        asyncio.run(local.wait_ready(60))
+        assert local.ca is not None and local.topology is not None
+        before = _gateway_cids(local)
+        pids = {s.name: s.process.pid for s in local.servers if s.process}
+        old_ca = local.ca
+        now = datetime.datetime.now(datetime.UTC)
+        new_ca = certs.make_ca("rotated", now, datetime.timedelta(days=1))
+        overlap = certs.bundle(old_ca.cert_pem, new_ca.cert_pem)
+
+        def reload_all() -> None:
+            for s in local.servers:
+                assert s.process is not None
+                s.process.send_signal(signal.SIGHUP)
+            time.sleep(1.5)
+
+        # step 1: every server trusts old and new CA, still presenting its old certificate
+        for s in local.servers:
+            tls_dir = s.directory / "tls"
+            (tls_dir / "ca.crt").write_text(overlap)
+        reload_all()
+        # step 2: certificates issued by the new CA
+        for cluster in local.topology.clusters:
+            names = certificate_names(local.topology, cluster.name)
+            pair = certs.make_server_cert(
+                new_ca, cluster.name, names, now, datetime.timedelta(hours=1)
+            )
+            for s in local.servers:
+                if s.address.cluster == cluster.name:
+                    write_tls_files(s.directory, pair, overlap)
+        reload_all()
+        # the links were never dropped, no process restarted
+        assert _gateway_cids(local) == before
+        assert {s.name: s.process.pid for s in local.servers if s.process} == pids
+        for s in local.servers:
+            assert s.process is not None and s.process.poll() is None
+        # new handshakes present the new certificates
+        for s in local.servers:
+            cert = _presented_cert(s.address.ports.gateway, overlap)
+            assert certs.signed_by(cert, new_ca.cert), s.name
+        # and the mesh still carries requests
+        out = __import__("io").StringIO()
+        assert asyncio.run(run_demo(local, resources.members(sc), out)) == 0, out.getvalue()
+    finally:
+        local.stop()
