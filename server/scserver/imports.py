@@ -875,6 +875,7 @@ class Runtime:
                 except MappingError as exc:  # refused at load; never expected here
                     logger.error("Import %s in account %s: %s", imp.subject, name, exc)
         if sys_acc is not None and server.system is not None:
+            self.add_system_exports(sys_acc)
             for acc in list(server.accounts.values()):
                 if acc is not sys_acc:
                     self.add_system_imports(acc)
@@ -927,6 +928,23 @@ class Runtime:
 
         si.sub = links.client.subscribe(si.local.encode(errors="surrogateescape"), handler)
 
+    def add_system_exports(self, sys_acc: Any) -> None:
+        """The system account's own exports and its USER.INFO import (``addSystemAccountExports``);
+        exports the configuration already covers are not added again."""
+        links = self._links(sys_acc)
+        for export in (
+            Export("service", "$SYS.REQ.ACCOUNT.*.CONNZ", None, 4, STREAMED),
+            Export("service", "$SYS.REQ.ACCOUNT.*.STATZ", None, 4, STREAMED),
+            Export("service", "$SYS.DEBUG.SUBSCRIBERS"),
+            Export("service", "$SYS.REQ.USER.*.INFO"),
+        ):
+            if not any(_subset(export.subject, e.subject) for e in links.exports):
+                links.exports.append(export)
+        user = Export("service", "$SYS.REQ.USER.*.INFO")
+        remote = f"$SYS.REQ.USER.{sys_acc.name}.INFO"
+        si = ServiceImport(sys_acc, sys_acc, _USER_INFO, remote, None, False, user, True, True)
+        self._subscribe_import(si)
+
     def add_system_imports(self, acc: Any) -> None:
         """nats-server's ``registerSystemImports`` for one account."""
         sys_acc = self.server.system_account
@@ -963,8 +981,6 @@ class Runtime:
             entry: dict[str, Any] = {"subject": e.subject, "type": e.kind}
             if e.kind == "service":
                 entry["response_type"] = e.response_type
-            if e.token_pos:
-                entry["account_token_position"] = e.token_pos
             if e.approved:
                 entry["approved_accounts"] = list(e.approved)
             exports.append(entry)

@@ -496,3 +496,16 @@ async def test_reload_adds_imports(servers, impl: str) -> None:
     finally:
         await svc.close()
         await cli.close()
+
+
+def test_accountz_system_account_exports(started) -> None:
+    """The system account shows the exports every account's implicit imports use."""
+    res = {}
+    for impl in IMPLS:
+        doc = http_get_json(LOOPBACK, started[impl].http_port, "/accountz?acc=$SYS")
+        links = _links(doc)
+        res[impl] = (links["exports"], links["imports"])
+    assert res["scserver"] == res["nats-server"], res
+    exports, imports = res["scserver"]
+    assert {e["subject"] for e in exports} >= {"$SYS.REQ.ACCOUNT.*.CONNZ", "$SYS.REQ.USER.*.INFO"}
+    assert [i["to"] for i in imports] == ["$SYS.REQ.USER.INFO"]
