@@ -1,7 +1,8 @@
 """Fuzz a whole ClientConnection: parser, CONNECT, auth, SUB/UNSUB, PUB delivery, flow control.
 
-Real Server objects (three configs: open, users with accounts and permissions, verbose/limits),
-a fake transport, bytes fed through ``data_received`` in random reads exactly as asyncio would.
+Real Server objects (three configs: open, users with accounts and permissions, limits with a
+small max_pending), a fake transport whose write buffer only drains now and then (so pausing,
+stalled producers and slow consumers are reachable), bytes fed through ``data_received`` in random reads exactly as asyncio would.
 Besides "nothing raises or logs a traceback" and "/connz, /subsz and /accountz render what the
 client left" (subs=detail), after the peer hangs up the server must have
 forgotten the connection: no client registered, no subscription left in any account.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fuzz.common import Finding, ServerPool, chunks, connect, finish
+from fuzz.common import Finding, ServerPool, chunks, connect, finish, run_ready
 from scserver import monitor
 from scserver.client import ClientConnection
 
@@ -77,11 +78,17 @@ def TestOneInput(data: bytes) -> None:
         return
     server = _pools[data[0] % 3].get()
     conn = ClientConnection(server)
-    connect(conn)
-    for piece in chunks(data[1:], data[0] // 3):
+    transport = connect(conn)
+    for i, piece in enumerate(chunks(data[1:], data[0] // 3)):
         if conn.closed:
             break
         conn.data_received(piece)
+        if i % 4 == 3:
+            # Let the loop flush what the reads queued; the peer drains its socket only now
+            # and then, so the write buffer can cross the high-water mark (flow control).
+            run_ready(1)
+            if i % 16 == 15:
+                transport.drain()
     _monitor(server)
     finish(conn)
     _check_forgotten(server, conn)

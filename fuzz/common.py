@@ -36,12 +36,18 @@ def chunks(data: bytes, seed: int) -> Iterator[bytes]:
 
 
 class FakeTransport(asyncio.Transport):
-    """Records writes; reports a small write buffer so flow control stays quiet."""
+    """Records writes and models the write buffer: bytes stay "buffered" until ``drain()``,
+    and crossing the high-water mark calls the protocol's pause_writing() as asyncio does, so
+    flow control (pausing, stalling producers, slow consumers) is reachable."""
 
-    def __init__(self, peer: tuple[str, int] = ("127.0.0.1", 40000)) -> None:
+    def __init__(self, peer: tuple[str, int] = ("127.0.0.1", 40000), protocol: Any = None) -> None:
         super().__init__()
         self.peer = peer
+        self.protocol = protocol
         self.written = 0
+        self.buffered = 0
+        self.high = 65536
+        self.paused = False
         self.tail = b""
         self.closed = False
         self.aborted = False
@@ -54,11 +60,23 @@ class FakeTransport(asyncio.Transport):
         if self.closed:
             raise Finding("write after close")
         self.written += len(data)
+        self.buffered += len(data)
         self.tail = (self.tail + bytes(data))[-4096:]
+        if self.protocol is not None and not self.paused and self.buffered > self.high:
+            self.paused = True
+            self.protocol.pause_writing()
 
     def writelines(self, list_of_data: Any) -> None:
         for d in list_of_data:
             self.write(d)
+
+    def drain(self) -> None:
+        """The peer read everything: empty the buffer, resume the protocol if paused."""
+        self.buffered = 0
+        if self.paused and not self.closed:
+            self.paused = False
+            if self.protocol is not None:
+                self.protocol.resume_writing()
 
     def close(self) -> None:
         self.closed = True
@@ -70,10 +88,10 @@ class FakeTransport(asyncio.Transport):
         return self.closed
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
+        self.high = high if high is not None else 65536
 
     def get_write_buffer_size(self) -> int:
-        return 0
+        return self.buffered
 
     def pause_reading(self) -> None:
         self.reading = False
@@ -160,10 +178,10 @@ def loop() -> asyncio.AbstractEventLoop:
     return _loop
 
 
-def run_ready() -> None:
+def run_ready(rounds: int = 3) -> None:
     """Run the callbacks the input scheduled (flushes, tasks) without waiting on timers."""
     lp = loop()
-    for _ in range(3):
+    for _ in range(rounds):
         lp.run_until_complete(asyncio.sleep(0))
 
 
@@ -195,13 +213,14 @@ def make_server_from_opts(opts: Any) -> Any:
 
 def connect(conn: Any, peer: tuple[str, int] = ("127.0.0.1", 40000)) -> FakeTransport:
     """Open a connection object on a fake transport (INFO is queued, timers armed)."""
-    transport = FakeTransport(peer)
+    transport = FakeTransport(peer, conn)
     conn.connection_made(transport)
     return transport
 
 
 def finish(conn: Any) -> None:
     """Close the connection as a peer hang-up would, then let queued work run."""
+    run_ready(1)  # flush what the last reads queued (may pause the writer or cut it off)
     if not conn.closed:
         conn.connection_lost(None)
     run_ready()

@@ -1,7 +1,10 @@
 """Fuzz the JSON of CONNECT and INFO on every connection kind, through real connections.
 
 Input layout: byte 0 picks the scenario (below), the rest is the JSON body, which is also decoded
-directly with every model of scserver.protocol.models (only WireError may escape). The body is sent as
+directly with every model of scserver.protocol.models (only WireError may escape). Scenarios 7-9
+are established links (inbound route, inbound and outbound gateway) instead: there the rest is
+the peer's byte stream after the handshake (its byte 0 picks the read split, see common.chunks),
+so RS+/RS-/A+/A-/RMSG/HMSG handling and routing behind the link parser are covered too. The body is sent as
 ``CONNECT <body>\\r\\n`` / ``INFO <body>\\r\\n`` to a ClientConnection, RouteConnection or
 GatewayConnection of an in-process server (fake transport, no network), after whatever
 handshake the scenario needs to reach that code. Besides "nothing raises or logs a traceback",
@@ -13,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fuzz.common import Finding, ServerPool, connect, finish
+from fuzz.common import Finding, ServerPool, chunks, connect, finish
 from scserver import monitor
 from scserver.client import ClientConnection
 from scserver.gateway import GatewayConnection
@@ -83,6 +86,38 @@ def _gateway(server: Any, body: bytes, verb: bytes, outbound: bool) -> Any:
     return conn
 
 
+ROUTE_INFO = (
+    b'INFO {"server_id":"NROUTEPEER","server_name":"peer","cluster":"east","headers":true,'
+    b'"port":6223}\r\n'
+)
+GW_INFO = (
+    b'INFO {"server_id":"NWESTPEER","gateway":"west","gateway_urls":["127.0.0.1:7223"],'
+    b'"headers":true}\r\n'
+)
+
+
+def _link_stream(server: Any, stream: bytes, kind: str) -> Any:
+    """An established link (handshake done), then the input as the peer's byte stream."""
+    if kind == "route":
+        conn = RouteConnection(server, server.routes)
+        connect(conn)
+        conn.data_received(ROUTE_CONNECT + ROUTE_INFO)
+    elif kind == "gw-in":
+        conn = GatewayConnection(server, server.gateway)
+        connect(conn)
+        conn.data_received(GW_CONNECT + GW_INFO)
+    else:
+        conn = GatewayConnection(server, server.gateway, "west", "nats://127.0.0.1:7223")
+        connect(conn)
+        conn.data_received(GW_INFO)
+    if stream:
+        for piece in chunks(stream[1:], stream[0]):
+            if conn.closed:
+                break
+            conn.data_received(piece)
+    return conn
+
+
 SCENARIOS = (
     lambda s, b: _client(s, b),
     lambda s, b: _route(s, b, b"CONNECT", outbound=False),
@@ -91,6 +126,9 @@ SCENARIOS = (
     lambda s, b: _gateway(s, b, b"CONNECT", outbound=False),
     lambda s, b: _gateway(s, b, b"INFO", outbound=False),
     lambda s, b: _gateway(s, b, b"INFO", outbound=True),
+    lambda s, b: _link_stream(s, b, "route"),
+    lambda s, b: _link_stream(s, b, "gw-in"),
+    lambda s, b: _link_stream(s, b, "gw-out"),
 )
 
 
