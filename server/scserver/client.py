@@ -29,6 +29,7 @@ from scserver.protocol.parser import (
 )
 from scserver.subjects import is_valid_literal_subject, is_valid_subject
 from scserver.subscription import Subscription
+from scserver.tls import map_login as tls_map_login
 
 # First bytes of subjects that need a closer look on publish: `_GR_.`, `$GR.`, `_R_.`.
 _SPECIAL_FIRST = frozenset(b"_$")
@@ -88,6 +89,16 @@ class ClientConnection(Connection):
         if tls_first:
             info["tls_required"] = True
         return encode.info(info)
+
+    def _tls_map(self) -> bool:
+        """Users come from the client certificate (tls { verify_and_map: true })."""
+        cfg = self.server.tls.client_cfg
+        return (
+            self.tls_info is not None
+            and cfg is not None
+            and cfg.verify_and_map
+            and self.server.auth.required
+        )
 
     def on_open(self) -> None:
         server = self.server
@@ -302,7 +313,13 @@ class ClientConnection(Connection):
                 self._auth_violation()
                 return
             creds = Credentials.from_connect(opts)
-            result = self.server.auth.authenticate(creds, self.nonce, self.auth_cache)
+            if self._tls_map():
+                # verify_and_map: the client certificate names the user (scserver.tls).
+                result = tls_map_login(self.server.auth, self.tls_info)
+                if result.ok and result.user is not None:
+                    creds = Credentials(user=result.user.username)
+            else:
+                result = self.server.auth.authenticate(creds, self.nonce, self.auth_cache)
             if not result.ok:
                 logger.error(
                     "%s authentication error - User %r",

@@ -10,13 +10,14 @@ import datetime as dt
 import json
 import os
 import resource
+import ssl
 import sys
 import time
 from typing import Any
 
 from aiohttp import web
 
-from scserver import NATS_COMPAT_VERSION, link_tls
+from scserver import NATS_COMPAT_VERSION, link_tls, tls
 from scserver.log import logger
 from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE
 
@@ -124,12 +125,12 @@ def varz(server: Any) -> dict[str, Any]:
         "http_host": opts.http_host,
         "http_port": opts.http_port,
         "http_base_path": "",
-        "https_port": 0,
+        "https_port": opts.https_port,
         "auth_timeout": opts.auth_timeout,
         "max_control_line": opts.max_control_line,
         "max_payload": opts.max_payload,
         "max_pending": opts.max_pending,
-        "tls_timeout": 2,
+        **tls.varz_fields(opts),
         "write_deadline": int(opts.write_deadline * 1e9),
         "start": rfc3339(server.start_time),
         "now": rfc3339(now),
@@ -240,6 +241,8 @@ def conn_info(
             info["authorized_user"] = c.username
         if auth and c.account.name != "$G":
             info["account"] = c.account.name
+    if c.kind == CLIENT and c.tls_info is not None:
+        info.update(tls.connz_fields(c.tls_info, auth))
     if closed:
         info["stop"] = rfc3339(now)
         info["reason"] = c.close_reason
@@ -525,7 +528,23 @@ class Monitor:
             text=f"<html><body><h3>scserver</h3>{links}</body></html>", content_type="text/html"
         )
 
-    async def start(self, host: str, port: int) -> None:
+    def _https_context(self) -> ssl.SSLContext:
+        """The context the https site starts with. It follows reloads: each handshake picks
+        the server's current https context (SNI callback), so a renewed certificate is
+        served to new connections without restarting the monitor."""
+        first = self.server.tls.https
+        if first is None:
+            raise RuntimeError("https_port needs a tls {} block")
+
+        def current(obj: Any, _name: str | None, _ctx: ssl.SSLContext) -> None:
+            now = self.server.tls.https
+            if now is not None and obj.context is not now:
+                obj.context = now
+
+        first.sni_callback = current
+        return first
+
+    async def start(self, host: str, port: int, https: bool = False) -> None:
         app = web.Application()
         app.router.add_get("/", self._root)
         app.router.add_get("/healthz", self._healthz)
@@ -542,12 +561,16 @@ class Monitor:
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(
-            self.runner, host if host not in ("", "0.0.0.0") else None, port, reuse_address=True
+            self.runner,
+            host if host not in ("", "0.0.0.0") else None,
+            port,
+            reuse_address=True,
+            ssl_context=self._https_context() if https else None,
         )
         await site.start()
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         self.port = sockets[0].getsockname()[1] if sockets else port
-        logger.info("Starting http monitor on %s:%d", host, self.port)
+        logger.info("Starting %s monitor on %s:%d", "https" if https else "http", host, self.port)
 
     async def stop(self) -> None:
         if self.runner is not None:

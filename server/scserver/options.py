@@ -1237,6 +1237,11 @@ class _Builder:
                         f"gateway {r.name!r} url {bad[0]!r} is a tls:// URL but neither the "
                         "entry nor gateway has a tls {} block",
                     )
+        if o.https_port and o.http_port:
+            self.error(
+                self.where(d, key_of.get("https_port", key_of.get("https", ""))),
+                f"can't specify both HTTP ({o.http_port}) and HTTPs ({o.https_port}) ports",
+            )
         if o.https_port and o.tls is None:
             self.error(
                 self.where(d, key_of.get("https_port", key_of.get("https", ""))),

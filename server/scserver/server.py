@@ -312,11 +312,13 @@ class Server:
 
         if self.system_account is not None:
             self.system = SystemServices(self, self.system_account)
-        if opts.http_port:
+        if opts.http_port or opts.https_port:
             from scserver.monitor import Monitor
 
             self.monitor = Monitor(self)
-            await self.monitor.start(opts.http_host, opts.http_port)
+            await self.monitor.start(
+                opts.http_host, opts.https_port or opts.http_port, https=bool(opts.https_port)
+            )
         if opts.cluster is not None and opts.cluster.port:
             from scserver.route import RouteManager
 
@@ -456,8 +458,11 @@ class Server:
             logger.error("Failed to reload server configuration: %s", exc)
             return False
         old = self.opts
+        tls = self._reload_tls(old, new)
+        if tls is None:
+            return False
         refused = []
-        for field in ("host", "port", "http_port", "http_host"):
+        for field in ("host", "port", "http_port", "http_host", "https_port"):
             if getattr(old, field) != getattr(new, field):
                 refused.append(field)
         if old.server_name != new.server_name:
@@ -471,6 +476,7 @@ class Server:
             setattr(new, field, getattr(old, field))
         new.flag_overrides = getattr(old, "flag_overrides", {})
         self.opts = new
+        self.tls = tls  # new connections handshake with the new certificates from now on
         self.config_time = time.time()
         self.reloads += 1
         log.configure(new.debug, new.trace, new.logtime, new.log_file)
@@ -487,6 +493,27 @@ class Server:
             c.parser.max_control_line = new.max_control_line
         logger.info("Reloaded server configuration (%s)", why)
         return True
+
+    def _reload_tls(self, old: Any, new: Any) -> TLSContexts | None:
+        """The SSL contexts of a new config, or None (reload refused, old ones kept) when a
+        certificate or key cannot be loaded, or when TLS would be added to a client listener
+        started without it (that listener cannot hand sockets to a handshake: restart)."""
+        try:
+            tls = TLSContexts.build(new)
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the running contexts
+            logger.error("Failed to reload server configuration: %s", exc)
+            return None
+        if new.tls is not None and old.tls is None and self.client_listener is not None:
+            if not isinstance(self.client_listener, TLSListener):
+                logger.error(
+                    "Failed to reload server configuration: adding a tls {} block to a "
+                    "server started without one needs a restart"
+                )
+                return None
+        if bool(new.https_port) and old.https_port and tls.https is None:
+            logger.error("Failed to reload server configuration: https_port needs tls {}")
+            return None
+        return tls
 
     async def _reload_gateways(self, old: Any, new: Any) -> None:
         if self.gateway is None:

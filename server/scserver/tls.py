@@ -321,8 +321,7 @@ def parse_tls_block(
         )
         return None
     if cfg.insecure and context == "client":
-        b.error(pos, "error parsing tls config: 'insecure' is only allowed for routes/gateways")
-        return None
+        b.warn(pos, "tls 'insecure' only applies to routes and gateways that dial; ignored")
     if context != "remote gateway" and not (cfg.cert_file and cfg.key_file):
         missing = "key_file" if cfg.cert_file else "cert_file"
         b.error(pos, f"{context} tls: missing '{missing}' in TLS configuration")
@@ -529,7 +528,7 @@ class TLSInfo:
         return [
             {
                 "subject": cert.subject.rfc4514_string(),
-                "subject_pk_sha256": spki_sha256(self.peer_cert_der),
+                "spki_sha256": spki_sha256(self.peer_cert_der),
                 "cert_sha256": hashlib.sha256(self.peer_cert_der).hexdigest(),
             }
         ]
@@ -592,7 +591,7 @@ def failure_reason(exc: BaseException) -> str:
         }
         return mapping.get(reason, f"TLS error: {reason}")
     if isinstance(exc, ConnectionError | OSError):
-        return f"connection lost during TLS handshake: {exc}"
+        return f"connection lost during TLS handshake: {exc or 'EOF'}"
     return f"TLS handshake error: {exc!r}"
 
 
@@ -850,6 +849,83 @@ class TLSListener:
             task = self._loop.create_task(self._handle(sock))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+
+def _num(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else x
+
+
+def cert_not_after(path: str | None) -> str | None:
+    """RFC 3339 expiry of the first certificate in ``path`` (/varz tls_cert_not_after)."""
+    if not path:
+        return None
+    try:
+        from cryptography import x509
+
+        with open(path, "rb") as fh:
+            cert = x509.load_pem_x509_certificate(fh.read())
+    except (OSError, ValueError):
+        return None
+    return cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def varz_fields(opts: Any) -> dict[str, Any]:
+    """/varz TLS fields for the client port, as nats-server reports them."""
+    cfg: TLSConfig | None = getattr(opts, "tls", None)
+    out: dict[str, Any] = {"tls_timeout": _num(cfg.timeout if cfg else DEFAULT_TLS_TIMEOUT)}
+    if cfg is None:
+        return out
+    if not getattr(opts, "allow_non_tls", False):
+        out["tls_required"] = True
+    if cfg.verify:
+        out["tls_verify"] = True
+    not_after = cert_not_after(cfg.cert_file)
+    if not_after:
+        out["tls_cert_not_after"] = not_after
+    return out
+
+
+def connz_fields(info: TLSInfo, auth: bool) -> dict[str, Any]:
+    """/connz TLS fields of one connection (peer certificates only with ``auth=true``)."""
+    out: dict[str, Any] = {"tls_version": info.version, "tls_cipher_suite": info.cipher_suite}
+    if auth and info.peer_cert_der:
+        out["tls_peer_certs"] = info.peer_certs_json()
+    if info.tls_first:
+        out["tls_first"] = True
+    return out
+
+
+def map_login(auth: Any, info: TLSInfo | None) -> Any:
+    """``verify_and_map``: the AuthResult of the user the client certificate names.
+
+    nats-server's checkClientTLSCertSubject order: email SANs, DNS SANs and URI SANs as user
+    names, then the subject DN, compared attribute by attribute (in order, then in any order)
+    with every configured user name that parses as a DN. Passwords are not checked.
+    """
+    from .auth import AuthResult
+
+    if info is None or not info.peer_cert_der:
+        return AuthResult(False)
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(info.peer_cert_der)
+    users = auth.users
+    for name in map_cert_identities(info.peer_cert_der):
+        user = users.get(name)
+        if user is not None:
+            return AuthResult(True, user.account, user)
+    subject = [(a.oid.dotted_string, a.value) for a in cert.subject]
+    for name, user in users.items():
+        if "=" not in name:
+            continue
+        try:
+            dn = x509.Name.from_rfc4514_string(name)
+        except ValueError:
+            continue
+        attrs = [(a.oid.dotted_string, a.value) for a in dn]
+        if attrs == subject or sorted(attrs) == sorted(subject):
+            return AuthResult(True, user.account, user)
+    return AuthResult(False)
 
 
 def map_cert_identities(der: bytes) -> list[str]:
