@@ -1040,14 +1040,37 @@ def _find_export(exports: list[Export], kind: str, subject: str) -> Export | Non
     return None
 
 
+def _client_info(c: Any, si: ServiceImport) -> dict[str, Any]:
+    """nats-server's ClientInfo of the requester: account and RTT; everything (``share``); server
+    and cluster too for imports from the system account."""
+    from scserver.monitor import rfc3339
+
+    server = c.server
+    rtt = int(getattr(c, "rtt", 0.0) * 1e9)
+    info: dict[str, Any] = {}
+    if si.share:
+        info.update(start=rfc3339(c.start), host=c.host, id=c.cid)
+    info["acc"] = c.account.name
+    if si.share:
+        if c.username:
+            info["user"] = c.username
+        info.update(name=c.name, lang=c.lang, ver=c.version)
+    if rtt:
+        info["rtt"] = rtt
+    if si.share or si.system:
+        info["server"] = server.name
+        if server.cluster_name:
+            info["cluster"] = server.cluster_name
+    if si.share:
+        info.update(kind="Client", client_type="nats")
+    return {k: v for k, v in info.items() if v not in ("", None)}
+
+
 def _with_request_info(src: Any, si: ServiceImport, hdr_len: int, msg: bytes) -> tuple[int, bytes]:
     """Stamp ``Nats-Request-Info`` on a request crossing accounts, as nats-server does."""
     if src.kind != CLIENT:
         return hdr_len, msg
-    info: dict[str, Any] = {"acc": src.account.name}
-    rtt = getattr(src, "rtt", 0.0)
-    if rtt:
-        info["rtt"] = int(rtt * 1e9)
+    info = _client_info(src, si)
     line = b"Nats-Request-Info: " + json.dumps(info, separators=(",", ":")).encode() + b"\r\n"
     if hdr_len < 0:
         hdr = b"NATS/1.0\r\n" + line + b"\r\n"

@@ -29,6 +29,7 @@ accounts {
       {service: "help.>", response_type: stream, response_threshold: "2s"}
       {service: "time"}
       {service: "chunks", response: chunked}
+      {service: "shared"}
       {stream: "news.>", accounts: [CLI]}
       {stream: "feed.*"}
     ]
@@ -39,6 +40,7 @@ accounts {
       {service: {account: SVC, subject: "help.>"}, to: "ask.>"}
       {service: {account: SVC, subject: "time"}}
       {service: {account: SVC, subject: "chunks"}}
+      {service: {account: SVC, subject: "shared"}, share: true}
       {stream: {account: SVC, subject: "news.>"}, prefix: "ext"}
       {stream: {account: SVC, subject: "feed.*"}, to: "myfeed.*"}
     ]
@@ -105,6 +107,38 @@ def test_service_import_request_reply(started) -> None:
     replies, seen = _both(started, scenario)
     assert replies == [b"re:a", b"re:b"]
     assert seen == [("help.a", True, "CLI"), ("help.b", True, "CLI")]
+
+
+def test_shared_import_tells_the_responder_who_asked(started) -> None:
+    async def scenario(sp):
+        svc = await _connect(sp, "svc", "s")
+        cli = await _connect(sp, "cli", "c", name="asker")
+        infos: list[dict] = []
+
+        async def handler(m):
+            infos.append(json.loads(m.headers["Nats-Request-Info"]))
+            await m.respond(b"")
+
+        await svc.subscribe("shared", cb=handler)
+        await svc.subscribe("help.>", cb=handler)
+        await svc.flush()
+        await cli.request("shared", b"", timeout=3)
+        await cli.request("ask.x", b"", timeout=3)
+        await svc.close()
+        await cli.close()
+        shared, plain = infos
+        keys = {"acc", "user", "name", "lang", "ver", "kind", "client_type", "host", "id", "start"}
+        return (
+            sorted(keys - set(shared)),
+            {k: shared.get(k) for k in ("acc", "user", "name", "kind")},
+            sorted(set(plain) - {"rtt"}),
+        )
+
+    assert _both(started, scenario) == (
+        [],
+        {"acc": "CLI", "user": "cli", "name": "asker", "kind": "Client"},
+        ["acc"],
+    )
 
 
 def test_service_not_reachable_from_exporter_side_names(started) -> None:
