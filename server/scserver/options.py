@@ -1237,6 +1237,12 @@ class _Builder:
                         f"gateway {r.name!r} url {bad[0]!r} is a tls:// URL but neither the "
                         "entry nor gateway has a tls {} block",
                     )
+        auth_block = d.get(key_of.get("authorization", ""))
+        if o.tls is not None and not (
+            isinstance(auth_block, Mapping) and any(k.lower() == "timeout" for k in auth_block)
+        ):
+            # nats-server's default auth timeout with TLS: the TLS timeout plus one second.
+            o.auth_timeout = o.tls.timeout + 1.0
         if o.https_port and o.http_port:
             self.error(
                 self.where(d, key_of.get("https_port", key_of.get("https", ""))),

@@ -9,6 +9,7 @@ only listed keys. Every test runs the same config on both servers where behaviou
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -124,8 +125,16 @@ async def test_pubsub_over_tls_with_ca(kind: str, pki: Pki, tls_server) -> None:
         assert await roundtrip(nc) == b"hello over tls"
     finally:
         await nc.close()
-    # A client that skips TLS gets nothing but the INFO, then the connection ends.
-    await refused(srv.port, None)  # type: ignore[arg-type]
+    # A client that skips TLS gets nothing but the INFO: its plaintext protocol is never
+    # parsed (no PONG), the connection ends.
+    with socket.create_connection((LOOPBACK, srv.port), timeout=3) as raw:
+        assert raw.recv(4096).startswith(b"INFO ")
+        raw.sendall(b"CONNECT {}\r\nPING\r\n")
+        rest = b""
+        with contextlib.suppress(OSError):
+            while chunk := raw.recv(4096):
+                rest += chunk
+        assert b"PONG" not in rest
 
 
 @pytest.mark.parametrize(
@@ -159,6 +168,7 @@ async def test_verify_requires_a_client_certificate_from_ca(
         await nc.close()
     await refused(srv.port, client_ctx(pki))  # no certificate
     await refused(srv.port, client_ctx(pki, cert="mallory"))  # signed by another CA
+    await refused(srv.port, client_ctx(pki, cert="expired"))  # trusted CA, expired
     if kind == "sc":
         wait_log(srv, r"TLS handshake error: .*(certificate|CERTIFICATE)")
         wait_log(srv, r"unknown authority|unable to get local issuer")
@@ -277,13 +287,15 @@ def _conn_tls(conn: dict) -> dict:
 
 async def test_varz_and_connz_tls_fields_match_nats_server(pki: Pki, tls_server) -> None:
     body = tls_block(pki, "verify: true\n  timeout: 1.5", ca="trusted")
-    varz, connz, suites = {}, {}, {}
+    varz, connz, suites, auth_timeouts = {}, {}, {}, {}
     for kind in ("sc", "go"):
         srv = tls_server(kind, body, http=True)
         nc = await connect(srv.port, client_ctx(pki, cert="alice"))
         try:
             await nc.flush()
-            varz[kind] = tls_keys(http_get_json(LOOPBACK, srv.http_port, "/varz"))
+            full = http_get_json(LOOPBACK, srv.http_port, "/varz")
+            varz[kind] = tls_keys(full)
+            auth_timeouts[kind] = full["auth_timeout"]
             doc = http_get_json(LOOPBACK, srv.http_port, "/connz?auth=true")
             (conn,) = doc["connections"]
             suites[kind] = conn.get("tls_cipher_suite")
@@ -291,6 +303,7 @@ async def test_varz_and_connz_tls_fields_match_nats_server(pki: Pki, tls_server)
         finally:
             await nc.close()
     assert varz["sc"] == varz["go"]
+    assert auth_timeouts["sc"] == auth_timeouts["go"] == 2.5  # TLS timeout + 1 s
     assert varz["sc"]["tls_timeout"] == 1.5 and varz["sc"]["tls_verify"] is True
     assert connz["sc"] == connz["go"]
     assert connz["sc"]["tls_version"] == "1.3"
@@ -348,6 +361,16 @@ async def test_reload_rotates_certificate_for_new_connections(pki: Pki, tls_serv
         assert srv.alive()
     finally:
         await old.close()
+
+
+def test_reload_adding_tls_to_a_plain_server_is_refused(pki: Pki, tls_server) -> None:
+    srv = tls_server("sc", "")
+    assert srv.config_path is not None
+    srv.config_path.write_text(f"port: {srv.port}\n" + tls_block(pki))
+    srv.signal(signal.SIGHUP)
+    wait_log(srv, r"Failed to reload server configuration: adding a tls \{\} block")
+    info = read_info(LOOPBACK, srv.port)
+    assert "tls_required" not in info  # still the plain server it was, and says so
 
 
 # -- config errors --------------------------------------------------------------------------
