@@ -10,7 +10,9 @@ For each implementation (nats-server, then scserver) in the same run:
 * ``subs200k``: one connection sends 200k SUBs in a burst while another client makes requests
   (RTT max, timeouts).
 * ``flood1mb``: one connection publishes 1 MB payloads as fast as it can while another client
-  measures PING round trips.
+  makes requests (RTT max, timeouts).
+
+Both loads run in a child process, so they do not compete with the prober for the GIL.
 
 Usage: ``.venv/bin/python -m bench.flow_probe [--only stuck,subs200k,flood1mb] [--impl scserver]``.
 Numbers are printed as a Markdown table; targets: p99 < 5 ms, throughput >= 90 % of baseline,
@@ -263,10 +265,20 @@ async def scenario_burst(impl: Implementation, kind: str) -> dict[str, Any]:
         stop = asyncio.Event()
         watcher = asyncio.create_task(_rtt_watch(node.url, stop, out))
         await asyncio.sleep(0.5)
-        if kind == "subs200k":
-            out["burst_s"] = await asyncio.to_thread(_sub_burst, node.port, 200_000)
-        else:
-            out["frames"] = await asyncio.to_thread(_flood, node.port, 3.0)
+        # The load runs in its own process: it must not compete with the prober for the GIL.
+        load = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.flow_probe",
+            "--load",
+            kind,
+            "--port",
+            str(node.port),
+            cwd=_ROOT,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        stdout, _ = await load.communicate()
+        out["burst_s" if kind == "subs200k" else "frames"] = float(stdout.decode().strip() or "nan")
         await asyncio.sleep(0.5)
         stop.set()
         await watcher
@@ -277,7 +289,15 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="stuck,subs200k,flood1mb")
     ap.add_argument("--impl", default="")
+    ap.add_argument("--load", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.load:
+        result = (
+            _sub_burst(args.port, 200_000) if args.load == "subs200k" else _flood(args.port, 3.0)
+        )
+        print(result)
+        return
     only = args.only.split(",")
     rows: list[tuple[str, str, dict[str, Any]]] = []
     for impl in implementations():

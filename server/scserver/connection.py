@@ -42,13 +42,18 @@ FIRST_LINK_PING = 1.0
 ROUTE_MAX_PING = 30.0
 GATEWAY_MAX_PING = 15.0
 
-#: Bytes handed to ``handle_data`` at once adapt to what the bytes cost: a slice should take
-#: about SLICE_TIME seconds (a few hundred SUBs, or a whole read of cheap PUBs).
+#: Bytes handed to ``handle_data`` at once adapt to what the bytes cost: a slice that took over
+#: SLICE_TIME seconds (a few hundred SUBs cost that; a whole read of PUBs rarely does) makes the
+#: next ones SLICE_TARGET seconds' worth.
 READ_SLICE_MIN = 4 * 1024
 READ_SLICE_MAX = 256 * 1024
+#: A new connection starts here and doubles per cheap slice: an opening burst of SUBs (which
+#: cost ~20x more per byte than PUBs) never runs as one 256 KiB slice.
+READ_SLICE_FIRST = 16 * 1024
 SLICE_TIME = 0.004
+SLICE_TARGET = 0.002
 #: Seconds of protocol work one connection may do per loop turn before yielding.
-READ_BUDGET = 0.005
+READ_BUDGET = 0.003
 #: nats-server's stall bounds: a producer waits 2 ms on a gated consumer (5 ms once the
 #: consumer is at max_pending), at most 10 ms in total per read.
 STALL_MIN = 0.002
@@ -121,7 +126,7 @@ class Connection(asyncio.Protocol):
         # Input not yet handed to the protocol (reading is paused while there is any).
         self._held = False
         self._backlog: list[bytes] = []
-        self._slice = READ_SLICE_MAX
+        self._slice = READ_SLICE_FIRST
         self.name = ""
         self.remote_id = ""
         self.outbound = False
@@ -262,7 +267,7 @@ class Connection(asyncio.Protocol):
             if len(piece) >= READ_SLICE_MIN and took > SLICE_TIME:
                 # Expensive bytes (SUB bursts, wide fan-out): cut the next slices finer.
                 self._slice = min(
-                    READ_SLICE_MAX, max(READ_SLICE_MIN, int(len(piece) * SLICE_TIME / took))
+                    READ_SLICE_MAX, max(READ_SLICE_MIN, int(len(piece) * SLICE_TARGET / took))
                 )
             elif took < SLICE_TIME / 4 and size < READ_SLICE_MAX:
                 self._slice = min(READ_SLICE_MAX, size * 2)

@@ -44,4 +44,5 @@ def install(loop: asyncio.AbstractEventLoop) -> None:
         return
     _installed = True
     gc.callbacks.append(_after_collection)
+    gc.collect()  # the startup heap (modules, config) is frozen once, before any client
     loop.call_later(THAW_INTERVAL, _thaw, loop)
