@@ -41,11 +41,13 @@ from typing import Any
 from tests.tools import natscli_binary
 
 from bench.servers import (
+    TLS_CA_BY_URL,
     Implementation,
     RunningTopology,
     Topology,
     Unavailable,
     implementations,
+    single_tls_topology,
     single_topology,
     start_topology,
     supercluster_tls_topology,
@@ -90,6 +92,10 @@ SCENARIOS: list[Scenario] = [
     Scenario("pubsub_1k", "1 pub → 1 sub, 1 KiB", "single", "pubsub", 1024),
     Scenario("fanout10_16b", "1 pub → 10 subs, 16 B", "single", "pubsub", 16, subs=10),
     Scenario("reqrep_128b", "request/reply RTT, 128 B", "single", "reqrep", 128),
+    Scenario("tls_pubsub_16b", "TLS client port, 1 pub → 1 sub, 16 B", "single_tls", "pubsub", 16),
+    Scenario(
+        "tls_pubsub_1k", "TLS client port, 1 pub → 1 sub, 1 KiB", "single_tls", "pubsub", 1024
+    ),
     Scenario(
         "gw_pubsub_16b",
         "cross-cluster 1 pub (east) → 1 sub (west), 16 B",
@@ -130,6 +136,7 @@ SCENARIOS: list[Scenario] = [
 
 TOPOLOGIES: dict[str, Callable[[], Topology]] = {
     "single": single_topology,
+    "single_tls": single_tls_topology,
     "supercluster": supercluster_topology,
     "supercluster_tls": supercluster_tls_topology,
 }
@@ -188,7 +195,8 @@ class Outcome:
 
 
 def _nats(settings: Settings, url: str, *args: str) -> list[str]:
-    return [str(settings.nats), "--no-context", "--server", url, *args]
+    tls = ["--tlsca", TLS_CA_BY_URL[url]] if url in TLS_CA_BY_URL else []
+    return [str(settings.nats), "--no-context", "--server", url, *tls, *args]
 
 
 def _wait_output(

@@ -124,10 +124,13 @@ class NodeSpec:
     gateway_port: int | None = None
     extra_files: dict[str, str] = field(default_factory=dict)
 
+    #: CA file clients verify this node's client-port certificate with (TLS on the client port).
+    tls_ca: str | None = None
+
     @property
     def url(self) -> str:
-        """Client URL."""
-        return f"nats://{LOOPBACK}:{self.port}"
+        """Client URL (``tls://`` when the client port requires TLS)."""
+        return f"{'tls' if self.tls_ca else 'nats'}://{LOOPBACK}:{self.port}"
 
 
 @dataclass
@@ -219,6 +222,34 @@ def supercluster_tls_topology() -> Topology:
     for node in topo.nodes:
         node.config = node.config.replace("gateway: {\n", "gateway: {\n" + block, 1)
         node.extra_files.update(files)
+    return topo
+
+
+#: Client URL -> CA file, for the load generators (``nats --tlsca``) of TLS client ports.
+TLS_CA_BY_URL: dict[str, str] = {}
+
+
+def single_tls_topology() -> Topology:
+    """One standalone server whose client port requires TLS (top-level ``tls {}``; INFO, then
+    the handshake). The CA and a certificate for 127.0.0.1 are generated per run into a
+    temporary directory removed at exit (``tests/tls/link_certs.py``); nothing is committed.
+    """
+    import atexit
+
+    from tests.tls.link_certs import make_pki
+
+    tmp = Path(tempfile.mkdtemp(prefix="scbench-client-pki-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    pki = make_pki(tmp)
+    topo = single_topology()
+    topo.name = "single_tls"
+    node = topo.nodes[0]
+    node.config += (
+        f'tls {{ cert_file: "{pki.path("good.pem")}", key_file: "{pki.path("good.key")}", '
+        "timeout: 2 }\n"
+    )
+    node.tls_ca = pki.path("ca.pem")
+    TLS_CA_BY_URL[node.url] = node.tls_ca
     return topo
 
 
