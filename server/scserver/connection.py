@@ -60,6 +60,9 @@ STALL_MIN = 0.002
 STALL_MAX = 0.005
 STALL_TOTAL = 0.010
 
+#: A route or gateway may hold this many times max_pending before it is cut.
+LINK_PENDING_FACTOR = 4
+
 _perf = time.perf_counter
 _SLOW_KIND = {CLIENT: "clients", ROUTE: "routes", GATEWAY: "gateways"}
 
@@ -399,7 +402,13 @@ class Connection(asyncio.Protocol):
         size = transport.get_write_buffer_size()
         if size:
             # The kernel did not take everything: bound what we hold, and start the clock.
-            if size > self.server.opts.max_pending:
+            # max_pending is a client limit (nats-server cuts links only for the deadline);
+            # a link still gets a bound, LINK_PENDING_FACTOR times larger, so memory stays
+            # bounded when a peer server falls behind without stopping.
+            limit = self.server.opts.max_pending
+            if self.kind != CLIENT:
+                limit *= LINK_PENDING_FACTOR
+            if size > limit:
                 self.slow_consumer("SlowConsumerPendingBytes")
             elif self.deadline_timer is None:
                 self._arm_deadline(size)
