@@ -127,7 +127,22 @@ async def listen(
     async def handle(sock: socket.socket) -> None:
         await _accept(server, factory, kind, sock)
 
-    return await TLSListener.create(host, port, handle)
+    return TLSListener(_bind(host, max(port, 0)), handle)
+
+
+def _bind(host: str | None, port: int) -> socket.socket:
+    """The listening socket; no host means every address, IPv6 too where the host has it
+    (as asyncio's create_server and Go's wildcard listeners do)."""
+    sock = None
+    if host is None and socket.has_dualstack_ipv6():
+        with contextlib.suppress(OSError):
+            sock = socket.create_server(
+                ("::", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=1024
+            )
+    if sock is None:
+        sock = socket.create_server((host or "0.0.0.0", port), backlog=1024)
+    sock.setblocking(False)
+    return sock
 
 
 def _warn_insecure(server: Any, kind: int) -> None:
