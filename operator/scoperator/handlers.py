@@ -106,6 +106,8 @@ class Context:
     metrics_bound_port: int | None = None
     # supercluster -> when its certificates need the reconciler next (pki.py's next_due)
     pki_due: dict[tuple[str, str], datetime.datetime] = field(default_factory=dict)
+    # supercluster -> CA bundle of its certificates (https monitoring probes verify with it)
+    trust: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.coalescer = Coalescer(self._reconcile_and_publish)
@@ -159,6 +161,8 @@ class Context:
         if pki.issued:
             self.metrics.certificates_issued.inc(len(pki.issued))
             log.info("SuperCluster %s/%s certificates: %s", *key, "; ".join(pki.issued))
+        if pki.trust:
+            self.trust[key] = pki.trust
         if pki.next_due is not None:
             self.pki_due[key] = pki.next_due
         else:
@@ -253,7 +257,12 @@ class Context:
         members = self.members(namespace, name)
         try:
             rnd = await observe_supercluster(
-                body, members, self.resolver, timeout=self.config.probe_timeout, http=http
+                body,
+                members,
+                self.resolver,
+                timeout=self.config.probe_timeout,
+                http=http,
+                trust=self.trust.get(key),
             )
         except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("observing SuperCluster %s/%s failed: %s", namespace, name, exc)

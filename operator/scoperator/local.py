@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,7 @@ from scoperator.naming import (
     credentials_secret_name,
     server_name,
 )
-from scoperator.render import cert_secret, render_configs
+from scoperator.render import cert_secret, monitor_scheme, render_configs
 from scoperator.secrets import SecretValues, secrets_from_objects
 
 DEFAULT_TIMEOUT = 60.0
@@ -412,12 +413,17 @@ class LocalSupercluster:
         deadline = time.monotonic() + timeout
         pending = list(self.servers)
         last: dict[str, str] = {}
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+        connector = aiohttp.TCPConnector(ssl=self.monitor_tls() or True)
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=2), connector=connector
+        ) as http:
             while pending:
                 self._check_alive()
                 still = []
                 for server in pending:
-                    problem = await _server_problem(http, server, members, self.topology)
+                    problem = await _server_problem(
+                        http, server, members, self.topology, self.monitor_url(server)
+                    )
                     if problem:
                         last[server.name] = problem
                         still.append(server)
@@ -428,6 +434,20 @@ class LocalSupercluster:
                     details = "; ".join(f"{s.name}: {last.get(s.name)}" for s in pending)
                     raise LocalError(f"supercluster not ready after {timeout:.0f}s: {details}")
                 await asyncio.sleep(0.2)
+
+    def monitor_url(self, server: LocalServer) -> str:
+        """Base URL of a server's monitoring endpoint (https when the spec asks for it)."""
+        assert self.topology is not None
+        url = server.address.monitor_url
+        if monitor_scheme(self.topology.supercluster) == "https":
+            url = "https://" + url.removeprefix("http://")
+        return url
+
+    def monitor_tls(self) -> ssl.SSLContext | None:
+        """Client context trusting the local CA (https monitoring, TLS clients)."""
+        if self.ca is None:
+            return None
+        return ssl.create_default_context(cadata=self.ca.cert_pem)
 
     def describe(self) -> str:
         """How to reach each cluster, for humans."""
@@ -446,7 +466,7 @@ class LocalSupercluster:
             urls = ",".join(s.address.client_url for s in servers)
             lines.append(f"  {cluster.name}: {urls}")
             for s in servers:
-                lines.append(f"    {s.name}: monitor {s.address.monitor_url}  log {s.log_path}")
+                lines.append(f"    {s.name}: monitor {self.monitor_url(s)}  log {s.log_path}")
         externals = self.supercluster.spec.external_gateways
         if externals:
             names = ", ".join(g.name for g in externals)
@@ -456,10 +476,14 @@ class LocalSupercluster:
 
 
 async def _server_problem(
-    http: aiohttp.ClientSession, server: LocalServer, members: set[str], topology: Topology
+    http: aiohttp.ClientSession,
+    server: LocalServer,
+    members: set[str],
+    topology: Topology,
+    base: str | None = None,
 ) -> str | None:
     """Why `server` is not ready yet, or None when it is."""
-    base = server.address.monitor_url
+    base = base or server.address.monitor_url
     cluster = topology.cluster(server.address.cluster)
     try:
         async with http.get(f"{base}/healthz") as resp:
@@ -519,10 +543,7 @@ async def run_demo(
     creds = demo_credentials(local.supercluster, local.secrets)
     options: dict = {"allow_reconnect": False, "connect_timeout": 5, **creds}
     if local.tls_enabled and local.supercluster.spec.tls.clients.enabled:
-        import ssl
-
-        assert local.ca is not None
-        options["tls"] = ssl.create_default_context(cadata=local.ca.cert_pem)
+        options["tls"] = local.monitor_tls()
     answer = f"hello from {first}".encode()
     replier = await nats.connect(replier_url, name=f"demo-replier-{first}", **options)
     requester = await nats.connect(requester_url, name=f"demo-requester-{last}", **options)

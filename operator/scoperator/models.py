@@ -310,7 +310,13 @@ class TLSSpec(Model):
                 {
                     "rule": "!has(self.issuerRef) || self.mode == 'Secrets'",
                     "message": "issuerRef needs mode Secrets",
-                }
+                },
+                {
+                    "rule": "!has(self.monitoring) || self.monitoring == 'HTTP' || "
+                    "(has(self.clients) && has(self.clients.enabled) && self.clients.enabled "
+                    "&& !(has(self.clients.verify) && self.clients.verify))",
+                    "message": "monitoring HTTPS needs clients.enabled and not clients.verify",
+                },
             ]
         }
     )
@@ -339,6 +345,11 @@ class TLSSpec(Model):
         "(default name `<cluster>-tls`) with the right SANs.",
     )
     clients: ClientTLS = Field(default_factory=ClientTLS)
+    monitoring: Literal["HTTP", "HTTPS"] = Field(
+        default="HTTP",
+        description="HTTPS: the monitoring port serves https with the client TLS settings "
+        "(needs clients.enabled; probes present no certificate, so not with clients.verify).",
+    )
     timeout: float = Field(default=2.0, ge=0.1, le=60, description="TLS handshake timeout, s.")
 
     @property
@@ -365,6 +376,12 @@ class TLSSpec(Model):
             raise ValueError("secretName and clusterSecrets need mode Secrets")
         if self.clients.enabled and self.mode == "Disabled":
             raise ValueError("clients.enabled needs TLS (mode Managed or Secrets)")
+        if self.monitoring == "HTTPS" and not self.clients.enabled:
+            raise ValueError("monitoring HTTPS needs clients.enabled (it uses the client TLS)")
+        if self.monitoring == "HTTPS" and self.clients.verify:
+            raise ValueError(
+                "monitoring HTTPS cannot be used with clients.verify: probes have no certificate"
+            )
         _require_unique("clusterSecrets cluster", [c.cluster for c in self.cluster_secrets])
         return self
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -84,9 +86,29 @@ def _describe_error(exc: BaseException) -> str:
     return exc.__class__.__name__
 
 
-async def _get_json(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
-    async with http.get(url) as resp:
+async def _get_json(
+    http: aiohttp.ClientSession, url: str, tls: ssl.SSLContext | None = None
+) -> tuple[int, Any]:
+    async with http.get(url, ssl=tls if tls is not None else True) as resp:
         return resp.status, await resp.json(content_type=None)
+
+
+@functools.lru_cache(maxsize=64)
+def monitor_tls_context(trust: str) -> ssl.SSLContext:
+    """Client context for https monitoring: the chain must verify against the supercluster's
+    CA bundle; the host name is not checked, because servers are dialled by the pod IP the API
+    server just reported (their certificates name pod DNS names)."""
+    ctx = ssl.create_default_context(cadata=trust)
+    ctx.check_hostname = False
+    return ctx
+
+
+def monitor_scheme(spec: Mapping[str, Any]) -> str:
+    """`https` when a SuperCluster spec (as stored) has its servers serve monitoring over TLS."""
+    tls = spec.get("tls") or {}
+    clients = tls.get("clients") or {}
+    on = tls.get("mode", "Managed") != "Disabled" and clients.get("enabled")
+    return "https" if on and tls.get("monitoring") == "HTTPS" else "http"
 
 
 async def probe_server(
@@ -94,20 +116,23 @@ async def probe_server(
     name: str,
     address: str | None,
     timeout: float = DEFAULT_PROBE_TIMEOUT,
+    *,
+    scheme: str = "http",
+    tls: ssl.SSLContext | None = None,
 ) -> ServerProbe:
     """Probe one server; all failures end up in `error`, none is raised."""
     probe = ServerProbe(name, address)
     if address is None:
         probe.error = "no running pod with an IP"
         return probe
-    base = f"http://{address}"
+    base = f"{scheme}://{address}"
     started = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
             (hstatus, health), (_, varz), (_, gatewayz) = await asyncio.gather(
-                _get_json(http, f"{base}/healthz"),
-                _get_json(http, f"{base}/varz"),
-                _get_json(http, f"{base}/gatewayz"),
+                _get_json(http, f"{base}/healthz", tls),
+                _get_json(http, f"{base}/varz", tls),
+                _get_json(http, f"{base}/gatewayz", tls),
             )
     except Exception as exc:  # noqa: BLE001 - any failure is an observation
         probe.error = _describe_error(exc)
@@ -133,6 +158,9 @@ async def probe_servers(
     addresses: Mapping[str, str | None],
     timeout: float = DEFAULT_PROBE_TIMEOUT,
     http: aiohttp.ClientSession | None = None,
+    *,
+    scheme: str = "http",
+    tls: ssl.SSLContext | None = None,
 ) -> dict[str, ServerProbe]:
     """Probe many servers concurrently: server name -> probe."""
     own = http is None
@@ -141,7 +169,10 @@ async def probe_servers(
     )
     try:
         probes = await asyncio.gather(
-            *(probe_server(session, n, a, timeout) for n, a in addresses.items())
+            *(
+                probe_server(session, n, a, timeout, scheme=scheme, tls=tls)
+                for n, a in addresses.items()
+            )
         )
     finally:
         if own:
@@ -517,10 +548,13 @@ async def observe_supercluster(
     *,
     timeout: float = DEFAULT_PROBE_TIMEOUT,
     http: aiohttp.ClientSession | None = None,
+    trust: str | None = None,
 ) -> Round:
     """Resolve, probe and fold one supercluster (bodies as read from the API; no writes).
 
     Members whose spec cannot be read are skipped: the reconciler already reports them.
+    `trust` is the CA bundle to verify https monitoring endpoints with (when the spec asks for
+    https; without it the probes fail and say so).
     """
     meta = supercluster["metadata"]
     spec = supercluster.get("spec") or {}
@@ -537,7 +571,11 @@ async def observe_supercluster(
         generations[name] = body["metadata"].get("generation")
         applied[name] = (body.get("status") or {}).get("configAppliedTime")
     addresses = await resolver(meta["namespace"], meta["name"], replicas)
-    probes = await probe_servers(addresses, timeout, http)
+    scheme = monitor_scheme(spec)
+    tls: ssl.SSLContext | None = None
+    if scheme == "https":
+        tls = monitor_tls_context(trust) if trust else ssl.create_default_context()
+    probes = await probe_servers(addresses, timeout, http, scheme=scheme, tls=tls)
     observed: dict[str, dict[str, Any]] = {}
     every = sorted(replicas) + externals
     for name, count in sorted(replicas.items()):

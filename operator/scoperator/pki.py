@@ -280,6 +280,8 @@ class PkiResult:
     # When something is due next (a renewal, a CA rotation step, an expiry warning): the
     # reconciler should run again then, whether or not anything else changes.
     next_due: datetime.datetime | None = None
+    # CA bundle(s) the servers' certificates verify against (https monitoring probes)
+    trust: str = ""
 
     def due(self, when: datetime.datetime) -> None:
         """Record that a reconcile is needed at `when`."""
@@ -428,6 +430,7 @@ async def _managed(
         await client.apply(obj)
         result.issued += [f"{ca_name}: {c}" for c in plan.changes]
     ca_cert = plan.active.cert
+    result.trust = plan.bundle
     fingerprints = certs.bundle_fingerprints(plan.bundle)
     since = _parse_iso(plan.annotations.get(NEXT_SINCE))
     if since is not None:
@@ -532,6 +535,7 @@ async def _user_secrets(
                 result.due(renew)
         status: dict[str, Any] = {"mode": "Secrets", "certificates": [check.status]}
         if data and data.get(TLS_CA):
+            result.trust += data[TLS_CA].strip() + "\n"
             try:
                 status["trustedCaFingerprints"] = certs.bundle_fingerprints(data[TLS_CA])
             except certs.CertificateError:

@@ -113,7 +113,15 @@ def _tls_context(topology: Topology, cluster: str) -> dict | None:
         "timeout": f"{tls.timeout:g}",
         "clients": tls.clients.enabled,
         "client_verify": tls.clients.verify,
+        "https": tls.clients.enabled and tls.monitoring == "HTTPS",
     }
+
+
+def monitor_scheme(sc: SuperCluster) -> str:
+    """`https` when the servers serve monitoring over TLS, else `http`."""
+    tls = sc.spec.tls
+    https = tls.enabled and tls.clients.enabled and tls.monitoring == "HTTPS"
+    return "https" if https else "http"
 
 
 def _link_vars(topology: Topology) -> dict:
@@ -423,9 +431,12 @@ def duration_seconds(text: str) -> int:
     return value * {"s": 1, "m": 60, "h": 3600}[unit]
 
 
-def _probe(period: int, failures: int, timeout: int) -> dict:
+def _probe(period: int, failures: int, timeout: int, scheme: str = "http") -> dict:
+    get = {"path": HEALTH_PATH, "port": "monitor"}
+    if scheme == "https":
+        get["scheme"] = "HTTPS"  # kubelet does not verify the certificate
     return {
-        "httpGet": {"path": HEALTH_PATH, "port": "monitor"},
+        "httpGet": get,
         "periodSeconds": period,
         "failureThreshold": failures,
         "timeoutSeconds": timeout,
@@ -445,6 +456,7 @@ def statefulset(topology: Topology, name: str, *, secret_files: list[str]) -> di
     spec = sc.spec
     names = ClusterNames(name)
     ports = spec.ports
+    scheme = monitor_scheme(sc)
     sources: list[dict] = [
         {
             "configMap": {
@@ -495,9 +507,9 @@ def statefulset(topology: Topology, name: str, *, secret_files: list[str]) -> di
             {"name": "gateway", "containerPort": ports.gateway, "protocol": "TCP"},
             {"name": "monitor", "containerPort": ports.monitor, "protocol": "TCP"},
         ],
-        "startupProbe": _probe(period=2, failures=90, timeout=2),
-        "readinessProbe": _probe(period=5, failures=3, timeout=2),
-        "livenessProbe": _probe(period=30, failures=3, timeout=5),
+        "startupProbe": _probe(period=2, failures=90, timeout=2, scheme=scheme),
+        "readinessProbe": _probe(period=5, failures=3, timeout=2, scheme=scheme),
+        "livenessProbe": _probe(period=30, failures=3, timeout=5, scheme=scheme),
         "lifecycle": {
             "preStop": {
                 "exec": {

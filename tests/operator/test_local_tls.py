@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import io
 import json
 import socket
 import subprocess
@@ -38,7 +40,6 @@ def nats_server() -> list[str]:
 def tls_info(port: int, ca: certs.KeyPair, tmp: Path) -> dict:
     """The INFO a route or gateway port sends after a mutual-TLS handshake (TLS comes first on
     these ports), with a client certificate of `ca`."""
-    import datetime
     import ssl
 
     now = datetime.datetime.now(datetime.UTC)
@@ -108,15 +109,57 @@ def run_supercluster(command: list[str], tmp_path: Path, example: str) -> None:
             cert = certs.load_cert((server.directory / "tls" / "tls.crt").read_text())
             assert "127.0.0.1" in certs.ip_addresses(cert)
             assert local.ca is not None and certs.signed_by(cert, local.ca.cert)
-        out = __import__("io").StringIO()
+        out = io.StringIO()
         assert asyncio.run(run_demo(local, clusters, out)) == 0, out.getvalue()
+        if sc.spec.tls.clients.enabled:
+            assert_client_tls_and_https_monitoring(local, sc, clusters)
     finally:
         local.stop()
+
+
+def assert_client_tls_and_https_monitoring(
+    local: LocalSupercluster, sc: SuperCluster, clusters: list[Cluster]
+) -> None:
+    """The client port speaks TLS only; the operator's observer reads https monitoring,
+    verifying the chain with the CA bundle."""
+    from scoperator.observe import StaticResolver, observe_supercluster
+
+    assert local.ca is not None
+    server = local.servers[0]
+    with socket.create_connection(("127.0.0.1", server.address.ports.client), timeout=5) as s:
+        data = s.recv(4096)
+    assert b'"tls_required":true' in data
+    addresses = {s.name: f"127.0.0.1:{s.address.ports.monitor}" for s in local.servers}
+    body = {"metadata": {"name": sc.name, "namespace": sc.namespace}, "spec": sc.spec.to_json()}
+    members = [{"metadata": {"name": c.name, "generation": 1}, "spec": c.spec.to_json()}
+               for c in clusters]  # fmt: skip
+    rnd = asyncio.run(
+        observe_supercluster(body, members, StaticResolver(addresses), trust=local.ca.cert_pem)
+    )
+    assert all(p.healthy for p in rnd.probes.values()), rnd.probes
+    # a CA it does not know: the probes fail (and say why) rather than trust anything
+    other = certs.make_ca("other", datetime.datetime.now(datetime.UTC), datetime.timedelta(hours=1))
+    rnd = asyncio.run(
+        observe_supercluster(body, members, StaticResolver(addresses), trust=other.cert_pem)
+    )
+    assert not any(p.healthy for p in rnd.probes.values())
 
 
 @pytest.mark.nats_server
 def test_demo_over_mutual_tls_with_nats_server(nats_server: list[str], tmp_path: Path) -> None:
     run_supercluster(nats_server, tmp_path, "supercluster-3x3.yaml")
+
+
+@pytest.mark.nats_server
+def test_client_tls_and_https_monitoring_with_nats_server(
+    nats_server: list[str], tmp_path: Path
+) -> None:
+    run_supercluster(nats_server, tmp_path, "tls-clients.yaml")
+
+
+def test_client_tls_and_https_monitoring_with_scserver(tmp_path: Path) -> None:
+    command = require_binary(scserver_command(), "scserver not installed")
+    run_supercluster(list(command), tmp_path, "tls-clients.yaml")
 
 
 def test_demo_over_mutual_tls_with_scserver(tmp_path: Path) -> None:
@@ -182,7 +225,6 @@ def test_two_sites_link_with_copied_ca_and_credentials(
 ) -> None:
     """Each site has its own CA and credentials; the other's CA bundle and gateway credentials
     are copied over (docs/multi-kube.md), and the gateways link both ways."""
-    import datetime
 
     now = datetime.datetime.now(datetime.UTC)
     ca_a = certs.make_ca("site A", now, datetime.timedelta(days=1))
@@ -325,7 +367,6 @@ def test_ca_rotation_and_renewal_are_picked_up_by_reload(server: str, tmp_path: 
     bundle with old and new CA, then certificates of the new CA, each followed by a reload
     (SIGHUP). No server restarts, no gateway link drops, and new handshakes use the new
     certificates."""
-    import datetime
     import signal
 
     from scoperator.local import write_tls_files
@@ -384,7 +425,7 @@ def test_ca_rotation_and_renewal_are_picked_up_by_reload(server: str, tmp_path: 
             cert = _presented_cert(s.address.ports.gateway, overlap)
             assert certs.signed_by(cert, new_ca.cert), s.name
         # and the mesh still carries requests
-        out = __import__("io").StringIO()
+        out = io.StringIO()
         assert asyncio.run(run_demo(local, resources.members(sc), out)) == 0, out.getvalue()
     finally:
         local.stop()
