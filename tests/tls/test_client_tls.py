@@ -29,6 +29,7 @@ from tests.tls.link_certs import Pki
 from tests.tools import (
     LOOPBACK,
     http_get_json,
+    nats_server_binary,
     natscli_binary,
     read_info,
     require_binary,
@@ -392,7 +393,10 @@ BAD_BLOCKS = {
         r"not supported in this context",
     ),
     "handshake_first value": ('handshake_first: "sometimes"', r"is invalid"),
+    "rate limit": ("connection_rate_limit: 5", r"connection_rate_limit"),
 }
+#: Options nats-server honours but scserver cannot: refused here, accepted there.
+SCSERVER_ONLY_REFUSALS = {"curve preferences", "ocsp peer", "rate limit"}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_BLOCKS))
@@ -407,6 +411,10 @@ def test_scserver_t_refuses_bad_tls_config(pki: Pki, tmp_path, case: str) -> Non
     assert out.returncode != 0, out
     text = out.stdout + out.stderr
     assert re.search(rf"bad\.conf:5:\d+: .*{message}", text), text
+    go = nats_server_binary()
+    if go is not None:
+        ref = subprocess.run([str(go), "-t", "-c", str(conf)], capture_output=True, text=True)
+        assert (ref.returncode == 0) == (case in SCSERVER_ONLY_REFUSALS), ref
 
 
 @pytest.mark.parametrize(
