@@ -226,11 +226,13 @@ authorization {
 
 @BOTH
 async def test_handshake_first(kind: str, pki: Pki, tls_server) -> None:
-    srv = tls_server(kind, tls_block(pki, "handshake_first: true"), ready_port=False)
+    srv = tls_server(kind, tls_block(pki, "handshake_first: true"), ready_port=False, http=True)
     nc = await connect(srv.port, client_ctx(pki), tls_handshake_first=True)
     try:
         assert nc._server_info.get("tls_required") is True
         assert await roundtrip(nc) == b"hello over tls"
+        (conn,) = http_get_json(LOOPBACK, srv.http_port, "/connz")["connections"]
+        assert conn.get("tls_first") is True and conn.get("tls_version") == "1.3"
     finally:
         await nc.close()
     # The server writes nothing before the handshake: a plaintext reader sees no INFO.
@@ -239,6 +241,21 @@ async def test_handshake_first(kind: str, pki: Pki, tls_server) -> None:
         pytest.raises((TimeoutError, socket.timeout)),
     ):
         raw.recv(10)
+
+
+@BOTH
+async def test_handshake_first_auto_falls_back_to_info_first(
+    kind: str, pki: Pki, tls_server
+) -> None:
+    srv = tls_server(kind, tls_block(pki, 'handshake_first: "auto"'))  # INFO after 50 ms
+    first = await connect(srv.port, client_ctx(pki), tls_handshake_first=True)
+    classic = await connect(srv.port, client_ctx(pki))
+    try:
+        assert await roundtrip(first) == b"hello over tls"
+        assert await roundtrip(classic) == b"hello over tls"
+    finally:
+        await first.close()
+        await classic.close()
 
 
 @BOTH
