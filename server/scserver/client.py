@@ -347,6 +347,16 @@ class ClientConnection(Connection):
         if self.verbose:
             self.queue(encode.OK)
 
+    def login_again(self, auth: Any) -> Any:
+        """After a reload: the AuthResult this client's login gets from the new ``auth``.
+
+        The same question as at CONNECT: the certificate for verify_and_map clients, else the
+        credentials (and nonce) it logged in with.
+        """
+        if self._tls_map():
+            return tls_map_login(auth, self.tls_info)
+        return auth.authenticate(self.credentials, self.nonce, self.auth_cache)
+
     def reauthorized(self, user: Any, permissions: Any) -> None:
         """A reload kept this client: apply its (possibly new) permissions in place.
 

@@ -547,7 +547,7 @@ class Server:
                 if named is None or named.account != c.account.name:
                     c.close("Client Closed")
                     continue
-            result = auth.authenticate(creds, c.nonce, c.auth_cache)
+            result = c.login_again(auth)
             if not result.ok:
                 c.close("Authentication Failure", "Authorization Violation", log_error=True)
                 continue
