@@ -259,7 +259,7 @@ class GatewayConnection(LinkConnection):
         if not name:
             self.close("Wrong Port", E.GATEWAY_PORT, log_error=True)
             return
-        if not self.manager.authorized(connect.wire()):
+        if not self.manager.authorized(connect.wire(), self):
             logger.error("%s Gateway authentication error from %r", self.label(), name)
             self.close("Authentication Failure", E.AUTH_VIOLATION)
             return
@@ -663,7 +663,10 @@ class GatewayManager:
     def auth_timeout(self) -> float:
         return float(getattr(self.opts, "auth_timeout", None) or 2.0)
 
-    def authorized(self, opts: dict[str, Any]) -> bool:
+    def authorized(self, opts: dict[str, Any], conn: Any = None) -> bool:
+        verdict = link_tls.cert_authorized(self.server, GATEWAY, conn)
+        if verdict is not None:
+            return verdict  # the certificate decides (tls verify_and_map / check_known_urls)
         gw = self.opts
         if not gw.username:
             return True

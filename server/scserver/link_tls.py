@@ -36,10 +36,11 @@ from typing import Any
 
 from scserver.log import logger
 from scserver.protocol.parser import ROUTE
-from scserver.tls import TLSConfig, TLSListener, failure_reason
+from scserver.tls import TLSConfig, TLSListener, failure_reason, map_cert_identities
 
 __all__ = [
     "accept_context",
+    "cert_authorized",
     "dial",
     "dial_context",
     "info_fields",
@@ -281,3 +282,63 @@ def remote_tls_timeout(remote: Any, gateway: Any) -> float:
     """/varz ``gateway.gateways[].tls_timeout``: the entry's own, else the gateway block's."""
     cfg = getattr(remote, "tls", None) or getattr(gateway, "tls", None)
     return cfg.timeout if cfg is not None else 2
+
+
+def cert_authorized(server: Any, kind: int, conn: Any) -> bool | None:
+    """nats-server's certificate authorization of an accepted link (isRouterAuthorized /
+    isGatewayAuthorized), or None when the listener's ``tls {}`` asks for none (the caller
+    then checks user and password as usual).
+
+    With ``verify_cert_and_check_known_urls`` a DNS SAN of the peer's certificate must match
+    the host of a configured route URL (gateways: of any remote's URL), a leading ``*`` label
+    matching exactly one label; with ``verify_and_map`` one of the certificate's identities
+    (email, DNS, URI SANs, subject DN) must equal the configured link username. Either is
+    enough; without a certificate neither is.
+    """
+    picked = accept_context(server, kind)
+    if picked is None:
+        return None
+    cfg = picked[1]
+    if not (cfg.verify_and_map or cfg.check_known_urls):
+        return None
+    info = getattr(conn, "tls_info", None)
+    der = info.peer_cert_der if info is not None else None
+    if not der:
+        return False
+    opts = server.opts
+    if kind == ROUTE:
+        username = opts.cluster.username
+        urls = [str(u) for u in opts.cluster.routes]
+    else:
+        username = opts.gateway.username
+        urls = [str(u) for r in opts.gateway.gateways for u in r.urls]
+    if cfg.check_known_urls and any(_dns_matches(n, urls) for n in _dns_sans(der)):
+        return True
+    return bool(cfg.verify_and_map and username and username in map_cert_identities(der))
+
+
+def _dns_sans(der: bytes) -> list[str]:
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return san.get_values_for_type(x509.DNSName)
+
+
+def _dns_matches(name: str, urls: list[str]) -> bool:
+    """RFC 6125 6.4.3 as nats-server applies it: same number of labels, ``*`` only as the
+    whole left-most label."""
+    from scserver.link import parse_url
+
+    labels = name.lower().split(".")
+    for url in urls:
+        host = parse_url(url, 0)[0].lower().split(".")
+        if len(host) != len(labels):
+            continue
+        start = 1 if labels[0] == "*" else 0
+        if labels[start:] == host[start:]:
+            return True
+    return False

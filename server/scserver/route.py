@@ -172,7 +172,7 @@ class RouteConnection(LinkConnection):
             text = f'Rejecting connection from gateway "{connect.gateway}" on the Route port'
             self.close("Wrong Gateway", text, log_error=True)
             return
-        if not self.manager.authorized(connect.wire()):
+        if not self.manager.authorized(connect.wire(), self):
             logger.error("%s Route authentication error", self.label())
             self.close("Authentication Failure", E.AUTH_VIOLATION)
             return
@@ -435,7 +435,10 @@ class RouteManager:
     def auth_timeout(self) -> float:
         return float(getattr(self.opts, "auth_timeout", None) or 2.0)
 
-    def authorized(self, opts: dict[str, Any]) -> bool:
+    def authorized(self, opts: dict[str, Any], conn: Any = None) -> bool:
+        verdict = link_tls.cert_authorized(self.server, ROUTE, conn)
+        if verdict is not None:
+            return verdict  # the certificate decides (tls verify_and_map / check_known_urls)
         cl = self.opts
         if not cl.username and not getattr(cl, "token", None):
             return True

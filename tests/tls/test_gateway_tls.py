@@ -197,3 +197,28 @@ def test_raw_plaintext_and_certless_clients_refused(pki: Pki) -> None:
         assert links(east) == (set(), set())
     finally:
         topo.stop()
+
+
+@pytest.mark.parametrize("verifier", [SC, GO])
+@pytest.mark.parametrize("leaf", ["good", "wrongsan"])
+def test_check_known_urls(pki: Pki, verifier: str, leaf: str) -> None:
+    """``verify_cert_and_check_known_urls`` on East: West's DNS SAN must name the host of one
+    of East's remote gateway URLs (here ``localhost``)."""
+    topo = build({"E": [verifier], "W": [SC]})
+    topo.gateway_extra = {
+        "E": pki.tls_block(extra="verify_cert_and_check_known_urls: true"),
+        "W": pki.tls_block(leaf=leaf),
+    }
+    topo.gateway_view = {"E": ["E"], "W": ["W", "E"]}
+    topo.gateway_entries = {"E": ['{name: "W", urls: ["nats://localhost:1"]}']}
+    topo.start()
+    try:
+        east, west = topo.nodes
+        if leaf == "good":
+            wait_for(lambda: links(east)[1] == {"W"}, 10, 0.1, f"inbound\n{topo.logs()}")
+        else:
+            wait_log(east, r"[Aa]uthentication error")
+            assert links(east)[1] == set()
+            assert links(west)[0] == set()
+    finally:
+        topo.stop()

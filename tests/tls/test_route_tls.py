@@ -236,3 +236,54 @@ def test_insecure_dialler_skips_the_san_check(pki: Pki, peer: str) -> None:
         a1, a2 = topo.nodes
         assert route_names(a1) == {"A2"}
         assert "will not be verified" in a1.log(), a1.log()[-2000:]
+
+
+@pytest.mark.parametrize("verifier", [SC, GO])
+@pytest.mark.parametrize("leaf", ["good", "wrongsan"])
+def test_check_known_urls(pki: Pki, verifier: str, leaf: str) -> None:
+    """``verify_cert_and_check_known_urls``: the dialler's DNS SAN must name the host of one of
+    the listener's route URLs (here ``localhost``); ``wrongsan`` names none."""
+    topo = started(
+        {"A": [verifier, SC]},
+        cluster_extra={
+            "A1": pki.tls_block(extra="verify_cert_and_check_known_urls: true")
+            + '\n  routes: ["nats-route://localhost:1"]',
+            "A2": pki.tls_block(leaf=leaf),
+        },
+        route_view={"A1": [], "A2": ["A1"]},
+    )
+    try:
+        a1, a2 = topo.nodes
+        if leaf == "good":
+            wait_for(lambda: route_names(a1) == {"A2"}, 10, 0.1, "route")
+        else:
+            wait_log(a1, r"[Aa]uthentication error")
+            assert route_names(a1) == set()
+            assert route_names(a2) == set()
+    finally:
+        topo.stop()
+
+
+@pytest.mark.parametrize("verifier", [SC, GO])
+@pytest.mark.parametrize("user", ["localhost", "nobody"])
+def test_verify_and_map_authorizes_by_certificate(pki: Pki, verifier: str, user: str) -> None:
+    """``verify_and_map`` on a route listener: an identity of the dialler's certificate (its DNS
+    SAN ``localhost`` here) must equal the cluster user; no password is asked for."""
+    topo = started(
+        {"A": [verifier, SC]},
+        cluster_extra={
+            "A1": pki.tls_block(extra="verify_and_map: true")
+            + f'\n  authorization {{ user: "{user}", password: "unused" }}',
+            "A2": pki.tls_block(),
+        },
+        route_view={"A1": [], "A2": ["A1"]},
+    )
+    try:
+        a1, a2 = topo.nodes
+        if user == "localhost":
+            wait_for(lambda: route_names(a1) == {"A2"}, 10, 0.1, "route")
+        else:
+            wait_log(a1, r"[Aa]uthentication error")
+            assert route_names(a1) == set()
+    finally:
+        topo.stop()
