@@ -287,3 +287,35 @@ def test_verify_and_map_authorizes_by_certificate(pki: Pki, verifier: str, user:
             assert route_names(a1) == set()
     finally:
         topo.stop()
+
+
+@pytest.mark.parametrize("pinned", ["good", "other"])
+def test_pinned_certs(pki: Pki, pinned: str) -> None:
+    """``pinned_certs``: only peers whose key is listed get a route (both directions)."""
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_pem_x509_certificate(Path(pki.path(pinned + ".pem")).read_bytes())
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    pin = hashlib.sha256(spki).hexdigest()
+    topo = started(
+        {"A": [SC, SC]},
+        cluster_extra={
+            "A1": pki.tls_block(extra=f'pinned_certs: ["{pin}"]'),
+            "A2": pki.tls_block(),
+        },
+    )
+    try:
+        a1, a2 = topo.nodes
+        if pinned == "good":
+            wait_for(lambda: route_names(a1) == {"A2"}, 10, 0.1, "route")
+        else:
+            wait_log(a1, r"not pinned")
+            assert route_names(a1) == set()
+            assert route_names(a2) == set()
+    finally:
+        topo.stop()
