@@ -14,7 +14,7 @@ import nats
 import pytest
 from nats.errors import TimeoutError as NatsTimeoutError
 from tests.server.conftest import IMPLS
-from tests.tools import LOOPBACK, http_get_json
+from tests.tools import LOOPBACK, free_port, http_get_json
 
 from scserver.mapping import MappingError, SubjectTransform, parse_mappings
 
@@ -260,3 +260,35 @@ def test_monitor_doc_fills_missing_weight_with_source() -> None:
     assert json.loads(json.dumps(table.monitor_doc())) == {
         "a.*": [{"subject": "b.$1", "weight": 30}, {"subject": "a.$1", "weight": 100}]
     }
+
+
+CLUSTER_CONF = """
+cluster { name: east, listen: "127.0.0.1:%d" }
+mappings {
+  "cs": [
+    {dest: "cs.here", weight: 100, cluster: east}
+    {dest: "cs.elsewhere", weight: 100}
+  ]
+  "other": [
+    {dest: "other.there", weight: 100, cluster: west}
+    {dest: "other.default", weight: 100}
+  ]
+}
+"""
+
+
+def test_cluster_scoped_destinations(module_servers) -> None:
+    started = {impl: module_servers.start(impl, CLUSTER_CONF % free_port()) for impl in IMPLS}
+
+    async def scenario(sp):
+        nc = await _connect(sp, "")
+        sub = await nc.subscribe(">")
+        await nc.flush()
+        await nc.publish("cs", b"")
+        await nc.publish("other", b"")
+        await nc.flush()
+        got = await _drain(sub)
+        await nc.close()
+        return got
+
+    assert _both(started, scenario) == ["cs.here", "other.default"]
