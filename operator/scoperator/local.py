@@ -354,6 +354,48 @@ class LocalSupercluster:
                 server.process.send_signal(signal.SIGHUP)
         self.start(only_new=True)
 
+    def switch_tls(self, on: bool) -> None:
+        """Switch mutual TLS for routes and gateways on or off on a running supercluster.
+
+        What the operator does in Kubernetes: new configs and mounted certificates, then a
+        rolling restart (TLS listeners cannot be added by a reload), one server at a time,
+        highest ordinal first; see `rolling_restart`.
+        """
+        assert self.topology is not None, "plan() first"
+        self.tls = on
+        ports = {s.name: s.address.ports for s in self.servers}
+        self.servers = self._render(ports)
+        if self.tls_enabled:
+            assert self.ca is not None
+            for server in self.servers:
+                write_tls_files(server.directory, self.pairs[server.address.cluster],
+                                self.ca.cert_pem)  # fmt: skip
+
+    async def rolling_restart(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Restart every server, one at a time (highest ordinal first in each cluster), each
+        after the previous one answers its health check again: a StatefulSet's RollingUpdate."""
+        order = sorted(self.servers, key=lambda s: (s.address.cluster, -s.address.ordinal))
+        connector = aiohttp.TCPConnector(ssl=self.monitor_tls() or True)
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=2), connector=connector
+        ) as http:
+            for server in order:
+                _stop_process(server.process)
+                server.process = None
+                self.start(only_new=True)
+                deadline = time.monotonic() + timeout
+                while True:
+                    self._check_alive()
+                    try:
+                        async with http.get(f"{self.monitor_url(server)}/healthz") as resp:
+                            if resp.status == 200:
+                                break
+                    except (TimeoutError, aiohttp.ClientError):
+                        pass
+                    if time.monotonic() > deadline:
+                        raise LocalError(f"{server.name} not healthy after its restart")
+                    await asyncio.sleep(0.1)
+
     def start(self, only_new: bool = False) -> None:
         """Start one process per server (each in its own session: we decide when it stops).
 

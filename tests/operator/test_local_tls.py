@@ -429,3 +429,42 @@ def test_ca_rotation_and_renewal_are_picked_up_by_reload(server: str, tmp_path: 
         assert asyncio.run(run_demo(local, resources.members(sc), out)) == 0, out.getvalue()
     finally:
         local.stop()
+
+
+# ------------------------------------------------------------------- switching TLS on
+
+
+@pytest.mark.parametrize("server", ["nats-server", "scserver"])
+def test_switching_tls_on_reaches_ready_with_every_gateway_linked(
+    server: str, tmp_path: Path
+) -> None:
+    """A running supercluster with plaintext links gets TLS configs and certificates, then a
+    rolling restart (what the operator's switch causes in Kubernetes): at the end every server
+    is healthy, routed and linked to every other cluster over mutual TLS, and requests cross
+    the gateways again."""
+    from scoperator.secrets import secrets_from_objects
+
+    if server == "nats-server":
+        command = [str(require_binary(nats_server_binary(), "nats-server not installed"))]
+    else:
+        command = list(require_binary(scserver_command(), "scserver not installed"))
+    resources = load_example("supercluster-3x3.yaml")
+    (sc,) = resources.superclusters
+    clusters = resources.members(sc)
+    local = LocalSupercluster(
+        sc, clusters, secrets_from_objects(resources.secrets), command, tmp_path, tls=False
+    )
+    local.plan()
+    local.start()
+    try:
+        asyncio.run(local.wait_ready(60))
+        gateway = local.servers[0].address.ports.gateway
+        assert not plaintext_gets_nothing(gateway)  # plaintext: INFO right away
+        local.switch_tls(True)
+        asyncio.run(local.rolling_restart())
+        asyncio.run(local.wait_ready(60))
+        assert_secure_links(local, tmp_path)
+        out = io.StringIO()
+        assert asyncio.run(run_demo(local, clusters, out)) == 0, out.getvalue()
+    finally:
+        local.stop()
