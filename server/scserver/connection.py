@@ -133,10 +133,8 @@ class Connection(asyncio.Protocol):
         self.name = ""
         self.remote_id = ""
         self.outbound = False
-        #: TLS (scserver.tls): set once a handshake finished; while ``tls_pending`` the
-        #: transport is being swapped and queued bytes wait (flush keeps them).
+        #: TLS (scserver.tls): set when the transport is TLS (checked in connection_made).
         self.tls_info: Any = None
-        self.tls_pending = False
         self.tls_pins: frozenset[str] = frozenset()
         self.tls_first = False
         self.info_sent = False
@@ -387,8 +385,6 @@ class Connection(asyncio.Protocol):
 
     def flush(self) -> None:
         self.flush_scheduled = False
-        if self.tls_pending and not self.closed:
-            return  # scserver.tls.start_tls flushes once the TLS transport is in place
         if not self.out or self.closed or self.transport is None:
             self.out.clear()
             return

@@ -11,9 +11,9 @@ Connections are plain asyncio Protocols. An accepting side never lets its protoc
 socket before TLS is settled: ``TLSListener`` accepts sockets itself, ``accept_tls`` writes INFO
 and sniffs the first byte on the raw socket (MSG_PEEK), then ``loop.connect_accepted_socket``
 (with ``ssl=`` when TLS) gives the protocol a finished TLS transport; this works the same on
-uvloop, where pausing a transport from ``connection_made`` does not hold. A dialing side reads
-the peer's plaintext INFO, then upgrades with ``start_tls`` (``loop.start_tls``), which swaps
-``conn.transport`` once the handshake is done.
+uvloop, where pausing a transport from ``connection_made`` does not hold (so an upgrade of a
+live transport with ``loop.start_tls`` could let handshake bytes reach the protocol). A dialing
+side (routes, gateways: handshake first) connects with ``create_connection(ssl=...)``.
 
 API for listeners/dialers (clients here; routes and gateways in their modules):
 
@@ -25,9 +25,6 @@ API for listeners/dialers (clients here; routes and gateways in their modules):
 - ``TLSListener.create(host, port, handle)`` + ``await accept_tls(sock, conn, ctx=..., cfg=...,
   info=..., allow_non_tls=...)``: the accepting side (clients here; routes/gateways alike with
   ``info=None``, letting ``on_open`` send INFO unless ``conn.info_sent``).
-- ``await start_tls(conn, ctx, server_side=False, server_hostname=..., timeout=...)``: the
-  dialing side after the peer's INFO; checks pinned certs, records ``conn.tls_info``; returns
-  False (connection aborted, reason logged) on failure.
 - ``Connection.connection_made`` calls ``check_peer`` for TLS transports (``conn.tls_info``,
   ``conn.tls_pins`` enforcement before ``on_open``).
 """
@@ -60,7 +57,6 @@ __all__ = [
     "check_peer",
     "TLSListener",
     "server_context",
-    "start_tls",
     "tls_info",
 ]
 
@@ -593,88 +589,6 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, ConnectionError | OSError):
         return f"connection lost during TLS handshake: {exc or 'EOF'}"
     return f"TLS handshake error: {exc!r}"
-
-
-class _Upgradable(Protocol):
-    transport: Any
-    closed: bool
-    tls_info: TLSInfo | None
-    tls_pending: bool
-    out: list[bytes]
-
-    def flush(self) -> None: ...
-
-    def label(self) -> str: ...
-    def abort(self, reason: str) -> None: ...
-
-
-async def start_tls(
-    conn: _Upgradable,
-    ctx: ssl.SSLContext,
-    *,
-    server_side: bool,
-    timeout: float,
-    server_hostname: str | None = None,
-    pinned_certs: frozenset[str] = frozenset(),
-    tls_first: bool = False,
-    kind: str = "Client",
-) -> bool:
-    """Upgrade ``conn`` (reading paused, nothing queued unsent) to TLS.
-
-    On success ``conn.transport`` is the TLS transport, ``conn.tls_info`` is set and True is
-    returned. On failure (timeout, verification, pinned cert mismatch, peer gone) the reason is
-    logged, the connection is aborted with close reason "TLS Handshake Failure" and False is
-    returned. The caller resumes its protocol (sends INFO, arms timers) only on success.
-    """
-    loop = asyncio.get_running_loop()
-    raw = conn.transport
-    conn.tls_pending = True
-    try:
-        new = await asyncio.wait_for(
-            loop.start_tls(
-                raw,
-                conn,  # type: ignore[arg-type]
-                ctx,
-                server_side=server_side,
-                server_hostname=None if server_side else (server_hostname or ""),
-                ssl_handshake_timeout=timeout,
-            ),
-            timeout,
-        )
-    except Exception as exc:  # noqa: BLE001 - every failure closes the connection the same way
-        conn.tls_pending = False
-        reason = failure_reason(exc)
-        logger.error("%s TLS handshake error: %s", conn.label(), reason)
-        if not conn.closed:
-            conn.abort("TLS Handshake Failure")
-        with contextlib.suppress(Exception):
-            raw.abort()
-        return False
-    conn.tls_pending = False
-    if new is None or conn.closed:
-        return False
-    conn.transport = new
-    info = tls_info(new, tls_first=tls_first)
-    conn.tls_info = info
-    if pinned_certs:
-        spki = info.peer_spki_sha256 if info else None
-        if spki not in pinned_certs:
-            why = "no certificate" if spki is None else f"key id {spki}"
-            logger.error(
-                "%s TLS handshake error: %s certificate not pinned (%s)", conn.label(), kind, why
-            )
-            conn.abort("TLS Handshake Failure")
-            return False
-    if conn.out:
-        conn.flush()
-    if info is not None:
-        logger.debug(
-            "%s TLS handshake complete (TLS %s, cipher suite %s)",
-            conn.label(),
-            info.version,
-            info.cipher_suite,
-        )
-    return True
 
 
 def check_peer(conn: Any, transport: asyncio.BaseTransport) -> bool:
