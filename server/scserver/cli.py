@@ -148,7 +148,11 @@ def run(opts: Any) -> int:
 async def _serve(opts: Any) -> int:
     from scserver.server import Server
 
-    server = Server(opts)
+    try:
+        server = Server(opts)
+    except ValueError as exc:  # a certificate file gone or broken since the config was read
+        log.logger.error("Error starting server: %s", exc)
+        return 1
     try:
         await server.start()
     except OSError as exc:
