@@ -71,12 +71,15 @@ def cmd_render(
     for sc in resources.superclusters:
         topology = Topology.build(sc, resources.members(sc), KubeTarget(sc.namespace))
         refs = [r for c in topology.clusters for r in required_refs(topology, c.name)]
-        missing = {(r.name, r.key) for r in refs if r.key not in known.get(r.name, {})}
-        for name, key in sorted(missing):
+        missing: dict[str, set[str]] = {}
+        for r in refs:
+            if r.key not in known.get(r.name, {}):
+                missing.setdefault(r.name, set()).add(r.key)
+        for name, keys in sorted(missing.items()):
             print(
-                f"warning: Secret {name} key {key} is not in the file; it is a placeholder "
-                "in the rendered credentials (the operator creates link credentials and "
-                "certificates itself)",
+                f"warning: Secret {name} ({', '.join(sorted(keys))}) is not in the file; "
+                "placeholders are rendered instead (the operator creates the link credentials "
+                "and certificates itself)",
                 file=err,
             )
         rendered = render_supercluster(
