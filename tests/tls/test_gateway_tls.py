@@ -222,3 +222,28 @@ def test_check_known_urls(pki: Pki, verifier: str, leaf: str) -> None:
             assert links(west)[0] == set()
     finally:
         topo.stop()
+
+
+async def test_gossiped_gateways_dial_with_the_gateway_tls_block(pki: Pki) -> None:
+    """C lists only E; W and C learn of each other by gossip and link over TLS anyway, with
+    the ``gateway { tls {} }`` block (an implicit remote has no entry of its own)."""
+    topo = build({"E": [SC], "W": [GO], "C": [SC]})
+    topo.gateway_extra = {"*": pki.tls_block()}
+    topo.gateway_view = {"E": ["E", "W", "C"], "W": ["W", "E"], "C": ["C", "E"]}
+    topo.start()
+    try:
+        nodes = {n.cluster: n for n in topo.nodes}
+
+        def meshed() -> bool:
+            return all(
+                links(n) == (set(nodes) - {cl}, set(nodes) - {cl}) for cl, n in nodes.items()
+            )
+
+        wait_for(meshed, 20, 0.2, f"full gateway mesh\n{topo.logs()}")
+        for n in (nodes["C"], nodes["W"]):
+            for c in tls_conn_fields(n):
+                assert c.get("tls_version") in ("1.2", "1.3"), (n.name, c)
+        await request_reply_every_pair(topo, ["C1"], ["W1"])
+        await request_reply_every_pair(topo, ["W1"], ["C1"])
+    finally:
+        topo.stop()
