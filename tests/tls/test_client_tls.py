@@ -391,6 +391,32 @@ def test_reload_adding_tls_to_a_plain_server_is_refused(pki: Pki, tls_server) ->
     assert "tls_required" not in info  # still the plain server it was, and says so
 
 
+def https_serial(port: int, cafile: str) -> int:
+    ctx = ssl.create_default_context(cafile=cafile)
+    with (
+        socket.create_connection((LOOPBACK, port), timeout=3) as raw,
+        ctx.wrap_socket(raw, server_hostname="localhost") as s,
+    ):
+        der = s.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_reload_rotates_https_monitor_certificate(pki: Pki, tls_server) -> None:
+    d = pki.dir
+    first = server_cert(d, "https1")
+    second = server_cert(d, "https2")
+    shutil.copy(d / "https1.pem", d / "mon.pem")
+    shutil.copy(d / "https1.key", d / "mon.key")
+    srv = tls_server("sc", tls_block(pki, cert="mon") + "https_port: {http}\n", http=True)
+    cafile = pki.path("client-ca.pem")
+    wait_for(lambda: https_serial(srv.http_port, cafile) == first, 6.0, 0.1, "https up")
+    shutil.copy(d / "https2.pem", d / "mon.pem")
+    shutil.copy(d / "https2.key", d / "mon.key")
+    srv.signal(signal.SIGHUP)
+    wait_for(lambda: https_serial(srv.http_port, cafile) == second, 6.0, 0.1, "new https cert")
+
+
 # -- config errors --------------------------------------------------------------------------
 
 BAD_BLOCKS = {
