@@ -567,7 +567,7 @@ def failure_reason(exc: BaseException) -> str:
         if exc.verify_code in (19, 20, 21):  # self-signed in chain / unknown issuer
             return f"certificate signed by unknown authority ({msg})"
         if exc.verify_code == 10:
-            return f"certificate has expired ({msg})"
+            return "certificate has expired"
         if exc.verify_code == 62 or "Hostname mismatch" in msg or "IP address mismatch" in msg:
             return f"certificate is not valid for the host name ({msg})"
         return f"certificate verify failed: {msg}"
@@ -587,7 +587,7 @@ def failure_reason(exc: BaseException) -> str:
         }
         return mapping.get(reason, f"TLS error: {reason}")
     if isinstance(exc, ConnectionError | OSError):
-        return f"connection lost during TLS handshake: {exc or 'EOF'}"
+        return f"connection lost during TLS handshake: {str(exc) or 'EOF'}"
     return f"TLS handshake error: {exc!r}"
 
 
