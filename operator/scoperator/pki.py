@@ -509,6 +509,9 @@ async def _user_secrets(
     for body, model in members:
         secret = tls.cluster_secret(model.name)
         assert secret is not None
+        # Never pruned, whoever wrote it (it may carry our labels, e.g. from cert-manager's
+        # secretTemplate, or be left from mode Managed under the same name).
+        result.owned_keys.add(("Secret", namespace, secret))
         if issuer is not None:
             problem = await _certificate(client, namespace, sc, body, model.name, secret, topology)
             if problem is not None:
