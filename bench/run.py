@@ -3,6 +3,7 @@
 Usage::
 
     python -m bench.run [--quick] [--only NAME[,NAME...]] [--impl nats-server|scserver]
+                        [--robustness]
 
 Both servers are started in the same run, as subprocesses on free loopback ports; each scenario
 is measured on one, then the other. Load comes from the Go ``nats`` CLI (``nats bench``, installed
@@ -640,6 +641,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the JSON report here too")
     ap.add_argument("--keep-logs", action="store_true", help="keep server configs and logs")
     ap.add_argument("--list", action="store_true", help="list scenarios and exit")
+    ap.add_argument(
+        "--robustness",
+        action="store_true",
+        help="then run the robustness checks too (bench/bench_robustness.py, < 3 min)",
+    )
     args = ap.parse_args(argv)
 
     if args.list:
@@ -681,6 +687,14 @@ def main(argv: list[str] | None = None) -> int:
     ref_ok = all(
         oc.status == "ok" for per in outcomes.values() for n, oc in per.items() if n == REFERENCE
     )
+    if args.robustness:
+        from bench import bench_robustness
+
+        print("\n## Robustness (bench/bench_robustness.py)\n")
+        rob_args = ["--keep-logs"] if args.keep_logs else []
+        if len(args.impl) == 1:
+            rob_args += ["--impl", args.impl[0]]
+        ref_ok = bench_robustness.main(rob_args) == 0 and ref_ok
     return 0 if ref_ok else 1
 
 
