@@ -46,6 +46,15 @@ class User:
         return self.nkey or self.username
 
 
+class HashPending(Exception):  # noqa: N818 - a signal, not an error
+    """A bcrypt check is needed that no cache answers: run it off the loop, then ask again."""
+
+    def __init__(self, given: str, configured: str) -> None:
+        super().__init__("bcrypt check pending")
+        self.given = given
+        self.configured = configured
+
+
 @dataclass(slots=True)
 class AuthResult:
     ok: bool
@@ -137,8 +146,14 @@ class Authenticator:
         creds: Credentials,
         nonce: bytes | None = None,
         cache: dict[str, bool] | None = None,
+        defer_hash: bool = False,
     ) -> AuthResult:
-        """Decide a login. ``cache`` (one per connection) keeps bcrypt verdicts per hash."""
+        """Decide a login. ``cache`` (one per connection) keeps bcrypt verdicts per hash.
+
+        With ``defer_hash``, a bcrypt check the cache cannot answer raises :class:`HashPending`
+        instead of running here (it takes tens of milliseconds on purpose): the caller runs
+        :func:`check_password` in a thread, stores the verdict in ``cache`` and asks again.
+        """
         if not self.required:
             return AuthResult(True)
         if self.token is not None:
@@ -171,7 +186,9 @@ class Authenticator:
         user = self.users.get(creds.user) if creds.user else None
         if user is None:
             return AuthResult(False)
-        if user.password is not None and not _password_ok(creds.password, user.password, cache):
+        if user.password is not None and not _password_ok(
+            creds.password, user.password, cache, defer_hash
+        ):
             return AuthResult(False)
         return AuthResult(True, user.account, user)
 
@@ -225,7 +242,9 @@ def check_password(given: object, configured: str) -> bool:
     return _secure_eq(given, configured)
 
 
-def _password_ok(given: str, configured: str, cache: dict[str, bool] | None) -> bool:
+def _password_ok(
+    given: str, configured: str, cache: dict[str, bool] | None, defer: bool = False
+) -> bool:
     """bcrypt costs tens of milliseconds on purpose: a connection checks each hash once.
 
     The verdict is cached per connection (its password never changes), so a reload that keeps
@@ -235,6 +254,8 @@ def _password_ok(given: str, configured: str, cache: dict[str, bool] | None) -> 
         return check_password(given, configured)
     verdict = cache.get(configured)
     if verdict is None:
+        if defer:
+            raise HashPending(given, configured)
         verdict = cache[configured] = check_password(given, configured)
     return verdict
 

@@ -7,7 +7,13 @@ import time
 from typing import Any
 
 from scserver import routing
-from scserver.auth import Credentials, login_credentials, new_nonce
+from scserver.auth import (
+    Credentials,
+    HashPending,
+    check_password,
+    login_credentials,
+    new_nonce,
+)
 from scserver.connection import Connection, in_turns
 from scserver.log import logger, trace_enabled, tracef
 from scserver.protocol import encode, models
@@ -66,6 +72,8 @@ class ClientConnection(Connection):
         self.credentials = Credentials()
         self.nonce: bytes | None = None
         self.auth_cache: dict[str, bool] = {}
+        #: Bytes that arrived while a bcrypt check ran off the loop (see _check_hash_off_loop).
+        self.auth_backlog: list[bytes] | None = None
         self.trace = trace_enabled()
         self.slow_pub = True
         auth = server.auth
@@ -150,6 +158,9 @@ class ClientConnection(Connection):
     # --- inbound ---------------------------------------------------------------------------
 
     def handle_data(self, data: bytes) -> None:
+        if self.auth_backlog is not None:
+            self.auth_backlog.append(data)  # the login is still being decided
+            return
         self.last_activity = time.time()
         server = self.server
         process_msg = routing.process_msg
@@ -319,7 +330,13 @@ class ClientConnection(Connection):
                 if result.ok and result.user is not None:
                     creds = Credentials(user=result.user.username)
             else:
-                result = self.server.auth.authenticate(creds, self.nonce, self.auth_cache)
+                try:
+                    result = self.server.auth.authenticate(
+                        creds, self.nonce, self.auth_cache, defer_hash=True
+                    )
+                except HashPending as pending:
+                    self._check_hash_off_loop(raw, pending)
+                    return
             if not result.ok:
                 logger.error(
                     "%s authentication error - User %r",
@@ -346,6 +363,37 @@ class ClientConnection(Connection):
         self.update_pub_path()
         if self.verbose:
             self.queue(encode.OK)
+
+    def _check_hash_off_loop(self, raw: bytes, pending: HashPending) -> None:
+        """Run a bcrypt check in a worker thread, then process the same CONNECT again.
+
+        bcrypt is slow on purpose; run on the event loop it would stall every connection. Until
+        the verdict is in, reading stops and whatever still arrives is kept, in order, to be
+        handled once the login is decided (the parser holds what came behind the CONNECT).
+        """
+        self.auth_backlog = []
+        self._hold_reading()
+        loop = self.server.loop
+        future = loop.run_in_executor(None, check_password, pending.given, pending.configured)
+
+        def decided(fut: Any) -> None:
+            early = self.auth_backlog or []
+            self.auth_backlog = None
+            if self.closed:
+                return
+            try:
+                ok = bool(fut.result())
+            except Exception:  # noqa: BLE001 - a failed check is a refused login
+                ok = False
+            self.auth_cache[pending.configured] = ok
+            self.process_connect(raw)  # the cache answers now
+            if self.closed:
+                return
+            if early:
+                self._backlog.insert(0, b"".join(early))
+            self._continue()
+
+        future.add_done_callback(decided)
 
     def login_again(self, auth: Any) -> Any:
         """After a reload: the AuthResult this client's login gets from the new ``auth``.

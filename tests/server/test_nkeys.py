@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import select
 import subprocess
 from pathlib import Path
 
@@ -234,3 +235,33 @@ def test_bad_nkey_config_refused(tmp_path: Path, impl: str, case: str) -> None:
     assert word in out, out
     if impl == "scserver":
         assert f"{conf}:2" in res.stderr, res.stderr
+
+
+def test_bcrypt_runs_off_the_event_loop(servers: Servers) -> None:
+    """While a costly bcrypt login is checked, other clients are still served; the operations
+    pipelined behind that CONNECT are handled, in order, once the login is decided."""
+    hashed = bcrypt.hashpw(b"slow", bcrypt.gensalt(14)).decode()
+    sp = servers.start(
+        "scserver",
+        f"authorization {{ timeout: 30, users: [ {{user: slow, password: '{hashed}'}},"
+        " {user: quick, password: q} ] }\n",
+    )
+    with RawClient(sp.port) as quick, RawClient(sp.port, timeout=60) as slow:
+        quick.send('CONNECT {"verbose":false,"user":"quick","pass":"q"}\r\nPING\r\n')
+        assert quick.lines() == ["PONG"]
+        slow.send(
+            'CONNECT {"verbose":false,"user":"slow","pass":"slow"}\r\n'
+            "SUB pipelined 1\r\nPUB pipelined 2\r\nok\r\nPING\r\n"
+        )
+        # The quick client is answered while the slow login is still being hashed (cost 14
+        # takes about a second): the slow client has nothing to read yet. Hashed on the event
+        # loop, the slow client's replies would have been sent before the quick PONGs.
+        for _ in range(5):
+            quick.send("PING\r\n")
+            assert quick.lines() == ["PONG"]
+        readable, _, _ = select.select([slow.sock], [], [], 0)
+        assert not readable and slow.buf == b""
+        assert slow.lines(timeout=60) == ["MSG pipelined 1 2", "b'ok'", "PONG"]
+    with RawClient(sp.port, timeout=60) as wrong:
+        wrong.send('CONNECT {"verbose":false,"user":"slow","pass":"nope"}\r\nPING\r\n')
+        assert wrong.lines(timeout=60) == [AUTH_ERR, EOF]
