@@ -723,7 +723,10 @@ class TLSListener:
     async def create(cls, host: str | None, port: int, handle: Any, backlog: int = 1024):
         """Bind ``host:port`` (port 0/-1: any) and start accepting; ``handle(sock)`` is a
         coroutine function run once per accepted socket."""
-        sock = socket.create_server((host or "0.0.0.0", max(port, 0)), backlog=backlog)
+        family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
+        sock = socket.create_server(
+            (host or "0.0.0.0", max(port, 0)), family=family, backlog=backlog
+        )
         sock.setblocking(False)
         return cls(sock, handle)
 
