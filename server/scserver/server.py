@@ -354,8 +354,12 @@ class Server:
 
     async def _accept_client(self, sock: socket.socket) -> None:
         """One socket from the TLS client listener: INFO, handshake, then ClientConnection."""
+        try:
+            peer = sock.getpeername()
+        except OSError:  # gone before we got to it
+            sock.close()
+            return
         conn = ClientConnection(self)
-        peer = sock.getpeername()
         conn.host, conn.port = peer[0], peer[1]
         tls = self.tls  # the contexts of the config loaded now; a reload swaps the object
         await accept_tls(
