@@ -307,3 +307,14 @@ def verify_nonce(nkey: str, sig: str, nonce: bytes) -> bool:
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
         return False
     return True
+
+
+def link_login_ok(opts: Mapping[str, Any], username: str | None, password: str | None) -> bool:
+    """A route or gateway CONNECT against its block's single user (nats-server's
+    comparePasswords: bcrypt or constant-time). Routes connect rarely, so a bcrypt password
+    here is checked inline."""
+    given_user = opts.get("user")
+    if not isinstance(given_user, str) or not _secure_eq(given_user, username or ""):
+        return False
+    given = opts.get("pass")
+    return check_password(given if isinstance(given, str) else "", password or "")

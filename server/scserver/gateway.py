@@ -18,7 +18,7 @@ import random
 import time
 from typing import Any
 
-from scserver import NATS_COMPAT_VERSION, link_tls
+from scserver import NATS_COMPAT_VERSION, auth, link_tls
 from scserver.link import LinkConnection, connect_line, parse_url
 from scserver.log import logger, tracef
 from scserver.protocol import encode
@@ -670,7 +670,7 @@ class GatewayManager:
         gw = self.opts
         if not gw.username:
             return True
-        return opts.get("user") == gw.username and opts.get("pass") == gw.password
+        return auth.link_login_ok(opts, gw.username, gw.password)
 
     def accepts(self, name: str) -> bool:
         if name == self.name:

@@ -15,7 +15,7 @@ import secrets
 import time
 from typing import Any
 
-from scserver import NATS_COMPAT_VERSION, link_tls
+from scserver import NATS_COMPAT_VERSION, auth, link_tls
 from scserver.link import LinkConnection, connect_line, parse_url
 from scserver.log import logger, tracef
 from scserver.protocol import encode
@@ -444,7 +444,7 @@ class RouteManager:
             return True
         if getattr(cl, "token", None) and opts.get("auth_token") == cl.token:
             return True
-        return opts.get("user") == cl.username and opts.get("pass") == cl.password
+        return auth.link_login_ok(opts, cl.username, cl.password)
 
     def cluster_names_agree(self, theirs: str, their_dynamic: bool) -> bool:
         if theirs == self.cluster_name:

@@ -116,3 +116,21 @@ def test_route_port_accepts_the_right_credentials(guarded) -> None:
     buf, _ = exchange(cport, route_connect(user="ruser", **{"pass": "rpass"}), wait=1.0)
     assert AUTH_ERR not in buf, buf
     assert b"PONG" in buf or b"INFO" in buf.split(b"\r\n", 1)[1], buf
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_bcrypt_route_password(servers: Servers, impl: str) -> None:
+    """A bcrypt hash as the cluster password (nats-server compares it as for clients)."""
+    import bcrypt
+
+    hashed = bcrypt.hashpw(b"rpass", bcrypt.gensalt(4)).decode().replace("$2b$", "$2a$", 1)
+    cport = free_port()
+    servers.start(
+        impl,
+        f"cluster {{\n  name: X\n  listen: {LOOPBACK}:{cport}\n"
+        f"  authorization {{ user: ruser, password: '{hashed}' }}\n}}\n",
+    )
+    buf, _ = exchange(cport, route_connect(user="ruser", **{"pass": "rpass"}), wait=1.0)
+    assert AUTH_ERR not in buf, buf
+    buf, closed = exchange(cport, route_connect(user="ruser", **{"pass": hashed}))
+    assert AUTH_ERR in buf and closed, buf
