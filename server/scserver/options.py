@@ -9,7 +9,8 @@ something that exists): failing at load time with ``file:line:col`` beats failin
 Options that nats-server knows but this server does not implement (``jetstream``,
 ``leafnodes``, ...) are accepted and listed in ``Options.warnings``, so one config can serve both
 servers, unless ignoring them would lower security (``tls {}`` blocks are parsed by ``tls.py``,
-which refuses what it cannot honour); a key nats-server does not know either is an error, as it
+which refuses what it cannot honour; ``refused.py`` lists the other security options, which are
+config errors); a key nats-server does not know either is an error, as it
 is there. Keys that were only defined to be used as ``$variables`` are not options and are skipped, as nats-server does.
 
 All faults are collected; ``load``/``from_dict`` raise one ``OptionsError`` (a ``ConfigError``)
