@@ -174,9 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument(
         "--tls",
         choices=["auto", "on", "off"],
-        default="auto",
-        help="mutual TLS for routes and gateways: auto = when the spec asks for it and the "
-        "server supports it (default), on = refuse to run without, off = plaintext",
+        default="on",
+        help="mutual TLS for routes and gateways when the spec asks for it (the default): on = "
+        "refuse to run if the server cannot (default), auto = fall back to plaintext, "
+        "off = plaintext",
     )
     local.set_defaults(func=cmd_local)
     return parser

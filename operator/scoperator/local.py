@@ -8,9 +8,9 @@ locally exercises exactly what the operator deploys. Each server gets a director
 Security is on as in Kubernetes: random route and gateway credentials, and, when the
 SuperCluster asks for TLS (the default), a CA and one certificate per cluster made with the
 code of the operator's Managed mode (certs.py) and written to each server's `tls/` directory:
-routes and gateways use mutual TLS. `--tls auto` (the default) turns TLS on only when the
-server command accepts TLS configs (`-t` on a probe config); `--tls on` refuses to run
-without it, `--tls off` renders plaintext links.
+routes and gateways use mutual TLS. `--tls on` (the default) refuses to run when the server
+command does not accept TLS configs (`-t` on a probe config) rather than run plaintext;
+`--tls auto` falls back to plaintext links with a note, `--tls off` renders plaintext links.
 """
 
 from __future__ import annotations
@@ -647,12 +647,12 @@ def run_local(
     timeout: float = DEFAULT_TIMEOUT,
     supercluster: str | None = None,
     out: TextIO | None = None,
-    tls: str = "auto",
+    tls: str = "on",
 ) -> int:
     """Run until Ctrl-C (or, with `demo`, until the demo request is answered).
 
-    `tls`: auto (TLS when the spec asks and the server supports it), on (refuse to run
-    without it), off (plaintext links).
+    `tls`: on (TLS when the spec asks; refuse to run if the server cannot), auto (fall back to
+    plaintext links when the server cannot), off (plaintext links).
     """
     out = out or sys.stdout
     try:

@@ -468,3 +468,20 @@ def test_switching_tls_on_reaches_ready_with_every_gateway_linked(
         assert asyncio.run(run_demo(local, clusters, out)) == 0, out.getvalue()
     finally:
         local.stop()
+
+
+def test_tls_asked_for_and_unsupported_is_refused(tmp_path: Path) -> None:
+    """A server command that parses but ignores TLS blocks: `scoperator local` refuses to run
+    rather than link in plaintext (unless told --tls auto/off)."""
+    fake = tmp_path / "fake-server"
+    fake.write_text('#!/bin/sh\necho "cluster tls is not supported; ignored"\nexit 0\n')
+    fake.chmod(0o755)
+    problem = server_tls_problem([str(fake)], tmp_path)
+    assert problem is not None and "does not implement TLS" in problem
+    proc = subprocess.run(
+        [sys.executable, "-m", "scoperator", "local", "-f", str(EXAMPLES / "supercluster.yaml"),
+         "--demo", "--server-cmd", str(fake)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "TLS asked for" in proc.stderr and "does not implement TLS" in proc.stderr
