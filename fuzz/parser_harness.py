@@ -116,7 +116,7 @@ def _parse(kind: int, pieces: Iterable[bytes], handshake: bool) -> list[tuple]:
     for piece in pieces:
         ops = p.feed(piece)
         out.extend(ops)
-        while p.handshake and any(op[0] == P.OP_CONNECT for op in ops):
+        while getattr(p, "handshake", False) and any(op[0] == P.OP_CONNECT for op in ops):
             waiting = p.open(MAX_CONTROL_LINE, MAX_PAYLOAD)
             ops = p.feed(b"") if waiting else []
             out.extend(ops)

@@ -37,6 +37,11 @@ CASES: list[tuple[str, str, bytes]] = [
         "connect_info",
         b'\x02{"server_id":"NOTHER","gateway":"south","gateway_urls":7}',
     ),
+    (
+        "registered-route-gossip-gateway-urls-int",
+        "connect_info",
+        b'\x07\x00INFO {"server_id":"NROUTEPEER","gateway":"south","gateway_urls":7}\r\nPING\r\n',
+    ),
     ("gateway-info-gateway-urls-int", "connect_info", b'\x05{"gateway":"west","gateway_urls":7}'),
     (
         "gateway-out-info-urls-int",
