@@ -560,6 +560,8 @@ class Links:
         self.responses: dict[bytes, Response] = {}
         self.resp_prefix: bytes | None = None
         self.shadows: dict[Subscription, list[Subscription]] = {}
+        #: requester's reply -> {tracked _R_ subject: exporter links} (nats-server's rrMap)
+        self.reverse: dict[bytes, dict[bytes, Links]] = {}
         self.timers: dict[int, Any] = {}
 
     # --- service responses ------------------------------------------------------------------
@@ -572,8 +574,41 @@ class Links:
         export = si.export
         rt = export.response_type if export else SINGLETON
         self.responses[nrr] = Response(importer, reply, rt, export, time.monotonic())
+        # The reverse entry lets the requester's unsubscribe end the tracking early.
+        if importer.links is not None:
+            importer.links.reverse.setdefault(reply, {})[nrr] = self
         self._arm(export)
         return nrr
+
+    def drop_response(self, nrr: bytes) -> None:
+        r = self.responses.pop(nrr, None)
+        if r is None or r.importer.links is None:
+            return
+        entries = r.importer.links.reverse.get(r.reply)
+        if entries is not None:
+            entries.pop(nrr, None)
+            if not entries:
+                del r.importer.links.reverse[r.reply]
+
+    def reply_interest_lost(self, subject: bytes) -> None:
+        """A client of this (requesting) account unsubscribed: drop the responses tracked for
+        reply subjects nobody here listens to any more (``checkForReverseEntry``)."""
+        if b"*" in subject or b">" in subject:
+            pattern = subject.decode(errors="surrogateescape").split(".")
+            replies = [
+                r
+                for r in self.reverse
+                if is_subset(r.decode(errors="surrogateescape").split("."), pattern)
+            ]
+        else:
+            replies = [subject] if subject in self.reverse else []
+        sublist = self.account.sublist
+        for reply in replies:
+            result = sublist.match(reply)
+            if result.psubs or result.qsubs:
+                continue
+            for nrr, exporter in list(self.reverse.get(reply, {}).items()):
+                exporter.drop_response(nrr)
 
     def _arm(self, export: Export | None) -> None:
         key = id(export)
@@ -593,7 +628,7 @@ class Links:
         for k, r in list(self.responses.items()):
             if r.export is export:
                 if r.ts <= cutoff:
-                    del self.responses[k]
+                    self.drop_response(k)
                 else:
                     left += 1
         if left:
@@ -619,7 +654,7 @@ class Links:
         finally:
             rt.depth -= 1
         if not delivered or r.response_type == SINGLETON or (hdr_len < 0 and not msg):
-            self.responses.pop(subject, None)
+            self.drop_response(subject)
         else:
             r.ts = time.monotonic()
         return delivered
@@ -798,7 +833,7 @@ class Runtime:
             self.depth -= 1
             self.stack.pop()
         if not delivered and nrr is not None:
-            links.responses.pop(nrr, None)
+            links.drop_response(nrr)
         return delivered
 
     def _user_info(self, si: ServiceImport, src: Any, reply: bytes | None) -> bool:
@@ -1019,7 +1054,10 @@ class Runtime:
                 k.decode(errors="replace"): {
                     "subject": r.reply.decode(errors="replace"),
                     "account": r.importer.name,
-                    "type": "service",
+                    "to": k.decode(errors="replace"),
+                    "local_subject": k.decode(errors="replace"),
+                    # nats-server prints this import's type as a number (jwt.Service = 2).
+                    "type": 2,
                     "invalid": False,
                     "share": False,
                     "tracking": False,
@@ -1098,5 +1136,8 @@ def client_sub_added(account: Any, sub: Subscription) -> None:
 
 def client_sub_removed(account: Any, sub: Subscription) -> None:
     links = account.links
-    if links is not None and links.shadows:
-        links.remove_shadows(sub)
+    if links is not None:
+        if links.shadows:
+            links.remove_shadows(sub)
+        if links.reverse:
+            links.reply_interest_lost(sub.subject)
