@@ -48,7 +48,11 @@ CASES: list[tuple[str, str, bytes]] = [
         "connect_info",
         b'\x06{"gateway":"south","gateway_cmd":1,"gateway_urls":7}',
     ),
-    # Issue 9: a subject that is not UTF-8 must not break /connz?subs=detail or /subsz.
+    # A remote subject that is not UTF-8 broke /routez?subs=1 (UnicodeDecodeError; found by
+    # connect_info in seconds on the tree before the hardening, fixed in HEAD).
+    ("routez-non-utf8-remote-subject", "connect_info", b"\x07\x00RS+ $G foo\xff\r\nPING\r\n"),
+    # Issue 9: a subject that is not UTF-8 must not break /connz?subs=detail or /subsz (also
+    # found by client_conn on the tree before the hardening).
     (
         "sub-invalid-utf8",
         "client_conn",
