@@ -13,6 +13,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 from tests.operator.helpers import check_config, example_secrets
+from tests.operator.test_operator_kube import crds  # noqa: F401 (fixture)
 from tests.tools import nats_server_binary, require_binary, scserver_command, scserver_env
 
 from scoperator.models import ResourceSet
@@ -242,3 +243,34 @@ async def _publish_and_get(nc, subject: str, sub):
     await nc.publish(subject, b"n")
     await nc.flush()
     return await sub.next_msg(timeout=0.5)
+
+
+# --- through the API server: the CRD accepts the fields, a bad import is InvalidSpec ------------
+
+
+@pytest.fixture
+async def kube_client(kube, crds):  # noqa: F811 - fixtures from the operator test modules
+    from scoperator.kube import Credentials, KubeClient
+
+    async with KubeClient(Credentials.load(str(kube.kubeconfig))) as c:
+        yield c
+
+
+async def test_reconcile_reports_missing_export_naming_both(kube_client, namespace: str) -> None:
+    from scoperator.apply import INVALID_SPEC, ApplyCache, reconcile_supercluster
+
+    docs = _spec_with(
+        lambda accs: accs[1]["imports"].append(
+            {"service": {"account": "SVC", "subject": "nothing.here"}}
+        )
+    )
+    for doc in docs:
+        doc["metadata"]["namespace"] = namespace
+        await kube_client.create(doc)
+    stored = await kube_client.get("SuperCluster", namespace, "tenants")
+    assert stored["spec"]["accounts"][0]["mappings"][0]["source"] == "orders.*"
+    report = await reconcile_supercluster(kube_client, namespace, "tenants", ApplyCache())
+    assert report.outcome.reason == INVALID_SPEC
+    for fragment in ("'CLI'", "'SVC'", "nothing.here", "no service export"):
+        assert fragment in report.outcome.message, report.outcome.message
+    assert all(o.reason == INVALID_SPEC for o in report.clusters.values())
