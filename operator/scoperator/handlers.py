@@ -140,6 +140,11 @@ class Context:
         self.metrics.reconciles.inc(result="problem" if bad else "ok")
         self._pki_metrics(report)
         await self.publish(report)
+        body = self.superclusters.get(key)
+        if report.pki is not None and report.pki.issued and body is not None:
+            # Issuing, renewing and rotating are worth a line in `kubectl describe`.
+            await self.writer.event(body, "Normal", "CertificatesIssued",
+                                    "; ".join(report.pki.issued))  # fmt: skip
         log.info(
             "reconciled SuperCluster %s/%s: %d applied, %d unchanged, %d pruned in %.3fs",
             namespace, name, report.applied, report.unchanged, report.pruned,

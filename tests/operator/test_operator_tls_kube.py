@@ -120,6 +120,9 @@ def test_managed_tls_secrets_created_owned_and_renewed(operator: Operator, api: 
     )
     metrics = operator.metrics() or {}
     assert metrics.get("scoperator_certificates_issued_total", 0) >= 4
+    issued = [e for e in api.events("demo") if e["reason"] == "CertificatesIssued"]
+    assert issued and all(e["type"] == "Normal" for e in issued)
+    assert any("east-tls: two thirds of its lifetime passed" in e["message"] for e in issued)
     assert any(k.startswith("scoperator_certificate_expiry_timestamp_seconds{") for k in metrics)
     # the StatefulSets never changed for any of this: renewals are file swaps, then reloads
     assert "east-tls" in volume_secrets(api, "east")
