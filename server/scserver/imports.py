@@ -877,8 +877,9 @@ class Runtime:
             for t in links.timers.values():
                 t.cancel()
             links.account.links = None
-            links.account.mappings = None
         self.links.clear()
+        for acc in self.server.accounts.values():
+            acc.mappings = None
 
     def build(self, opts: Any) -> None:
         server = self.server

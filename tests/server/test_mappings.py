@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import time
 from typing import Any
 
 import nats
@@ -292,3 +294,28 @@ def test_cluster_scoped_destinations(module_servers) -> None:
         return got
 
     assert _both(started, scenario) == ["cs.here", "other.default"]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+async def test_reload_changes_mappings(servers, impl: str) -> None:
+    sp = servers.start(impl, 'mappings { "a": "b" }\n')
+    nc = await _connect(sp, "")
+    try:
+        sub = await nc.subscribe(">")
+        await nc.flush()
+        await nc.publish("a", b"")
+        await nc.flush()
+        assert await _drain(sub) == ["b"]
+        head = sp.config_path.read_text().split("mappings")[0]
+        sp.config_path.write_text(head + 'mappings { "a": "c" }\n')
+        sp.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while True:
+            await nc.publish("a", b"")
+            await nc.flush()
+            got = await _drain(sub, 0.2)
+            if got and got[-1] == "c":
+                break
+            assert time.monotonic() < deadline, got
+    finally:
+        await nc.close()
