@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -152,10 +153,13 @@ def raise_logged_tracebacks() -> None:
     if trap.caught:
         rec = trap.caught[0]
         trap.caught.clear()
-        raise Finding(f"server logged a traceback: {rec.getMessage()}") from rec.exc_info[1]
+        exc = rec.exc_info[1] if rec.exc_info else None
+        shown = "".join(traceback.format_exception(exc)) if exc is not None else ""
+        raise Finding(f"server logged a traceback: {rec.getMessage()}\n{shown}") from exc
 
 
 _loop: asyncio.AbstractEventLoop | None = None
+_tasks: list[asyncio.Task[Any]] = []  # every task created on the loop since the last drain
 
 
 def loop() -> asyncio.AbstractEventLoop:
@@ -168,13 +172,20 @@ def loop() -> asyncio.AbstractEventLoop:
         def on_error(lp: asyncio.AbstractEventLoop, ctx: dict[str, Any]) -> None:
             exc = ctx.get("exception")
             # Dials refused by OfflineLoop are expected; anything else is a crash in a callback.
-            if isinstance(exc, ConnectionRefusedError | OSError) and "fuzz harness" in str(exc):
+            if exc is not None and _harness_refusal(exc):
                 return
             logging.getLogger("asyncio").error(
                 "loop error: %s", ctx.get("message"), exc_info=exc or True
             )
 
         _loop.set_exception_handler(on_error)
+
+        def track(lp: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
+            task = asyncio.Task(coro, loop=lp, **kw)
+            _tasks.append(task)
+            return task
+
+        _loop.set_task_factory(track)
     return _loop
 
 
@@ -248,10 +259,26 @@ class ServerPool:
 
 
 def drain_tasks() -> None:
-    """Cancel the tasks an input started (dials, solicit loops) so none outlive it."""
+    """Cancel the tasks an input started (dials, solicit loops) so none outlive it, and turn a
+    task that died of an unexpected exception into a finding (asyncio would only log it, late,
+    as "Task exception was never retrieved")."""
     lp = loop()
-    tasks = [t for t in asyncio.all_tasks(lp) if not t.done()]
-    for t in tasks:
+    pending = [t for t in _tasks if not t.done()]
+    for t in pending:
         t.cancel()
-    if tasks:
-        lp.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    if pending:
+        lp.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    tasks = list(_tasks)
+    _tasks.clear()
+    for t in tasks:
+        if t.cancelled():
+            continue
+        exc = t.exception()
+        if exc is not None and not _harness_refusal(exc):
+            shown = "".join(traceback.format_exception(exc))
+            raise Finding(f"task {t.get_coro()!r} died:\n{shown}") from exc
+
+
+def _harness_refusal(exc: BaseException) -> bool:
+    """The OfflineLoop's refusal to dial or listen, which the server must handle."""
+    return isinstance(exc, OSError) and "fuzz harness" in str(exc)

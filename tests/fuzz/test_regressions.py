@@ -51,6 +51,13 @@ CASES: list[tuple[str, str, bytes]] = [
     # A remote subject that is not UTF-8 broke /routez?subs=1 (UnicodeDecodeError; found by
     # connect_info in seconds on the tree before the hardening, fixed in HEAD).
     ("routez-non-utf8-remote-subject", "connect_info", b"\x07\x00RS+ $G foo\xff\r\nPING\r\n"),
+    # A gossiped gateway URL that urlsplit refuses ("Invalid IPv6 URL") killed the solicit task,
+    # so that gateway was never dialed (found by connect_info on the pre-hardening tree).
+    (
+        "gateway-gossip-unparsable-url",
+        "connect_info",
+        b'\x05{"server_id":"NW","gateway":"west","gateway_urls":["127.0.0.1]:7223","[::1"]}',
+    ),
     # Issue 9: a subject that is not UTF-8 must not break /connz?subs=detail or /subsz (also
     # found by client_conn on the tree before the hardening).
     (
