@@ -194,7 +194,8 @@ def parse_tls_block(
     tm = d[k]
     pos = b.where(d, k)
     if not isinstance(tm, dict):
-        b.error(pos, f"{context} tls: expected a map, got {type(tm).__name__}")
+        got = "array" if isinstance(tm, list) else type(tm).__name__
+        b.error(pos, f"{context} tls: expected a map, got {got}")
         return None
     n_errors = len(getattr(b, "errors", []))
     failed = False
@@ -262,8 +263,10 @@ def parse_tls_block(
             names = []
             for i, name in enumerate(mv):
                 ip = b.where(mv, i) or p
-                known = name in _SECURE_SUITES or name in _INSECURE_SUITES or name in _TLS13_SUITES
-                if not isinstance(name, str) or not known:
+                known = isinstance(name, str) and (
+                    name in _SECURE_SUITES or name in _INSECURE_SUITES or name in _TLS13_SUITES
+                )
+                if not known:
                     failed = True
                     b.error(ip, f"unrecognized cipher {name}")
                     continue
