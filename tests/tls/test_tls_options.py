@@ -127,3 +127,16 @@ def test_cert_identities_for_verify_and_map(pki: Pki) -> None:
     with open(pki.path("alice.pem"), "rb") as fh:
         der = x509.load_pem_x509_certificate(fh.read()).public_bytes(serialization.Encoding.DER)
     assert map_cert_identities(der) == ["alice@example.com", "CN=alice,O=Acme"]
+
+
+def test_wrongly_typed_values_are_errors_not_crashes(pki: Pki) -> None:
+    e = fails(
+        "tls { "
+        + block(pki, "cipher_suites: [[1], {a: 1}, 3], pinned_certs: [[1]], timeout: [1]")
+        + " }\ncluster { port: 1, tls: [1] }"
+    )
+    text = str(e)
+    assert text.count("unrecognized cipher") == 3
+    assert "'pinned_certs' key [1] does not look like" in text
+    assert "'timeout' wrong type" in text
+    assert "t.conf:2:20: cluster tls: expected a map, got array" in text
