@@ -709,33 +709,50 @@ async def peek_socket(sock: socket.socket, n: int, timeout: float) -> bytes | No
 
 
 class TLSListener:
-    """A listening socket that accepts itself, so each connection can be run through
+    """Listening sockets that accept themselves, so each connection can be run through
     ``accept_tls`` before its protocol sees it. Offers what the server uses of
     ``asyncio.Server``: ``sockets``, ``close``, ``is_serving``, ``wait_closed``.
     """
 
-    def __init__(self, sock: socket.socket, handle: Any) -> None:
-        self._sock = sock
+    def __init__(self, sock: socket.socket, handle: Any, *more: socket.socket) -> None:
+        self._socks = [sock, *more]
         self._handle = handle
         self._tasks: set[asyncio.Task[Any]] = set()
         self._serving = True
         self._loop = asyncio.get_running_loop()
-        self._accepting = self._loop.create_task(self._accept_loop())
+        self._accepting = [self._loop.create_task(self._accept_loop(s)) for s in self._socks]
 
     @classmethod
     async def create(cls, host: str | None, port: int, handle: Any, backlog: int = 1024):
         """Bind ``host:port`` (port 0/-1: any) and start accepting; ``handle(sock)`` is a
-        coroutine function run once per accepted socket."""
-        family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
-        sock = socket.create_server(
-            (host or "0.0.0.0", max(port, 0)), family=family, backlog=backlog
-        )
-        sock.setblocking(False)
-        return cls(sock, handle)
+        coroutine function run once per accepted socket. No host means every address: an
+        IPv4 socket and, where the host has IPv6, an IPv6-only one on the same port (as
+        asyncio's create_server, so IPv4 peers keep plain IPv4 addresses)."""
+        port = max(port, 0)
+        if host and ":" in host:
+            socks = [socket.create_server((host, port), family=socket.AF_INET6, backlog=backlog)]
+        else:
+            socks = [socket.create_server((host or "0.0.0.0", port), backlog=backlog)]
+            if not host and socket.has_ipv6:
+                port = socks[0].getsockname()[1]
+                v6: socket.socket | None = None
+                try:
+                    v6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+                    v6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    v6.bind(("::", port))
+                    v6.listen(backlog)
+                    socks.append(v6)
+                except OSError:  # no IPv6 on this host: IPv4 only
+                    if v6 is not None:
+                        v6.close()
+        for s in socks:
+            s.setblocking(False)
+        return cls(*socks[:1], handle, *socks[1:])
 
     @property
     def sockets(self) -> list[socket.socket]:
-        return [self._sock] if self._serving else []
+        return list(self._socks) if self._serving else []
 
     def is_serving(self) -> bool:
         return self._serving
@@ -744,17 +761,19 @@ class TLSListener:
         if not self._serving:
             return
         self._serving = False
-        self._accepting.cancel()
-        self._sock.close()
+        for task in self._accepting:
+            task.cancel()
+        for s in self._socks:
+            s.close()
 
     async def wait_closed(self) -> None:
         with contextlib.suppress(asyncio.CancelledError):
-            await self._accepting
+            await asyncio.gather(*self._accepting, return_exceptions=True)
 
-    async def _accept_loop(self) -> None:
+    async def _accept_loop(self, listening: socket.socket) -> None:
         while self._serving:
             try:
-                sock, _ = await self._loop.sock_accept(self._sock)
+                sock, _ = await self._loop.sock_accept(listening)
             except asyncio.CancelledError:
                 raise
             except OSError as e:
