@@ -48,6 +48,7 @@ from bench.servers import (
     Topology,
     Unavailable,
     implementations,
+    single_accounts_topology,
     single_tls_topology,
     single_topology,
     start_topology,
@@ -86,6 +87,9 @@ class Scenario:
     subs: int = 1
     pub_node: str | None = None
     sub_node: str | None = None
+    #: ``user:password`` of the publisher/requester and of the subscribers/responder, if any.
+    pub_creds: str = ""
+    sub_creds: str = ""
 
 
 SCENARIOS: list[Scenario] = [
@@ -133,6 +137,24 @@ SCENARIOS: list[Scenario] = [
         pub_node="west",
         sub_node="east",
     ),
+    Scenario(
+        "imp_stream_16b",
+        "stream import: 1 pub (account SVC) → 1 sub (account CLI), 16 B",
+        "single_accounts",
+        "pubsub",
+        16,
+        pub_creds="svc:svc",
+        sub_creds="cli:cli",
+    ),
+    Scenario(
+        "imp_reqrep_128b",
+        "service import: request (account CLI) → reply (account SVC), 128 B",
+        "single_accounts",
+        "reqrep",
+        128,
+        pub_creds="cli:cli",
+        sub_creds="svc:svc",
+    ),
 ]
 
 TOPOLOGIES: dict[str, Callable[[], Topology]] = {
@@ -140,6 +162,7 @@ TOPOLOGIES: dict[str, Callable[[], Topology]] = {
     "single_tls": single_tls_topology,
     "supercluster": supercluster_topology,
     "supercluster_tls": supercluster_tls_topology,
+    "single_accounts": single_accounts_topology,
 }
 
 # (metric key, label, higher is better)
@@ -378,6 +401,10 @@ def _measure_once(
     settings: Settings, sc: Scenario, rt: RunningTopology, msgs: int, timeout: float
 ) -> dict[str, float]:
     pub_url, sub_url = rt.url(sc.pub_node), rt.url(sc.sub_node)
+    if sc.pub_creds:
+        pub_url = pub_url.replace("://", f"://{sc.pub_creds}@", 1)
+    if sc.sub_creds:
+        sub_url = sub_url.replace("://", f"://{sc.sub_creds}@", 1)
     if sc.kind == "pubsub":
         return run_pubsub(settings, pub_url, sub_url, sc.size, sc.subs, msgs, timeout)
     return run_reqrep(settings, pub_url, sub_url, sc.size, msgs, timeout)

@@ -157,6 +157,31 @@ def single_topology(name: str = "n1") -> Topology:
     return Topology("single", [NodeSpec(name, port, http_port, config)])
 
 
+ACCOUNTS_CONFIG = """
+accounts {
+  SVC: {
+    users: [{user: svc, password: svc}]
+    exports: [{service: "bench.svc.>"}, {stream: "bench.*"}]
+  }
+  CLI: {
+    users: [{user: cli, password: cli}]
+    imports: [
+      {service: {account: SVC, subject: "bench.svc.>"}}
+      {stream: {account: SVC, subject: "bench.*"}}
+    ]
+  }
+}
+"""
+
+
+def single_accounts_topology(name: str = "n1") -> Topology:
+    """One server where account CLI imports a service and a stream exported by account SVC."""
+    topo = single_topology(name)
+    topo.name = "single_accounts"
+    topo.nodes[0].config += ACCOUNTS_CONFIG
+    return topo
+
+
 def supercluster_topology(
     clusters: tuple[str, ...] = ("east", "west"), system_account: bool = False
 ) -> Topology:

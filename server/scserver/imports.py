@@ -745,6 +745,28 @@ class _Shadow:
     def closed(self) -> bool:
         return bool(self.client.closed)
 
+    @property
+    def batches(self) -> bool:
+        """Runs of messages may be delivered at once unless the client's sub has a max."""
+        return not self.client_sub.max
+
+    def deliver_batch_internal(
+        self, sub: Subscription, subject: bytes, msgs: list[bytes], total: int
+    ) -> None:
+        if self.runtime.depth:
+            return
+        from scserver.routing import deliver_batch
+
+        deliver_batch(self.client, self.client_sub, self._local(subject), msgs, total)
+
+    def _local(self, subject: bytes) -> bytes:
+        im = self.im
+        if im.tr is not None:
+            return im.tr.transform(subject)
+        if im.use_pub:
+            return subject
+        return im.local.encode(errors="surrogateescape")
+
     def deliver_internal(
         self,
         sub: Subscription,
@@ -756,16 +778,9 @@ class _Shadow:
     ) -> bool:
         if self.runtime.depth:
             return False  # a message a service import re-published is not re-exported
-        im = self.im
-        if im.tr is not None:
-            local = im.tr.transform(subject)
-        elif im.use_pub:
-            local = subject
-        else:
-            local = im.local.encode(errors="surrogateescape")
         from scserver.routing import deliver
 
-        return deliver(self.client, self.client_sub, local, reply, hdr_len, msg)
+        return deliver(self.client, self.client_sub, self._local(subject), reply, hdr_len, msg)
 
 
 class Runtime:

@@ -215,7 +215,7 @@ def process_batch(
     simple = not result.qsubs
     if simple:
         for sub in psubs:
-            if sub.max or sub.conn.kind == SYSTEM:
+            if sub.max or (sub.conn.kind == SYSTEM and not getattr(sub.conn, "batches", False)):
                 simple = False
                 break
     if not simple:
@@ -231,6 +231,8 @@ def process_batch(
             if c is src and not c.echo:
                 continue
             deliver_batch(c, sub, subject, msgs, total)
+        elif k == SYSTEM:
+            c.deliver_batch_internal(sub, subject, msgs, total)  # stream import shadows
         elif k == ROUTE:
             if src_kind == ROUTE or c.closed:
                 continue
