@@ -1,11 +1,12 @@
 """Fuzz a whole ClientConnection: parser, CONNECT, auth, SUB/UNSUB, PUB delivery, flow control.
 
-Real Server objects (three configs: open, users with accounts and permissions, limits with a
-small max_pending), a fake transport whose write buffer only drains now and then (so pausing,
-stalled producers and slow consumers are reachable), bytes fed through ``data_received`` in random reads exactly as asyncio would.
+Real Server objects (three configs: open; users with accounts, permissions, imports/exports and
+route/gateway managers without peers; limits with a small max_pending), a fake transport whose
+write buffer only drains now and then (so pausing, stalled producers and slow consumers are
+reachable), bytes fed through ``data_received`` in random reads exactly as asyncio would.
 Besides "nothing raises or logs a traceback" and "/connz, /subsz and /accountz render what the
-client left" (subs=detail), after the peer hangs up the server must have
-forgotten the connection: no client registered, no subscription left in any account.
+client left" (subs=detail), after the peer hangs up the server must have forgotten the
+connection: no client registered, no subscription left in any account.
 
 Input layout: byte 0 picks the server (``% 3``) and the read split (``// 3``, see
 common.chunks), the rest is the client's byte stream.
@@ -39,6 +40,11 @@ accounts: {
   $SYS: { users: [ {user: sys, password: sys} ] }
 }
 system_account: "$SYS"
+cluster: { name: east, host: 127.0.0.1, port: 6222 }
+gateway: {
+  name: east, host: 127.0.0.1, port: 7222
+  gateways: [ {name: west, urls: ["nats://127.0.0.1:7223"]} ]
+}
 """
 
 LIMITS = """
@@ -49,7 +55,7 @@ max_pending: 4096
 authorization: { token: "s3cr3t", timeout: 1 }
 """
 
-_pools = [ServerPool(OPEN), ServerPool(USERS), ServerPool(LIMITS)]
+_pools = [ServerPool(OPEN), ServerPool(USERS, links=True), ServerPool(LIMITS)]
 
 
 def _check_forgotten(server: Any, conn: Any) -> None:
