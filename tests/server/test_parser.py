@@ -246,7 +246,7 @@ def test_any_chunking_of_a_valid_stream_gives_the_same_ops(ops, cuts) -> None:
     for chunk in _chunks(data, cuts):
         got.extend(p.feed(chunk))
     assert got == expected
-    assert p._buf == b"" and p._pending is None and not p.dead
+    assert p.buffered() == 0 and p._pending is None and not p.dead
 
 
 @settings(max_examples=150, deadline=None)
@@ -356,6 +356,78 @@ def test_large_payload_arriving_in_many_reads_is_joined_once() -> None:
         assert p.buffered() <= size + 2 + 4096
     assert got == [(OP_RMSG, b"$G", b"big", None, None, -1, payload), (OP_PING,)]
     assert p.buffered() == 0
+
+
+def test_large_payload_costs_one_copy() -> None:
+    """A 4 MB payload fed in 64 KiB reads is copied once, into the payload itself: the parser
+    never allocates a second payload-sized buffer (a join of the reads and then a slice of the
+    join would peak at twice the size)."""
+    import tracemalloc
+
+    size = 4 * 1024 * 1024
+    for kind, line in ((CLIENT, b"PUB big %d\r\n"), (ROUTE, b"RMSG $G big %d\r\n")):
+        data = line % size + b"p" * size + b"\r\nPING\r\n"
+        reads = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+        p = Parser(kind, max_payload=size)
+        got: list = []
+        tracemalloc.start()
+        try:
+            for r in reads:
+                got.extend(p.feed(r))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert [op[0] for op in got] == [OP_PUB if kind == CLIENT else OP_RMSG, OP_PING]
+        assert got[0][-1] == b"p" * size and type(got[0][-1]) is bytes
+        assert peak < size * 1.25, (kind, peak)
+
+
+def test_payload_whose_crlf_straddles_two_reads() -> None:
+    p = Parser()
+    assert p.feed(b"PUB a 3\r\nabc\r") == []
+    assert p.feed(b"\nPING\r\n") == [(OP_PUB, b"a", None, -1, b"abc"), (OP_PING,)]
+    # Split inside a long payload: the CR ends one read, the LF starts the next.
+    p = Parser()
+    assert p.feed(b"PUB a 5\r\nab") == [] and p.feed(b"cde\r") == []
+    assert p.feed(b"\n") == [(OP_PUB, b"a", None, -1, b"abcde")]
+    assert p.buffered() == 0
+    # A payload not followed by CRLF is an error however the reads fall.
+    for cut in range(10, 16):
+        p = Parser()
+        data = b"PUB a 3\r\nabcXY\r\n"
+        ops = p.feed(data[:cut]) + p.feed(data[cut:])
+        assert ops == [(OP_ERROR, "Unknown Protocol Operation", True)], cut
+        assert p.dead and p.buffered() == 0
+
+
+def test_control_line_over_many_reads_is_kept_until_its_line_end() -> None:
+    """A long control line dribbled in one byte per read (a route may send up to 64 KiB) is
+    collected, not re-copied per read; its limit and first-byte checks still apply."""
+    line = b"RS+ $G " + b"a" * 60000 + b"\r\n"
+    p = Parser(ROUTE)
+    got: list = []
+    for i in range(len(line)):
+        got.extend(p.feed(line[i : i + 1]))
+        assert p.buffered() == (i + 1) % len(line)
+    assert got == [(OP_RSUB, b"$G", b"a" * 60000, None, 0)]
+    # Over the limit in small reads: refused once the held part passes it, nothing kept.
+    p = Parser(ROUTE, max_control_line=256)  # 4096 for a route
+    ops: list = []
+    for i in range(0, 5000, 100):
+        ops.extend(p.feed(b"RS+ $G " if i == 0 else b"b" * 100))
+        if ops:
+            break
+    assert ops == [(OP_ERROR, "maximum control line exceeded", True)]
+    assert p.dead and p.buffered() == 0
+    # Operations before and after the dribbled line are parsed as usual.
+    p = Parser()
+    assert p.feed(b"PING\r\nSU") == [(OP_PING,)]
+    assert p.feed(b"B foo") == [] and p.feed(b" 1") == []
+    assert p.feed(b"\r\nPUB foo 2\r\nhi\r\nPO") == [
+        (OP_SUB, b"foo", None, b"1"),
+        (OP_PUB, b"foo", None, -1, b"hi"),
+    ]
+    assert p.feed(b"NG\r\n") == [(OP_PONG,)]
 
 
 def test_handshake_mode_refuses_messages_before_any_payload() -> None:

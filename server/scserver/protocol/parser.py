@@ -28,9 +28,11 @@ nats-server error string and ``send`` tells whether nats-server sends it as ``-E
 or only logs it (some protocol violations close silently).
 
 Memory is bounded by what the peer is allowed to send, never by what it claims: a message's size
-is checked against ``max_payload`` before any of its payload is buffered, and a payload that
-arrives in many reads is collected as a list of chunks and joined once, so a large message costs
-one copy, not one copy per read.
+is checked against ``max_payload`` before any of its payload is buffered. Work is linear in the
+bytes received: a payload that arrives in many reads is kept as the reads themselves (views, not
+copies) and joined once into exactly the payload, so a 1 MB message costs one copy; a control
+line that arrives in many reads is likewise kept as pieces, only the new bytes are searched for
+its LF, and it is joined once when that arrives.
 
 An accepted route or gateway connection, and a client when authentication is required, starts
 in *handshake* mode (``handshake=True``): like nats-server's parser while it awaits
@@ -203,6 +205,8 @@ class Parser:
         "_buf",
         "_chunks",
         "_have",
+        "_parts",
+        "_line_have",
         "_pending",
         "dead",
     )
@@ -218,9 +222,13 @@ class Parser:
         self.kind = kind
         self.dead = False
         self._buf = b""
-        # A payload arriving over many reads: the chunks so far and their total length.
-        self._chunks: list[bytes] = []
+        # A payload arriving over many reads: the reads so far (the first one a view of its
+        # tail) and their total length; copied once, into the payload, when it is whole.
+        self._chunks: list[bytes | memoryview] = []
         self._have = 0
+        # A control line arriving over many reads, the same way (no LF in any of them yet).
+        self._parts: list[bytes | memoryview] = []
+        self._line_have = 0
         # When a message's control line has been parsed but its payload has not fully arrived:
         # (total bytes needed incl. CRLF, op template tuple minus payload, hdr_len).
         self._pending: tuple[int, tuple, int] | None = None
@@ -254,26 +262,101 @@ class Parser:
 
     def buffered(self) -> int:
         """Bytes held between reads (a partial line or payload); never more than one message."""
-        return len(self._buf) + self._have
+        return len(self._buf) + self._have + self._line_have
 
     def feed(self, data: bytes) -> list[tuple[Any, ...]]:
-        """Consume ``data`` and return every complete operation it finishes."""
+        """Consume ``data`` and return every complete operation it finishes.
+
+        ``data`` must not change afterwards (``bytes``, as transports deliver): a partial
+        payload keeps views of it rather than copies.
+        """
         if self.dead:
             return []
-        if self._chunks:
-            # Still collecting a large payload: keep the chunk, join only once it is whole.
-            self._chunks.append(data)
-            self._have += len(data)
-            if self._have < self._pending[0]:  # type: ignore[index]
-                return []
-            buf = b"".join(self._chunks)
-            self._chunks = []
-            self._have = 0
-        else:
-            buf = self._buf + data if self._buf else data
-        self._buf = b""
         out: list[tuple[Any, ...]] = []
-        pos = 0
+        if self._chunks:
+            # Still collecting a large payload: keep the read, copy only once it is whole.
+            have = self._have + len(data)
+            if have < self._pending[0]:  # type: ignore[index]
+                if data:
+                    self._chunks.append(data)
+                self._have = have
+                return out
+            pos = self._finish_payload(data, out)
+            if pos < 0:
+                return out
+            self._parse(data, pos, out)
+        elif self._parts:
+            # A control line still waiting for its LF: look only at the new bytes, join once.
+            eol = data.find(b"\n")
+            if eol < 0:
+                have = self._line_have + len(data)
+                if have > self.max_control_line:
+                    self._fail(ParseError(ERR_MAX_CONTROL_LINE), out)
+                elif data:
+                    self._parts.append(data)
+                    self._line_have = have
+                return out
+            parts = self._parts
+            parts.append(data[: eol + 1])
+            self._parts = []
+            self._line_have = 0
+            if self._parse(b"".join(parts), 0, out):
+                # Handshake mode stopped behind the line: keep the rest for open().
+                self._buf = data[eol + 1 :]
+            elif not self.dead:
+                self._parse(data, eol + 1, out)
+        else:
+            if self._buf:
+                buf = self._buf + data
+                self._buf = b""
+            else:
+                buf = data
+            self._parse(buf, 0, out)
+        return out
+
+    def _fail(self, err: ParseError, out: list) -> None:
+        self.dead = True
+        self._buf = b""
+        self._pending = None
+        self._chunks = []
+        self._have = 0
+        self._parts = []
+        self._line_have = 0
+        out.append((OP_ERROR, err.text, err.send))
+
+    def _finish_payload(self, data: bytes, out: list) -> int:
+        """The read that completes a payload collected in ``_chunks``: one copy of exactly the
+        payload (joined from the chunks and a view of this read), the op appended to ``out``.
+
+        Returns where the bytes after the payload's CRLF start in ``data`` (-1 on an error).
+        """
+        need, head, hdr_len = self._pending  # type: ignore[misc]
+        chunks = self._chunks
+        k = need - self._have  # bytes of ``data`` that belong to the payload and its CRLF (>= 1)
+        if k >= 2:
+            crlf = data[k - 2 : k] == b"\r\n"
+            if k > 2:
+                chunks.append(memoryview(data)[: k - 2])
+        else:
+            # The CR ended the previous read (chunks are never empty).
+            last = memoryview(chunks[-1])
+            crlf = last[-1] == 13 and data[0] == 10
+            chunks[-1] = last[:-1]
+        self._chunks = []
+        self._have = 0
+        self._pending = None
+        if not crlf:
+            self._fail(ParseError(ERR_UNKNOWN_OP, send=self.kind == CLIENT), out)
+            return -1
+        out.append(head + (hdr_len, b"".join(chunks)))
+        return k
+
+    def _parse(self, buf: bytes, pos: int, out: list) -> bool:
+        """Parse ``buf`` from ``pos``; keep what is left as parser state.
+
+        Returns True when handshake mode stopped behind its CONNECT (the rest of ``buf`` is in
+        ``_buf``, to be parsed once the connection has decided).
+        """
         n = len(buf)
         handshake = self.handshake
         pub_match = _PUB_RE.match if self.kind == CLIENT and not handshake else None
@@ -282,6 +365,7 @@ class Parser:
         max_payload = self.max_payload
         startswith = buf.startswith
         pending = self._pending
+        stopped = False
         try:
             while True:
                 if pending is not None:
@@ -376,22 +460,24 @@ class Parser:
                 pending = self._pending
                 if handshake and out and out[-1][0] == OP_CONNECT:
                     # Stop behind the CONNECT: its verdict decides how the rest is parsed.
+                    stopped = True
                     break
         except ParseError as err:
-            self.dead = True
-            self._buf = b""
-            self._pending = None
-            out.append((OP_ERROR, err.text, err.send))
-            return out
+            self._fail(err, out)
+            return False
         if pos < n:
+            tail = memoryview(buf)[pos:] if pos else buf
             if pending is not None:
-                # A payload still arriving: collect chunks from now on (see feed's top).
-                tail = buf[pos:]
+                # A payload still arriving: collect reads from now on (see feed's top).
                 self._chunks = [tail]
-                self._have = len(tail)
-            else:
+                self._have = n - pos
+            elif stopped:
                 self._buf = buf[pos:]
-        return out
+            else:
+                # A partial control line (checked above: its first byte and its length).
+                self._parts = [tail]
+                self._line_have = n - pos
+        return stopped
 
     def _control(self, line: bytes, out: list) -> None:
         """Parse one control line; message ops set ``_pending`` for their payload."""
