@@ -198,3 +198,32 @@ async def test_weighted_mapping_across_the_supercluster(topo: Topology) -> None:
         assert set(subjects) == {f"w.a.{token}", f"w.b.{token}"}
     finally:
         await close_all(sub_nc, *pubs)
+
+
+async def test_queue_responders_answer_each_request_once(topo: Topology) -> None:
+    """Responders in one queue group on two clusters; the export streams responses, so a request
+    delivered twice would be answered twice. Each request gets exactly one answer."""
+    token = unique("q").replace(".", "-")
+    responders = []
+    for n in ("E1", "W1"):
+        nc = await connect(_url(topo, n, "svc:s"))
+
+        async def handler(m, name=n):
+            await m.respond(name.encode())
+
+        await nc.subscribe(f"help.{token}", queue="workers", cb=handler)
+        await nc.flush()
+        responders.append(nc)
+    clients = [await connect(_url(topo, n, "cli:c")) for n in ("E2", "W2")]
+    try:
+        for cli in clients:
+            await _request_until_answered(cli, f"ask.{token}")
+            inbox = cli.new_inbox()
+            box = await subscribe(cli, inbox)
+            await cli.flush()
+            for _ in range(20):
+                await cli.publish(f"ask.{token}", b"", reply=inbox)
+            await settle(cli, delay=1.0)
+            assert len(box.msgs) == 20, [m.data for m in box.msgs]
+    finally:
+        await close_all(*responders, *clients)
