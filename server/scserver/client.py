@@ -395,15 +395,16 @@ class ClientConnection(Connection):
 
         future.add_done_callback(decided)
 
-    def login_again(self, auth: Any) -> Any:
+    def login_again(self, auth: Any, defer_hash: bool = False) -> Any:
         """After a reload: the AuthResult this client's login gets from the new ``auth``.
 
         The same question as at CONNECT: the certificate for verify_and_map clients, else the
-        credentials (and nonce) it logged in with.
+        credentials (and nonce) it logged in with. With ``defer_hash`` a bcrypt check the
+        cache cannot answer raises ``HashPending`` (the server runs it off the loop).
         """
         if self._tls_map():
             return tls_map_login(auth, self.tls_info)
-        return auth.authenticate(self.credentials, self.nonce, self.auth_cache)
+        return auth.authenticate(self.credentials, self.nonce, self.auth_cache, defer_hash)
 
     def reauthorized(self, user: Any, permissions: Any) -> None:
         """A reload kept this client: apply its (possibly new) permissions in place.

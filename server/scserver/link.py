@@ -11,7 +11,7 @@ import asyncio
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from scserver import link_tls
+from scserver import link_reload, link_tls
 from scserver.connection import Connection
 from scserver.log import logger, trace_enabled
 from scserver.protocol import encode, models
@@ -39,11 +39,17 @@ class LinkConnection(Connection):
             # Nothing from an accepted peer is buffered beyond a client-sized control line
             # until its CONNECT is accepted (connect_accepted opens the link's own limits).
             self.parser = Parser(self.kind, server.opts.max_control_line, handshake=True)
+        else:
+            # The listener we dialled is not known yet either: until its INFO is accepted
+            # (info_accepted), only INFO, PING, PONG, +OK and -ERR are read from it.
+            self.parser = Parser(self.kind, server.opts.max_control_line, dialled=True)
         self.got_connect = False
         self.got_info = False
         self.registered = False
         self.echo = True
         self.remote_info: dict[str, Any] = {}
+        #: The accepted peer's CONNECT, checked again on every reload (scserver.link_reload).
+        self.connect_opts: dict[str, Any] = {}
         self.auth_timer: asyncio.TimerHandle | None = None
         self.trace = trace_enabled()
         self.accounts_b: dict[bytes, Any] = server._accounts_b
@@ -53,6 +59,12 @@ class LinkConnection(Connection):
         self.run_total = 0
 
     # --- transport -------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """A link that comes up in plaintext after a reload made TLS required is refused."""
+        if link_reload.plaintext_refused(self, transport):
+            return
+        super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """A TLS alert that ends the link is logged with its reason (link_tls.lost_reason)."""
@@ -92,6 +104,12 @@ class LinkConnection(Connection):
         self.got_connect = True
         self.cancel_auth_timer()
         if self.parser.open(self.server.opts.max_control_line):
+            self.server.loop.call_soon(self._parse_held)
+
+    def info_accepted(self) -> None:
+        """The INFO of the listener we dialled passed: let the parser take messages, parsing
+        what arrived behind the INFO from a fresh loop callback (as connect_accepted)."""
+        if self.parser.handshake and self.parser.open(self.server.opts.max_control_line):
             self.server.loop.call_soon(self._parse_held)
 
     def _parse_held(self) -> None:

@@ -48,6 +48,7 @@ __all__ = [
     "lost_reason",
     "monitor_fields",
     "remote_tls_timeout",
+    "required",
     "tls_name",
     "varz_fields",
 ]
@@ -90,6 +91,14 @@ def accept_context(server: Any, kind: int) -> Picked | None:
     else:
         ctx, cfg = tls.gateway_server, tls.gateway_cfg
     return (ctx, cfg) if ctx is not None and cfg is not None else None
+
+
+def required(server: Any, conn: Any) -> bool:
+    """Whether the current config says this link must run over TLS: the context a dial to
+    its remote would use, or the listener's for an accepted link (see scserver.link_reload)."""
+    if conn.outbound:
+        return dial_context(server, conn.kind, getattr(conn, "gw_name", "")) is not None
+    return accept_context(server, conn.kind) is not None
 
 
 def _is_ip(host: str) -> bool:

@@ -172,7 +172,8 @@ class RouteConnection(LinkConnection):
             text = f'Rejecting connection from gateway "{connect.gateway}" on the Route port'
             self.close("Wrong Gateway", text, log_error=True)
             return
-        if not self.manager.authorized(connect.wire(), self):
+        self.connect_opts = connect.wire()  # checked again on reload (link_reload)
+        if not self.manager.authorized(self.connect_opts, self):
             logger.error("%s Route authentication error", self.label())
             self.close("Authentication Failure", E.AUTH_VIOLATION)
             return
@@ -253,6 +254,8 @@ class RouteConnection(LinkConnection):
             logger.debug("%s Detected duplicate remote route %r", self.label(), rid)
             self.close("Duplicate Route")
             return
+        if self.outbound:
+            self.info_accepted()
 
     # --- interest ------------------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ import sys
 import time
 from typing import Any
 
-from scserver import NATS_COMPAT_VERSION, gcpolicy, imports, log
+from scserver import NATS_COMPAT_VERSION, gcpolicy, imports, link_reload, log
 from scserver.accounts import GLOBAL_ACCOUNT, Account, Authenticator, User
+from scserver.auth import HashPending, check_password
 from scserver.client import ClientConnection
 from scserver.connection import Connection
 from scserver.log import logger
@@ -486,6 +487,7 @@ class Server:
         log.configure(new.debug, new.trace, new.logtime, new.log_file)
         self.apply_accounts(new)
         self._reauthorize_clients()
+        link_reload.apply(self)  # links: logins checked again, plaintext ones TLS now requires
         imports.apply(self, new)
         if self.routes is not None:
             self.routes.reload(old, new)
@@ -534,33 +536,79 @@ class Server:
         """After a reload, ask the new authenticator about every client again.
 
         As nats-server's ``reloadAuthorization``: a client that logged in as a user (name or
-        nkey) that is gone or now belongs to another account is closed; the others are checked
-        with the credentials (and nonce) they connected with, and closed with an authorization
-        violation if those no longer pass (a changed password, auth turned on for anonymous
-        clients). Everyone else stays, with their new permissions applied in place and
-        subscriptions those no longer allow removed. Anonymous clients mapped to ``$G`` (only
-        other accounts have users) or to ``no_auth_user`` keep passing and so stay connected.
+        nkey) that is gone or now belongs to another account is closed (nats-server closes
+        it too, with "Client Closed", and lets it reconnect into its new account); the others
+        are checked with the credentials (and nonce) they connected with, and closed with an
+        authorization violation if those no longer pass (a changed password, auth turned on
+        for anonymous clients). Everyone else stays, with their new permissions applied in
+        place and subscriptions those no longer allow removed. Anonymous clients mapped to
+        ``$G`` (only other accounts have users) or to ``no_auth_user`` keep passing and so
+        stay connected.
+
+        A user whose bcrypt hash changed needs each of its clients' passwords hashed again
+        (tens of milliseconds each, on purpose): those checks run in worker threads, one per
+        distinct (password, hash) pair, and the verdicts are applied when they are in
+        (:meth:`_rehash_off_loop`). Meanwhile such a client keeps its connection with the
+        permissions of the user it names, as it would under nats-server while its reload
+        goroutine works through the client list.
         """
         auth = self.auth
+        pending: dict[tuple[str, str], list[ClientConnection]] = {}
         for c in list(self.clients.values()):
             if not c.connected or c.closed:
                 continue
-            creds = c.credentials
-            if creds.nkey or creds.user:
-                named = auth.nkeys.get(creds.nkey) if creds.nkey else auth.users.get(creds.user)
-                if named is None or named.account != c.account.name:
-                    c.close("Client Closed")
-                    continue
-            result = c.login_again(auth)
-            if not result.ok:
-                c.close("Authentication Failure", "Authorization Violation", log_error=True)
-                continue
-            if result.account != c.account.name:
-                # nats-server moves such a client to its new account; we close it and let it
-                # reconnect there. Unreachable while the checks above hold; kept as a guard.
+            hashing = self._reauthorize_client(c, auth)
+            if hashing is not None:
+                pending.setdefault((hashing.given, hashing.configured), []).append(c)
+        if pending:
+            self.loop.create_task(self._rehash_off_loop(auth, pending))
+
+    def _reauthorize_client(self, c: ClientConnection, auth: Authenticator) -> Any:
+        """Keep, update or close one client; a :class:`HashPending` when a bcrypt check must
+        run first (the client then has the named user's new permissions meanwhile)."""
+        creds = c.credentials
+        if creds.nkey or creds.user:
+            named = auth.nkeys.get(creds.nkey) if creds.nkey else auth.users.get(creds.user)
+            if named is None or named.account != c.account.name:
                 c.close("Client Closed")
-                continue
-            c.reauthorized(result.user, self.compile_permissions(result.user))
+                return None
+        try:
+            result = c.login_again(auth, defer_hash=True)
+        except HashPending as pending:
+            user = auth.lookup(creds)
+            c.reauthorized(user, self.compile_permissions(user))
+            return pending
+        if not result.ok:
+            c.close("Authentication Failure", "Authorization Violation", log_error=True)
+            return None
+        if result.account != c.account.name:
+            # nats-server moves such a client to its new account; we close it and let it
+            # reconnect there. Unreachable while the checks above hold; kept as a guard.
+            c.close("Client Closed")
+            return None
+        c.reauthorized(result.user, self.compile_permissions(result.user))
+        return None
+
+    async def _rehash_off_loop(
+        self, auth: Authenticator, pending: dict[tuple[str, str], list[ClientConnection]]
+    ) -> None:
+        """Run the bcrypt checks a reload needs in worker threads, then decide each client.
+
+        A verdict is kept in the client's cache either way; it is acted on only while ``auth``
+        is still the current authenticator (a later reload checks every client again itself).
+        """
+        keys = list(pending)
+        verdicts = await asyncio.gather(
+            *(self.loop.run_in_executor(None, check_password, g, h) for g, h in keys),
+            return_exceptions=True,
+        )
+        for (given, configured), verdict in zip(keys, verdicts, strict=True):
+            ok = verdict is True
+            for c in pending[(given, configured)]:
+                c.auth_cache[configured] = ok
+                if c.closed or self.auth is not auth:
+                    continue
+                self._reauthorize_client(c, auth)  # the cache answers now
 
     async def _watch_config(self) -> None:
         """Reload when the config file (or an include) changes on disk.
