@@ -860,7 +860,7 @@ class Runtime:
         data["account_name"] = src.account.name
         perms = getattr(src.user, "permissions", None) if src.user is not None else None
         if perms:
-            data["permissions"] = perms
+            data["permissions"] = _public_permissions(perms)
         doc = {"server": system.server_info() if system else {}, "data": data}
         body = json.dumps(doc, separators=(",", ":")).encode()
         account = src.account
@@ -1081,6 +1081,41 @@ class Runtime:
                 for k, r in links.responses.items()
             }
         return doc
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _public_permissions(raw: dict[str, Any]) -> dict[str, Any]:
+    """A user's configured permissions as nats-server's USER.INFO shows them
+    (``publicPermissions``): ``publish``/``subscribe`` with ``allow``/``deny`` lists, and
+    ``responses`` {max, ttl in ns} for ``allow_responses``."""
+    out: dict[str, Any] = {"publish": {}, "subscribe": {}}
+    for key, value in raw.items():
+        lk = str(key).lower()
+        target = {"publish": "publish", "pub": "publish", "subscribe": "subscribe"}.get(lk)
+        target = target or ("subscribe" if lk == "sub" else None)
+        if target is not None:
+            if isinstance(value, dict):
+                for k2, v2 in value.items():
+                    if str(k2).lower() in ("allow", "deny"):
+                        out[target][str(k2).lower()] = _as_list(v2)
+            elif value is not None:
+                out[target]["allow"] = _as_list(value)
+        elif lk in ("allow_responses", "allow_response") and value:
+            resp = {"max": 1, "ttl": 120_000_000_000}
+            if isinstance(value, dict):
+                for k2, v2 in value.items():
+                    if str(k2).lower() in ("max", "max_msgs", "max_messages", "max_responses"):
+                        resp["max"] = int(v2)
+                    elif str(k2).lower() in ("expires", "ttl"):
+                        try:
+                            resp["ttl"] = int(_go_duration(str(v2)) * 1e9)
+                        except ValueError:
+                            pass
+            out["responses"] = resp
+    return out
 
 
 def _find_export(exports: list[Export], kind: str, subject: str) -> Export | None:

@@ -592,3 +592,43 @@ def test_accountz_system_account_exports(started) -> None:
     exports, imports = res["scserver"]
     assert {e["subject"] for e in exports} >= {"$SYS.REQ.ACCOUNT.*.CONNZ", "$SYS.REQ.USER.*.INFO"}
     assert [i["to"] for i in imports] == ["$SYS.REQ.USER.INFO"]
+
+
+PERMS_CONF = """
+accounts {
+  A: {
+    users: [
+      {user: p1, password: p, permissions: {
+        publish: ["a.>", "$SYS.REQ.USER.INFO"]
+        subscribe: {allow: ["_INBOX.>", "b.*"], deny: ["x"]}
+      }}
+    ]
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def with_perms(module_servers):
+    return {impl: module_servers.start(impl, PERMS_CONF) for impl in IMPLS}
+
+
+def test_user_info_shows_permissions(with_perms) -> None:
+    async def scenario(sp):
+        nc = await _connect(sp, "p1", "p")
+        doc = json.loads((await nc.request("$SYS.REQ.USER.INFO", b"", timeout=3)).data)["data"]
+        await nc.close()
+        perms = {
+            what: {k: sorted(v) for k, v in rules.items()}
+            for what, rules in doc["permissions"].items()
+        }
+        return doc["user"], doc["account"], perms
+
+    assert _both(with_perms, scenario) == (
+        "p1",
+        "A",
+        {
+            "publish": {"allow": ["$SYS.REQ.USER.INFO", "a.>"]},
+            "subscribe": {"allow": ["_INBOX.>", "b.*"], "deny": ["x"]},
+        },
+    )
