@@ -294,3 +294,68 @@ def test_client_whose_user_moves_account_is_closed(servers: Servers, impl: str):
     assert again.lines()[-1] == "PONG"
     got = a.lines(until=None, timeout=2)
     assert any(line.startswith("MSG moved.x 1 2") for line in got), got
+
+
+# --- a link dialled or accepted across a reload that turned TLS on ----------------------------
+
+
+class _Transport:
+    def __init__(self, tls: bool) -> None:
+        self.extra = {"ssl_object": object() if tls else None, "peername": ("127.0.0.1", 7)}
+        self.aborted = False
+
+    def get_extra_info(self, key: str) -> Any:
+        return self.extra.get(key)
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def _link(kind: str, outbound: bool, remote: str = "") -> Any:
+    """A link as link_reload sees it, on a server whose cluster block and gateway entry `B`
+    have TLS (gateway entry `C` and the gateway block have none)."""
+    from types import SimpleNamespace
+
+    from scserver.protocol.parser import GATEWAY, ROUTE
+
+    tls = SimpleNamespace(
+        route_client=object(),
+        route_server=object(),
+        route_cfg=object(),
+        gateway_client=None,
+        gateway_server=None,
+        gateway_cfg=None,
+        remote_gateways={"B": (object(), object())},
+    )
+    return SimpleNamespace(
+        server=SimpleNamespace(tls=tls),
+        kind=ROUTE if kind == "route" else GATEWAY,
+        outbound=outbound,
+        gw_name=remote,
+        host="",
+        port=0,
+        label=lambda: "link",
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "outbound", "remote", "tls", "refused"),
+    [
+        ("route", True, "", False, True),  # dialled in plaintext, cluster TLS now on
+        ("route", False, "", False, True),  # accepted in plaintext
+        ("route", True, "", True, False),  # came up over TLS
+        ("gateway", True, "B", False, True),  # B's entry has its own tls {}
+        ("gateway", True, "C", False, False),  # C's has none, nor the gateway block
+        ("gateway", False, "", False, False),  # the gateway listener has no TLS
+    ],
+)
+def test_plaintext_link_refused_once_tls_is_required(
+    kind: str, outbound: bool, remote: str, tls: bool, refused: bool
+) -> None:
+    """A dial or accept that began before a reload and comes up in plaintext after it is
+    aborted before anything is written (LinkConnection.connection_made)."""
+    from scserver import link_reload
+
+    transport = _Transport(tls)
+    assert link_reload.plaintext_refused(_link(kind, outbound, remote), transport) is refused
+    assert transport.aborted is refused

@@ -32,7 +32,7 @@ from cryptography import x509
 from tests.cluster.scenarios import pubsub_every_pair
 from tests.cluster.topology import GO, SC, Node, Topology, build
 from tests.tls.link_certs import Pki, make_pki
-from tests.tools import LOOPBACK, wait_for
+from tests.tools import LOOPBACK, read_info, wait_for
 
 pytestmark = pytest.mark.nats_server
 
@@ -196,6 +196,33 @@ async def test_gateway_certificate_rotation(
         _sighup(topo, a)
         assert _served_cert(a.gateway_port, live).serial_number == _leaf_serial(second)
         assert sorted(c["cid"] for c in _gw_conns(a)) == cids, a.get("/gatewayz")
+        await pubsub_every_pair(topo, ["A1", "B1"], ["B1", "A1"])
+    finally:
+        topo.stop()
+
+
+async def test_gateway_tls_turned_off_by_reload(pkis: tuple[Pki, Pki], tmp_path: Path) -> None:
+    """TLS removed from both files: the established TLS links stay (nothing asks for less
+    security on them) and carry messages; a new link to A is offered plaintext (INFO first)."""
+    live = LiveCerts(tmp_path / "certs", *pkis)
+    topo = build({"A": [SC], "B": [SC]}, workdir=tmp_path / "topo")
+    topo.env = {"SCSERVER_WATCH_INTERVAL": "3600"}
+    topo.gateway_extra = {"*": live.tls_block()}
+    topo.start()
+    try:
+        topo.wait_ready(20)
+        a, b = topo.nodes
+        wait_for(lambda: _all_tls(a, 2) and _all_tls(b, 2), 20, 0.1, "TLS gateways")
+        cids = sorted(c["cid"] for c in _gw_conns(a))
+        with pytest.raises(OSError):
+            read_info(LOOPBACK, a.gateway_port)  # a TLS listener writes nothing first
+
+        topo.gateway_extra = {}
+        _sighup(topo, a)
+        _sighup(topo, b)
+        assert read_info(LOOPBACK, a.gateway_port)["gateway"] == "A"
+        assert sorted(c["cid"] for c in _gw_conns(a)) == cids
+        assert _all_tls(a, 2) and _all_tls(b, 2)
         await pubsub_every_pair(topo, ["A1", "B1"], ["B1", "A1"])
     finally:
         topo.stop()
