@@ -75,8 +75,6 @@ ERR_UNKNOWN_OP = "Unknown Protocol Operation"
 ERR_MAX_CONTROL_LINE = "maximum control line exceeded"
 ERR_MAX_PAYLOAD = "Maximum Payload Violation"
 ERR_BEFORE_CONNECT = "Protocol operation before CONNECT"
-# What may start an operation in handshake mode: CONNECT only (nats-server's awaitingAuth check).
-_CONNECT_FIRST = frozenset(b"Cc")
 
 #: The payload limit on an authenticated route or gateway. nats-server applies no max_payload to
 #: links (only its 9-digit size syntax, < 1 GB); a peer with a larger max_payload than ours may
@@ -290,7 +288,8 @@ class Parser:
             eol = data.find(b"\n")
             if eol < 0:
                 have = self._line_have + len(data)
-                if have > self.max_control_line:
+                # A CR that may be the end of the line does not count (as for whole lines).
+                if have - (data[-1:] == b"\r") > self.max_control_line:
                     self._fail(ParseError(ERR_MAX_CONTROL_LINE), out)
                 elif data:
                     self._parts.append(data)
@@ -440,16 +439,18 @@ class Parser:
                         )
                         pos = start
                         break
-                if handshake and buf[pos] not in _CONNECT_FIRST:
-                    raise ParseError(ERR_BEFORE_CONNECT, send=False)
+                if buf[pos] not in self._first_bytes:
+                    # Like nats-server's state machine: a byte that can start no operation is an
+                    # error at once, whatever follows it (so read boundaries cannot change which
+                    # error a peer gets, e.g. for a long line of garbage).
+                    if handshake:
+                        raise ParseError(ERR_BEFORE_CONNECT, send=False)
+                    raise ParseError(ERR_UNKNOWN_OP)
                 eol = buf.find(b"\n", pos)
                 if eol < 0:
-                    if n - pos > self.max_control_line:
+                    # A CR that may be the end of the line does not count (as for whole lines).
+                    if n - pos - (buf[n - 1] == 13) > self.max_control_line:
                         raise ParseError(ERR_MAX_CONTROL_LINE)
-                    if buf[pos] not in self._first_bytes:
-                        # Like nats-server's state machine: a byte that can start no operation
-                        # is an error at once, not when a line end finally arrives.
-                        raise ParseError(ERR_UNKNOWN_OP)
                     break
                 line_end = eol - 1 if eol > pos and buf[eol - 1] == 13 else eol
                 if line_end - pos > self.max_control_line:
