@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fuzz.common import Finding, ServerPool, chunks, connect, finish, run_ready
+from fuzz.common import FakeTransport, Finding, ServerPool, chunks, connect, finish, run_ready
 from scserver import monitor
 from scserver.client import ClientConnection
 
@@ -79,13 +79,12 @@ def _monitor(server: Any) -> None:
         json.dumps(build(server, query))
 
 
-def TestOneInput(data: bytes) -> None:
-    if not data:
-        return
-    server = _pools[data[0] % 3].get()
+def _session(server: Any, pieces: Any, keep: bool = False) -> tuple[Any, FakeTransport]:
     conn = ClientConnection(server)
     transport = connect(conn)
-    for i, piece in enumerate(chunks(data[1:], data[0] // 3)):
+    if keep:
+        transport.everything = []
+    for i, piece in enumerate(pieces):
         if conn.closed:
             break
         conn.data_received(piece)
@@ -98,3 +97,46 @@ def TestOneInput(data: bytes) -> None:
     _monitor(server)
     finish(conn)
     _check_forgotten(server, conn)
+    return conn, transport
+
+
+def _replies(transport: FakeTransport) -> list[bytes]:
+    """What the server sent after its INFO line (which carries a per-connection client_id), one
+    item per protocol line or message. A message's sid is left out: which member of a queue
+    group gets a message is random, in nats-server too."""
+    out = b"".join(transport.everything or [])
+    items: list[bytes] = []
+    pos = out.find(b"\r\n") + 2 if b"\r\n" in out else len(out)
+    while pos < len(out):
+        eol = out.find(b"\r\n", pos)
+        if eol < 0:
+            items.append(out[pos:])
+            break
+        line = out[pos:eol]
+        pos = eol + 2
+        args = line.split(b" ")
+        if args[0] in (b"MSG", b"HMSG") and len(args) >= 4 and args[-1].isdigit():
+            size = int(args[-1])
+            items.append(b" ".join([args[0], args[1], *args[3:]]) + b"\r\n" + out[pos : pos + size])
+            pos += size + 2
+        else:
+            items.append(line)
+    return items
+
+
+def TestOneInput(data: bytes) -> None:
+    if not data:
+        return
+    which = data[0] % 3
+    server = _pools[which].get()
+    split = data[0] // 3
+    conn, transport = _session(server, chunks(data[1:], split), keep=which == 0)
+    if which == 0 and split:
+        # The open server has no flow-control limits in reach: the same bytes in one read
+        # must get the same replies as in many (read boundaries are invisible to the protocol).
+        _, whole = _session(server, [data[1:]], keep=True)
+        if _replies(whole) != _replies(transport):
+            raise Finding(
+                "replies depend on read boundaries:\n"
+                f" one read: {_replies(whole)[:40]!r}\n split: {_replies(transport)[:40]!r}"
+            )

@@ -50,6 +50,7 @@ class FakeTransport(asyncio.Transport):
         self.high = 65536
         self.paused = False
         self.tail = b""
+        self.everything: list[bytes] | None = None  # set to [] to keep every byte written
         self.closed = False
         self.aborted = False
         self.reading = True
@@ -63,6 +64,8 @@ class FakeTransport(asyncio.Transport):
         self.written += len(data)
         self.buffered += len(data)
         self.tail = (self.tail + bytes(data))[-4096:]
+        if self.everything is not None:
+            self.everything.append(bytes(data))
         if self.protocol is not None and not self.paused and self.buffered > self.high:
             self.paused = True
             self.protocol.pause_writing()

@@ -21,6 +21,31 @@ CASES: list[tuple[str, str, bytes]] = [
     # client_parser's whole-vs-split check). nats-server refuses it: fixed in parser._control.
     ("stray-cr-before-op", "client_parser", b"A\rPUB foo 5\r\nh\rf"),
     ("blank-before-op-split", "route_parser", b"\x01\x0bRS+ $G foo\r\n"),
+    # Parser: a line of garbage longer than max_control_line got "maximum control line exceeded"
+    # in one read but "Unknown Protocol Operation" when its first byte came alone (found by
+    # client_parser; nats-server refuses the first byte). Fixed: the first byte is checked first.
+    (
+        "garbage-long-line-one-error",
+        "client_parser",
+        b"\xa5" * 64 + b"A\xffU\n\xff\n",
+    ),
+    (
+        "garbage-long-line-client-replies",
+        "client_conn",
+        b"\x03SUB foo 1\r\n" + b"\xff" * 200 + b"\r\n",
+    ),
+    # Parser: a line of exactly max_control_line bytes was refused when a read ended right after
+    # its CR (the CR was counted), accepted in one read (found by client_parser/route_parser).
+    (
+        "line-limit-cr-at-read-end",
+        "client_parser",
+        b"\x01SUB " + b"x" * 58 + b" 1\r\nPING\r\n",
+    ),
+    (
+        "line-limit-cr-at-read-end-handshake",
+        "route_parser",
+        b'\x01CONNECT {"a":"' + b"x" * 48 + b'"}\r\nPING\r\n',
+    ),
     # Config: an include path with a NUL byte raised a bare ValueError from os.path (found by
     # config). Fixed: a located ConfigError.
     ("include-nul-byte", "config", b"include inc\x00.conf\n"),
