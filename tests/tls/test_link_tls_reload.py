@@ -226,3 +226,29 @@ async def test_gateway_tls_turned_off_by_reload(pkis: tuple[Pki, Pki], tmp_path:
         await pubsub_every_pair(topo, ["A1", "B1"], ["B1", "A1"])
     finally:
         topo.stop()
+
+
+def test_link_tls_that_cannot_load_refuses_the_reload(tmp_path: Path) -> None:
+    """`gateway { tls {} }` naming a missing certificate: the reload is refused with the file
+    named, and the running config (links, their connection ids) is kept as it was."""
+    topo = build({"A": [SC], "B": [SC]}, workdir=tmp_path / "topo")
+    topo.env = {"SCSERVER_WATCH_INTERVAL": "3600"}
+    topo.start()
+    try:
+        topo.wait_ready(20)
+        a, _ = topo.nodes
+        cids = sorted(c["cid"] for c in _gw_conns(a))
+        missing = tmp_path / "missing.pem"
+        topo.gateway_extra = {
+            "A": f'tls {{ cert_file: "{missing}", key_file: "{missing}", ca_file: "{missing}" }}'
+        }
+        topo.write_config(a)
+        assert a.proc is not None
+        a.proc.signal(signal.SIGHUP)
+        wait_for(lambda: "Failed to reload" in a.log(), 10, 0.05, "refusal")
+        line = next(x for x in a.log().splitlines() if "Failed to reload" in x)
+        assert "missing.pem" in line, line
+        assert "Reloaded server configuration" not in a.log()
+        assert sorted(c["cid"] for c in _gw_conns(a)) == cids
+    finally:
+        topo.stop()
