@@ -327,6 +327,7 @@ class GatewayConnection(LinkConnection):
             if not manager.register_outbound(self):
                 self.close("Duplicate Gateway")
                 return
+            self.info_accepted()
             self.start_ping_timer()
         else:
             cmd = model.gateway_cmd

@@ -39,6 +39,10 @@ class LinkConnection(Connection):
             # Nothing from an accepted peer is buffered beyond a client-sized control line
             # until its CONNECT is accepted (connect_accepted opens the link's own limits).
             self.parser = Parser(self.kind, server.opts.max_control_line, handshake=True)
+        else:
+            # The listener we dialled is not known yet either: until its INFO is accepted
+            # (info_accepted), only INFO, PING, PONG, +OK and -ERR are read from it.
+            self.parser = Parser(self.kind, server.opts.max_control_line, dialled=True)
         self.got_connect = False
         self.got_info = False
         self.registered = False
@@ -100,6 +104,12 @@ class LinkConnection(Connection):
         self.got_connect = True
         self.cancel_auth_timer()
         if self.parser.open(self.server.opts.max_control_line):
+            self.server.loop.call_soon(self._parse_held)
+
+    def info_accepted(self) -> None:
+        """The INFO of the listener we dialled passed: let the parser take messages, parsing
+        what arrived behind the INFO from a fresh loop callback (as connect_accepted)."""
+        if self.parser.handshake and self.parser.open(self.server.opts.max_control_line):
             self.server.loop.call_soon(self._parse_held)
 
     def _parse_held(self) -> None:

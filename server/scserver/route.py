@@ -254,6 +254,8 @@ class RouteConnection(LinkConnection):
             logger.debug("%s Detected duplicate remote route %r", self.label(), rid)
             self.close("Duplicate Route")
             return
+        if self.outbound:
+            self.info_accepted()
 
     # --- interest ------------------------------------------------------------------------------
 

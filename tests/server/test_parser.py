@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from scserver.protocol.parser import (
     CLIENT,
     ERR_BEFORE_CONNECT,
+    ERR_BEFORE_INFO,
     GATEWAY,
     OP_CONNECT,
     OP_ERR,
@@ -486,3 +487,53 @@ def test_handshake_mode_never_holds_more_than_a_client_line(data, cuts) -> None:
             for op in p.feed(chunk):
                 assert op[0] in (OP_CONNECT, OP_ERROR)
             assert p.buffered() <= 256 + len(chunk)
+
+
+def test_dialled_mode_reads_only_info_ping_pong_ok_err_until_opened() -> None:
+    """A link we dial: the listener's INFO (with the link's line limit), PING, PONG, +OK and
+    -ERR are read; anything else is refused at its first byte with nothing buffered, and the
+    parser stops behind the first INFO until the link has accepted it."""
+    for kind in (ROUTE, GATEWAY):
+        p = Parser(kind, 4096, dialled=True)
+        stream = b'PING\r\n+OK\r\nPONG\r\nINFO {"a":1}\r\nRS+ $G foo\r\nRMSG $G foo 2\r\nhi\r\n'
+        assert p.feed(stream) == [(OP_PING,), (OP_OK,), (OP_PONG,), (OP_INFO, b'{"a":1}')]
+        assert p.buffered() > 0
+        assert p.open(4096) is True
+        assert p.feed(b"") == [
+            (OP_RSUB, b"$G", b"foo", None, 0),
+            (OP_RMSG, b"$G", b"foo", None, None, -1, b"hi"),
+        ]
+        assert Parser(kind, dialled=True).feed(b"-ERR 'Authorization Violation'\r\n") == [
+            (OP_ERR, "Authorization Violation")
+        ]
+        # An INFO as long as a link's control line may be (URL lists) is fine.
+        long_info = b'INFO {"connect_urls":["' + b"u" * 60000 + b'"]}\r\n'
+        assert Parser(kind, 4096, dialled=True).feed(long_info)[0][0] == OP_INFO
+        for data in (
+            b"RMSG $G foo 99999999\r\n" + b"x" * 65536,
+            b"RMSG $G foo 5\r\nhello\r\n",
+            b"HMSG $G foo 1 5\r\n",
+            b"RS+ $G foo\r\n",
+            b"A+ $G\r\n",
+            b"LS+ $G foo\r\n",
+            b"CONNECT {}\r\n",
+            b"GARBAGE\r\n",
+            b"\x16\x03\x01\x00",
+        ):
+            p = Parser(kind, dialled=True)
+            assert p.feed(data) == [(OP_ERROR, ERR_BEFORE_INFO, False)], (kind, data)
+            assert p.dead and p.buffered() == 0
+        # Operation words that start like an allowed one are refused at their line end.
+        (op,) = Parser(kind, dialled=True).feed(b"PUB foo 5\r\n")
+        assert op[0] == OP_ERROR and not Parser(kind, dialled=True).feed(b"PUB foo 5")
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=3000), cuts=st.lists(st.integers(0, 10**6), max_size=20))
+def test_dialled_mode_never_holds_more_than_a_line(data, cuts) -> None:
+    for kind in (ROUTE, GATEWAY):
+        p = Parser(kind, max_control_line=64, dialled=True)
+        for chunk in _chunks(b"INFO " + data if data[:1] == b"I" else data, cuts):
+            for op in p.feed(chunk):
+                assert op[0] in (OP_INFO, OP_PING, OP_PONG, OP_OK, OP_ERR, OP_ERROR)
+            assert p.buffered() <= 64 * 16 + len(chunk)

@@ -42,6 +42,13 @@ CONNECT line itself is parsed under client-sized limits. Nothing with a payload 
 a huge size -- is ever buffered, and the parser stops right after a CONNECT so that nothing
 behind it is parsed before the connection has decided whether to trust the peer (see
 :meth:`Parser.open`).
+
+A route or gateway link we dial starts in the same mode with ``dialled=True``: until the INFO of
+the listener we dialled has been accepted, only INFO, PING, PONG, +OK and -ERR are read (a
+listening nats-server sends nothing else before its INFO; nats-server itself reads anything
+there, but a peer that is not yet known must not make us buffer or act on messages). Anything
+else is an error at its first byte (:data:`ERR_BEFORE_INFO`), no payload is ever buffered, the
+INFO line gets the link's control-line limit, and the parser stops right behind the first INFO.
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ ERR_UNKNOWN_OP = "Unknown Protocol Operation"
 ERR_MAX_CONTROL_LINE = "maximum control line exceeded"
 ERR_MAX_PAYLOAD = "Maximum Payload Violation"
 ERR_BEFORE_CONNECT = "Protocol operation before CONNECT"
+ERR_BEFORE_INFO = "Protocol operation before INFO"
 
 #: The payload limit on an authenticated route or gateway. nats-server applies no max_payload to
 #: links (only its 9-digit size syntax, < 1 GB); a peer with a larger max_payload than ours may
@@ -128,6 +136,8 @@ _GATEWAY_OPS = frozenset(
 )
 # What a peer may send before its CONNECT has been accepted.
 _HANDSHAKE_OPS = frozenset({b"CONNECT"})
+# What the listener of a link we dialled may send before its INFO has been accepted.
+_DIALLED_OPS = frozenset({b"INFO", b"PING", b"PONG", b"+OK", b"-ERR"})
 _OPS_BY_KIND = {CLIENT: _CLIENT_OPS, ROUTE: _ROUTE_OPS, GATEWAY: _GATEWAY_OPS}
 
 
@@ -138,6 +148,7 @@ def _first_bytes(ops: frozenset[bytes]) -> frozenset[int]:
 
 _FIRST_BYTES = {kind: _first_bytes(ops) for kind, ops in _OPS_BY_KIND.items()}
 _HANDSHAKE_FIRST_BYTES = _first_bytes(_HANDSHAKE_OPS)
+_DIALLED_FIRST_BYTES = _first_bytes(_DIALLED_OPS)
 _NO_ARG_OPS = ((b"PING", _PING), (b"PONG", _PONG), (b"+OK", _OK))
 _NEED_SPACE = frozenset(
     {b"PUB", b"HPUB", b"SUB", b"UNSUB", b"-ERR", b"RS+", b"RS-", b"LS+", b"LS-", b"RMSG"}
@@ -198,6 +209,8 @@ class Parser:
         "max_control_line",
         "max_payload",
         "handshake",
+        "_gate_op",
+        "_gate_err",
         "_ops",
         "_first_bytes",
         "_buf",
@@ -216,6 +229,7 @@ class Parser:
         max_payload: int = 1048576,
         *,
         handshake: bool = False,
+        dialled: bool = False,
     ) -> None:
         self.kind = kind
         self.dead = False
@@ -230,8 +244,16 @@ class Parser:
         # When a message's control line has been parsed but its payload has not fully arrived:
         # (total bytes needed incl. CRLF, op template tuple minus payload, hdr_len).
         self._pending: tuple[int, tuple, int] | None = None
-        self.handshake = handshake
-        if handshake:
+        self.handshake = handshake or dialled
+        # In handshake mode: the operation the parser stops behind, and the error for others.
+        self._gate_op = OP_INFO if dialled else OP_CONNECT
+        self._gate_err = ERR_BEFORE_INFO if dialled else ERR_BEFORE_CONNECT
+        if dialled:
+            # The listener's INFO may be long (URL lists): the link's line limit, no payloads.
+            self._set_limits(max_control_line, 0)
+            self._ops = _DIALLED_OPS
+            self._first_bytes = _DIALLED_FIRST_BYTES
+        elif handshake:
             # Client-sized limits until the peer is trusted; open() sets the link's own.
             self.max_control_line = max_control_line
             self.max_payload = 0
@@ -249,9 +271,10 @@ class Parser:
         self._first_bytes = _FIRST_BYTES[kind]
 
     def open(self, max_control_line: int, max_payload: int = LINK_MAX_PAYLOAD) -> bool:
-        """The peer's CONNECT was accepted: leave handshake mode and take the link's limits.
+        """The peer's CONNECT (or, ``dialled``, its INFO) was accepted: leave handshake mode
+        and take the link's limits.
 
-        Returns whether bytes that arrived behind the CONNECT are waiting to be parsed; the
+        Returns whether bytes that arrived behind that line are waiting to be parsed; the
         caller then feeds ``b""`` (from a fresh loop callback) to parse them under the new limits.
         """
         self.handshake = False
@@ -353,7 +376,7 @@ class Parser:
     def _parse(self, buf: bytes, pos: int, out: list) -> bool:
         """Parse ``buf`` from ``pos``; keep what is left as parser state.
 
-        Returns True when handshake mode stopped behind its CONNECT (the rest of ``buf`` is in
+        Returns True when handshake mode stopped behind its CONNECT/INFO (the rest of ``buf`` is in
         ``_buf``, to be parsed once the connection has decided).
         """
         n = len(buf)
@@ -444,7 +467,7 @@ class Parser:
                     # error at once, whatever follows it (so read boundaries cannot change which
                     # error a peer gets, e.g. for a long line of garbage).
                     if handshake:
-                        raise ParseError(ERR_BEFORE_CONNECT, send=False)
+                        raise ParseError(self._gate_err, send=False)
                     raise ParseError(ERR_UNKNOWN_OP)
                 eol = buf.find(b"\n", pos)
                 if eol < 0:
@@ -459,8 +482,9 @@ class Parser:
                 pos = eol + 1
                 self._control(line, out)
                 pending = self._pending
-                if handshake and out and out[-1][0] == OP_CONNECT:
-                    # Stop behind the CONNECT: its verdict decides how the rest is parsed.
+                if handshake and out and out[-1][0] == self._gate_op:
+                    # Stop behind the CONNECT (dialled: the INFO): its verdict decides how the
+                    # rest is parsed.
                     stopped = True
                     break
         except ParseError as err:
@@ -492,9 +516,11 @@ class Parser:
             # nats-server's state machine ignores everything after PING, PONG and +OK up to the
             # LF, so "PINGX" is a PING.
             for word, parsed in _NO_ARG_OPS:
-                if op.startswith(word):
+                if op.startswith(word) and word in self._ops:
                     out.append(parsed)
                     return
+            if self.handshake and op in _OPS_BY_KIND[self.kind]:
+                raise ParseError(self._gate_err, send=False)
             raise ParseError(ERR_UNKNOWN_OP)
         if len(line) == len(args[0]) and op in _NEED_SPACE:
             # An op that takes arguments must be followed by a space or tab ("SUB\r\n").
