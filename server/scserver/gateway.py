@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from scserver import NATS_COMPAT_VERSION, auth, link_tls
+from scserver.gossip_limits import GatewayUrls, UrlBudget
 from scserver.link import LinkConnection, connect_line, parse_url
 from scserver.log import logger, tracef
 from scserver.protocol import encode
@@ -103,22 +104,20 @@ class InAccount:
 
 
 class RemoteGateway:
-    """A remote cluster we know of, configured or discovered, with its gateway URLs."""
+    """A remote cluster we know of, configured or discovered, with its gateway URLs (gossiped
+    ones bounded: scserver.gossip_limits)."""
 
-    def __init__(self, name: str, urls: list[str], configured: bool) -> None:
+    def __init__(
+        self, name: str, urls: list[str], configured: bool, budget: UrlBudget | None = None
+    ) -> None:
         self.name = name
-        self.urls: list[str] = []
+        self.urls = GatewayUrls(name, budget if budget is not None else UrlBudget())
         self.configured = configured
-        self.add_urls(urls)
+        self.add_urls(urls, configured)
         self.task: asyncio.Task | None = None
 
-    def add_urls(self, urls: list[str]) -> None:
-        for u in urls:
-            u = str(u)
-            if "://" not in u:
-                u = "nats://" + u
-            if u not in self.urls:
-                self.urls.append(u)
+    def add_urls(self, urls: list[str], configured: bool = False) -> None:
+        self.urls.add(urls, configured)
 
 
 class GatewayConnection(LinkConnection):
@@ -510,6 +509,7 @@ class GatewayManager:
         self.port = gw.port
         self.listener: asyncio.base_events.Server | None = None
         self.remotes: dict[str, RemoteGateway] = {}
+        self.url_budget = UrlBudget()
         self.outbound: dict[str, GatewayConnection] = {}
         self.out_sorted: list[GatewayConnection] = []
         self.inbound: dict[int, GatewayConnection] = {}
@@ -533,7 +533,9 @@ class GatewayManager:
         for r in gw.gateways:
             if r.name == self.name:
                 continue
-            self.remotes[r.name] = RemoteGateway(r.name, list(r.urls), configured=True)
+            self.remotes[r.name] = RemoteGateway(
+                r.name, list(r.urls), configured=True, budget=self.url_budget
+            )
 
     @property
     def opts(self) -> Any:
@@ -630,6 +632,7 @@ class GatewayManager:
                     failures,
                 )
                 self.remotes.pop(remote.name, None)
+                remote.urls.release()
                 return
             await asyncio.sleep(
                 RECONNECT_DELAY + random.uniform(0, 0.1)
@@ -820,7 +823,7 @@ class GatewayManager:
         if remote is None:
             if self.opts.reject_unknown_cluster:
                 return
-            remote = RemoteGateway(name, list(urls), configured=False)
+            remote = RemoteGateway(name, list(urls), configured=False, budget=self.url_budget)
             self.remotes[name] = remote
             logger.info("Discovered implicit gateway %r", name)
         else:
@@ -1209,11 +1212,13 @@ class GatewayManager:
             remote = self.remotes.get(name)
             if remote is None:
                 logger.info("Config reload: adding gateway %r", name)
-                self.remotes[name] = RemoteGateway(name, list(cfg.urls), configured=True)
+                self.remotes[name] = RemoteGateway(
+                    name, list(cfg.urls), configured=True, budget=self.url_budget
+                )
                 self.solicit(name)
             else:
                 remote.configured = True
-                remote.add_urls(list(cfg.urls))
+                remote.add_urls(list(cfg.urls), configured=True)
                 self.solicit(name)
         old_names = {r.name for r in old.gateway.gateways} if old.gateway else set()
         for name in old_names - set(wanted) - {self.name}:
@@ -1224,8 +1229,10 @@ class GatewayManager:
         logger.info("Config reload: removing gateway %r", name)
         self.removed.add(name)
         remote = self.remotes.pop(name, None)
-        if remote is not None and remote.task is not None:
-            remote.task.cancel()
+        if remote is not None:
+            remote.urls.release()
+            if remote.task is not None:
+                remote.task.cancel()
         conn = self.outbound.get(name)
         if conn is not None:
             conn.close("Gateway Removed")

@@ -534,3 +534,228 @@ def test_misnamed_gateway_detected(misnamed: Topology) -> None:
         assert not gwz["outbound_gateways"], (node.name, gwz["outbound_gateways"])
         assert not gwz["inbound_gateways"], (node.name, gwz["inbound_gateways"])
     assert q.proc is not None and q.proc.alive()
+
+
+# --- links we dial: the listener is not trusted before its INFO -----------------------------
+#
+# nats-server reads whatever the listener it dialled sends, messages included, before that
+# listener's INFO. A listening nats-server sends its INFO first and nothing else before it, so
+# scserver reads only INFO, PING, PONG, +OK and -ERR there: anything else (messages, interest,
+# garbage) drops the link at its first byte, with nothing buffered.
+
+
+class FakeListener:
+    """A raw TCP listener that the server under test dials as a route or gateway.
+
+    Each accepted connection runs ``behave(conn)`` (set by the test) in a thread and queues what
+    it returns in ``results``; with no ``behave`` a connection is closed at once.
+    """
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self.sock = socket.create_server((LOOPBACK, 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.behave = None
+        self.results: queue.Queue = queue.Queue()
+        self.stopped = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            behave = self.behave
+            if behave is None:
+                conn.close()
+                continue
+            threading.Thread(target=self._run, args=(behave, conn), daemon=True).start()
+
+    def _run(self, behave, conn: socket.socket) -> None:
+        try:
+            self.results.put(behave(conn))
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            self.results.put(exc)
+        finally:
+            conn.close()
+
+    def next_result(self, timeout: float = 15.0):
+        """What ``behave`` returned for the next connection the server made."""
+        result = self.results.get(timeout=timeout)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def close(self) -> None:
+        self.stopped = True
+        self.thread.join()
+        self.sock.close()
+
+
+def closed_by_dialler(conn: socket.socket, timeout: float = 5.0) -> bool:
+    """Read until EOF or reset; True when the dialler closed the link within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conn.settimeout(max(deadline - time.monotonic(), 0.01))
+        try:
+            if not conn.recv(65536):
+                return True
+        except TimeoutError:
+            return False
+        except OSError:
+            return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def dialler():
+    """An scserver D1 that dials one fake route listener and one fake gateway listener "F"."""
+    from tests.tools import ServerProcess, free_ports, require_binary, scserver_command
+
+    route, gateway = FakeListener(), FakeListener()
+    port, http, cluster, gw = free_ports(4)
+    config = "\n".join(
+        [
+            "server_name: D1",
+            f'listen: "{LOOPBACK}:{port}"',
+            f'http: "{LOOPBACK}:{http}"',
+            "cluster {",
+            "  name: D",
+            f'  listen: "{LOOPBACK}:{cluster}"',
+            f'  routes: ["nats-route://{LOOPBACK}:{route.port}"]',
+            "}",
+            "gateway {",
+            "  name: D",
+            f'  listen: "{LOOPBACK}:{gw}"',
+            f'  gateways: [{{name: "F", urls: ["nats://{LOOPBACK}:{gateway.port}"]}}]',
+            "}",
+        ]
+    )
+    cmd = list(require_binary(scserver_command(), "scserver not found"))
+    proc = ServerProcess(cmd, config=config, name="D1", port=port, http_port=http)
+    proc.start(timeout=20)
+    try:
+        yield proc, {"route": route, "gateway": gateway}
+    finally:
+        proc.stop()
+        route.close()
+        gateway.close()
+
+
+def proc_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def hostile(first: bytes, then: bytes = b"", megabytes: int = 0):
+    """A listener that sends ``first`` (and then ``then`` for ``megabytes``) instead of its
+    INFO; returns whether the dialler closed the link."""
+
+    def behave(conn: socket.socket) -> bool:
+        conn.settimeout(5)
+        try:
+            conn.sendall(first)
+            for _ in range(megabytes * (1 << 20) // max(len(then), 1)):
+                conn.sendall(then)
+        except OSError:
+            pass  # the dialler stopped taking bytes: what we want
+        return closed_by_dialler(conn)
+
+    return behave
+
+
+HOSTILE_LISTENERS = {
+    "rmsg-flood": (b"RMSG $G foo 99999999\r\n", b"x" * 65536, 16),
+    "rmsg-small": (b'RMSG $G foo 2\r\nhi\r\nINFO {"server_id":"NFAKE"}\r\n', b"", 0),
+    "interest-flood": (b"RS+ $G foo.bar\r\n" * 4096, b"RS+ $G foo.baz\r\n" * 4096, 8),
+    "connect": (b'CONNECT {"verbose":false}\r\n', b"", 0),
+    "binary": (TLS_HELLO, b"\x00\xff" * 32768, 8),
+}
+
+
+@pytest.mark.parametrize("kind", ["route", "gateway"])
+@pytest.mark.parametrize("case", sorted(HOSTILE_LISTENERS))
+def test_dialled_listener_must_send_info_first(dialler, kind: str, case: str) -> None:
+    """The listener we dialled floods messages, interest or garbage instead of its INFO: the
+    link is dropped at the first byte (logged with the listener's address), memory does not
+    grow with what it sends, and clients are still served."""
+    proc, fakes = dialler
+    fake = fakes[kind]
+    first, then, megabytes = HOSTILE_LISTENERS[case]
+    pinger = Pinger(proc.port)
+    before = proc_rss_mb(proc.pid)
+    fake.behave = hostile(first, then, megabytes)
+    try:
+        assert fake.next_result() is True, f"{kind} link kept open after {case}"
+    finally:
+        fake.behave = None
+    pinger.ping()
+    growth = proc_rss_mb(proc.pid) - before
+    assert growth < 30, f"RSS grew by {growth:.1f} MB"
+    word = "Route" if kind == "route" else "Gateway"
+    pattern = re.compile(
+        rf"\[ERR\] {LOOPBACK}:{fake.port} .*{word} protocol error: Protocol operation before INFO"
+    )
+    wait_for(lambda: pattern.search(proc.log_text()) is not None, 5, 0.05, pattern.pattern)
+    pinger.peer.close()
+
+
+def test_gossiped_gateway_urls_are_capped(dialler) -> None:
+    """The gateway listener we dialled is a genuine-looking peer that gossips 5,000 URLs for
+    its cluster over ten INFOs: D1 keeps 1,024 and logs the cap once."""
+    import json
+
+    from scserver.gossip_limits import MAX_URLS_PER_REMOTE
+
+    proc, fakes = dialler
+    fake = fakes["gateway"]
+    base = {"server_id": "NFAKEGW", "gateway": "F", "port": fake.port, "headers": True}
+
+    def info(batch: int) -> bytes:
+        # Distinct URL strings that all lead back to the fake listener.
+        urls = [f"nats://u{batch}x{i}@{LOOPBACK}:{fake.port}" for i in range(500)]
+        return b"INFO " + json.dumps(dict(base, gateway_urls=urls)).encode() + b"\r\n"
+
+    def behave(conn: socket.socket) -> bytes:
+        conn.settimeout(5)
+        conn.sendall(info(0))
+        got = b""
+        while b"CONNECT " not in got or b"INFO " not in got:
+            got += conn.recv(65536)
+        for batch in range(1, 10):
+            conn.sendall(info(batch))
+        conn.sendall(b"PING\r\n")
+        while b"PONG\r\n" not in got:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+    fake.behave = behave
+    try:
+        assert b"PONG\r\n" in fake.next_result()
+    finally:
+        fake.behave = None
+    lines = [line for line in proc.log_text().splitlines() if "reached the cap" in line]
+    assert len(lines) == 1, lines
+    assert "'F'" in lines[0] and str(MAX_URLS_PER_REMOTE) in lines[0], lines
+
+
+def test_dialler_logged_no_tracebacks(dialler) -> None:
+    proc, _ = dialler
+    log = proc.log_text()
+    at = log.find("Traceback")
+    assert at < 0, log[max(at - 500, 0) : at + 2500]
