@@ -366,3 +366,49 @@ def test_issuer_ref_creates_cert_manager_certificates(operator: Operator, api: A
     wait_for("east applied", lambda: applied(api, "Cluster", "east"))
     assert "east-tls" in volume_secrets(api, "east")
     assert cond(api.cr("Cluster", "east"), "CertificatesReady")["status"] == "True"
+
+
+def test_external_gateway_credentials_and_ca_from_secrets(operator: Operator, api: Api) -> None:
+    """Site A's side of docs/multi-kube.md: the other site's gateway credentials and CA bundle
+    come from Secrets named in externalGateways; missing ones are named in a condition."""
+    spec = {
+        "externalGateways": [
+            {
+                "name": "west",
+                "urls": ["nats://gw.west.example.net:7222"],
+                "credentialsSecret": "west-gateway-credentials",
+                "caSecret": "west-ca",
+            }
+        ]
+    }
+    api.create(sc_doc(**spec))
+    api.create(cluster_doc("east"))
+    east = wait_for(
+        "east names the missing Secrets",
+        cr_when(api, "Cluster", "east", lambda c: cond(c, "ConfigApplied").get("reason")),
+    )
+    message = cond(east, "ConfigApplied")["message"]
+    assert cond(east, "ConfigApplied")["reason"] == "SecretMissing"
+    assert "west-gateway-credentials/gateway-password" in message and "west-ca/ca.crt" in message
+    # copied from site B: its gateway credentials and its CA bundle
+    now = datetime.datetime.now(datetime.UTC)
+    site_b_ca = certs.make_ca("site B", now, datetime.timedelta(days=30))
+    for name, data in (
+        ("west-gateway-credentials", {"gateway-user": "gateway", "gateway-password": "b-pass"}),
+        ("west-ca", {"ca.crt": site_b_ca.cert_pem}),
+    ):
+        doc = secret_doc(name, data)
+        doc["type"] = "Opaque"
+        api.create(doc)
+    wait_for("east applied", lambda: applied(api, "Cluster", "east"))
+    auth_secret = api.secret_data("east-auth")
+    assert (
+        'SC_GATEWAY_URLS_WEST: ["nats://gateway:b-pass@gw.west.example.net:7222"]'
+        in (auth_secret["auth.conf"])
+    )
+    trusted = set(certs.bundle_fingerprints(auth_secret["gateway-ca.pem"]))
+    own_ca = certs.load_cert(api.secret_data("demo-ca")["tls.crt"])
+    assert trusted == {certs.fingerprint(own_ca), certs.fingerprint(site_b_ca.cert)}
+    config = api.config("east")
+    assert 'ca_file: "gateway-ca.pem"' in config and "b-pass" not in config
+    assert '{name: "west", urls: $SC_GATEWAY_URLS_WEST}' in config
