@@ -66,7 +66,7 @@ def test_crd_object_shape(name: str) -> None:
         assert column["type"] in PRINTER_TYPES
         assert column["jsonPath"].startswith(".")
         # every column points at a field the schema declares (or metadata)
-        path = re.sub(r"\[\?.*\]", "", column["jsonPath"]).strip(".").split(".")
+        path = re.sub(r"\[[^\]]*\]", "", column["jsonPath"]).strip(".").split(".")
         if path[0] != "metadata":
             node = version["schema"]["openAPIV3Schema"]
             for part in path:
