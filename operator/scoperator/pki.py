@@ -61,6 +61,9 @@ CERTIFICATE_EXPIRING = "CertificateExpiringSoon"
 CERTIFICATE_EXPIRED = "CertificateExpired"
 CERT_MANAGER_MISSING = "CertManagerNotInstalled"
 CREDENTIALS_INVALID = "CredentialsInvalid"
+CERTIFICATE_RENEWAL_FAILED = "CertificateRenewalFailed"
+# How soon a refused renewal is tried again.
+RENEWAL_RETRY = datetime.timedelta(seconds=30)
 CERT_MANAGER_API = "cert-manager.io/v1"
 
 
@@ -284,7 +287,8 @@ class PkiResult:
     trust: str = ""
 
     def due(self, when: datetime.datetime) -> None:
-        """Record that a reconcile is needed at `when`."""
+        """Record that a reconcile is needed at `when` (callers never pass a past time: that
+        would make the operator reconcile again at once, in a loop)."""
         if self.next_due is None or when < self.next_due:
             self.next_due = when
 
@@ -447,6 +451,7 @@ async def _managed(
     }
     result.expiry[ca_name] = certs.not_after(ca_cert).timestamp()
     entries = []
+    failed: list[str] = []
     lifetime = _lifetime(spec.cert_lifetime)
     for body, model in members:
         secret = sc.spec.tls.cluster_secret(model.name)
@@ -463,9 +468,21 @@ async def _managed(
                           secret_type="kubernetes.io/tls")  # fmt: skip
             if live_cert is not None and live_cert.get("type") not in (None, "kubernetes.io/tls"):
                 obj["type"] = live_cert["type"]  # the type of a Secret is immutable
-            await client.apply(obj)
-            if reason is not None:
-                result.issued.append(f"{secret}: {reason}")
+            try:
+                await client.apply(obj)
+            except KubeError as exc:
+                if current is None or renewal_reason(current, plan.active, names, now) in (
+                    "missing",
+                    "unreadable certificate",
+                    "key does not match the certificate",
+                ):
+                    raise  # nothing usable to keep: the reconcile fails and is retried
+                # The servers keep the certificate they have; say that it is not renewed.
+                failed.append(f"{secret}: {reason or 'bundle update'} refused: {exc.message}")
+                data = current
+            else:
+                if reason is not None:
+                    result.issued.append(f"{secret}: {reason}")
         cert = certs.load_cert(data[TLS_CERT])
         entry = {
             "secret": secret,
@@ -475,19 +492,30 @@ async def _managed(
             "fingerprint": certs.fingerprint(cert),
         }
         result.expiry[secret] = certs.not_after(cert).timestamp()
-        result.due(certs.renew_at(cert))
+        refused = bool(failed) and failed[-1].startswith(f"{secret}:")
+        if not refused:
+            result.due(certs.renew_at(cert))
         entries.append(entry)
         msg = f"certificate in {secret} valid until {entry['notAfter']}, renewed after "
         msg += entry["renewAfter"]
+        cond = condition(CERTIFICATES_READY, True, CERTIFICATES_VALID, msg)
+        if refused:
+            msg = f"{failed[-1]}; the servers keep the certificate valid until {entry['notAfter']}"
+            cond = condition(CERTIFICATES_READY, False, CERTIFICATE_RENEWAL_FAILED, msg)
+            entry["problem"] = "renewal refused by the API server"
+            result.due(now + RENEWAL_RETRY)
         result.cluster_status[model.name] = {
-            "conditions": [condition(CERTIFICATES_READY, True, CERTIFICATES_VALID, msg)],
+            "conditions": [cond],
             "tls": {**base, "certificates": [entry]},
         }
     msg = f"{len(entries)} certificates issued by CA {base['caFingerprint'][:23]}…"
     if len(fingerprints) > 1:
         msg += f"; CA rotation: {len(fingerprints)} CAs trusted"
+    cond = condition(CERTIFICATES_READY, True, CERTIFICATES_VALID, msg)
+    if failed:
+        cond = condition(CERTIFICATES_READY, False, CERTIFICATE_RENEWAL_FAILED, "; ".join(failed))
     result.supercluster_status = {
-        "conditions": [condition(CERTIFICATES_READY, True, CERTIFICATES_VALID, msg)],
+        "conditions": [cond],
         "tls": {**base, "certificates": entries},
     }
 
@@ -532,7 +560,8 @@ async def _user_secrets(
             ts = _parse_iso(check.status["notAfter"])
             if ts is not None:
                 result.expiry[secret] = ts.timestamp()
-                result.due(ts)
+                if ts > now:
+                    result.due(ts)
             renew = _parse_iso(check.status.get("renewAfter"))
             if renew is not None and renew > now:
                 result.due(renew)

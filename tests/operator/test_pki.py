@@ -162,3 +162,72 @@ def test_certificate_metrics() -> None:
     )
     metrics.certificate_expiry.remove(namespace="ns", supercluster="g")
     assert "east-tls" not in metrics.expose() and "x-tls" in metrics.expose()
+
+
+# ------------------------------------------------------------- ensure_pki with a fake API
+
+
+class FakeKube:
+    """GET/apply of Secrets in memory; applies of names in `refuse` fail like a 403."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], dict] = {}
+        self.refuse: set[str] = set()
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict | None:
+        import copy
+
+        return copy.deepcopy(self.objects.get((kind, namespace, name)))
+
+    async def apply(self, obj: dict, *, force: bool = True) -> dict:
+        from scoperator.kube import KubeError
+
+        meta = obj["metadata"]
+        if meta["name"] in self.refuse:
+            raise KubeError(403, "Forbidden", "secrets is forbidden", "PATCH", meta["name"])
+        self.objects[(obj["kind"], meta["namespace"], meta["name"])] = obj
+        return obj
+
+
+async def test_managed_renewal_refused_keeps_the_certificate_and_says_so() -> None:
+    from scoperator.models import Cluster, SuperCluster
+    from scoperator.naming import KubeTarget, Topology
+    from scoperator.pki import CERTIFICATE_RENEWAL_FAILED, ensure_pki
+
+    sc_body = {
+        "apiVersion": "supercluster.dev/v1alpha1",
+        "kind": "SuperCluster",
+        "metadata": {"name": "demo", "namespace": "ns", "uid": "sc-uid"},
+        "spec": {"tls": {"managed": {"certLifetime": "9h", "caLifetime": "90h"}}},
+    }
+    cl_body = {
+        "apiVersion": "supercluster.dev/v1alpha1",
+        "kind": "Cluster",
+        "metadata": {"name": "east", "namespace": "ns", "uid": "east-uid"},
+        "spec": {"superCluster": "demo"},
+    }
+    sc = SuperCluster.model_validate(sc_body)
+    east = Cluster.model_validate(cl_body)
+    topology = Topology.build(sc, [east], KubeTarget("ns"))
+    kube = FakeKube()
+    first = await ensure_pki(kube, "ns", sc_body, sc, [(cl_body, east)], topology, now=T0)  # type: ignore[arg-type]
+    assert first.ok and [i.split(":")[0] for i in first.issued] == ["demo-ca", "east-tls"]
+    assert first.next_due is not None and first.next_due <= T0 + 6 * datetime.timedelta(hours=1)
+    issued = kube.objects[("Secret", "ns", "east-tls")]
+    # renewal due, but the API server refuses the write: keep the certificate, say so
+    kube.refuse.add("east-tls")
+    due = T0 + datetime.timedelta(hours=7)
+    result = await ensure_pki(kube, "ns", sc_body, sc, [(cl_body, east)], topology, now=due)  # type: ignore[arg-type]
+    assert result.ok
+    (cond,) = result.cluster_status["east"]["conditions"]
+    assert (cond["status"], cond["reason"]) == ("False", CERTIFICATE_RENEWAL_FAILED)
+    assert "east-tls" in cond["message"] and "secrets is forbidden" in cond["message"]
+    assert kube.objects[("Secret", "ns", "east-tls")] == issued
+    assert result.next_due == due + datetime.timedelta(seconds=30)
+    (sc_cond,) = result.supercluster_status["conditions"]
+    assert sc_cond["status"] == "False"
+    # allowed again: renewed, ready
+    kube.refuse.clear()
+    result = await ensure_pki(kube, "ns", sc_body, sc, [(cl_body, east)], topology, now=due)  # type: ignore[arg-type]
+    assert result.cluster_status["east"]["conditions"][0]["status"] == "True"
+    assert result.issued == ["east-tls: two thirds of its lifetime passed"]
