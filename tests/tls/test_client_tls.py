@@ -268,8 +268,17 @@ async def test_allow_non_tls_serves_plain_and_tls_clients(kind: str, pki: Pki, t
     try:
         sub = await plain.subscribe("mixed")
         await plain.flush()
-        await secure.publish("mixed", b"from tls")
-        assert (await sub.next_msg(timeout=3)).data == b"from tls"
+        # nats-server, loaded, has been seen to miss the first publish right after the
+        # subscriber's flush (1 run in ~10); a few tries still prove the plain/TLS crossing.
+        got = None
+        for _ in range(3):
+            await secure.publish("mixed", b"from tls")
+            try:
+                got = await sub.next_msg(timeout=1.5)
+                break
+            except nats.errors.TimeoutError:
+                continue
+        assert got is not None and got.data == b"from tls"
     finally:
         await plain.close()
         await secure.close()
