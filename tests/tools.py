@@ -19,6 +19,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import random
 import shutil
 import signal as _signal
 import socket
@@ -44,23 +45,61 @@ LOOPBACK = "127.0.0.1"
 
 
 def free_port(host: str = LOOPBACK) -> int:
-    """Return a TCP port that is currently free on ``host`` (the kernel picks it)."""
+    """Return a TCP port that is currently free on ``host`` (see :func:`free_ports`)."""
     return free_ports(1, host)[0]
 
 
-def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
-    """Return ``count`` distinct free TCP ports (all sockets are held open while picking)."""
-    socks: list[socket.socket] = []
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (``ip_local_port_range``)."""
     try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _port_pool() -> list[int]:
+    """Ports tests may listen on: 10000-60999 minus the kernel's ephemeral range."""
+    lo, hi = _ephemeral_range()
+    pool = [p for p in range(10000, 61000) if not lo <= p <= hi]
+    return pool or list(range(10000, 61000))
+
+
+#: ports this process already handed out; never handed out twice (a stopped server's port may
+#: be bound again by its restart, and tests build configs that name ports before starting).
+_handed_out: set[int] = set()
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """Return ``count`` distinct TCP ports that are free on ``host`` and new to this process.
+
+    Why not ``bind(0)``: the kernel picks those from the ephemeral range, the same range it
+    takes local ports of outgoing connections from. Between picking a port and the server
+    binding it, any client connection (a route redial, a test client, another engineer's test
+    run) could take it, and the server failed with "address already in use". Ports are picked
+    at random below that range instead, where connections never get a local port, each
+    checked by binding it and never handed out twice by one process.
+    """
+    pool = _port_pool()
+    rng = random.SystemRandom()
+    out: list[int] = []
+    for _ in range(count * 200):
+        if len(out) == count:
+            break
+        port = rng.choice(pool)
+        if port in _handed_out or port in out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        out.append(port)
+    if len(out) < count:
+        raise OSError(f"no {count} free ports found on {host}")
+    _handed_out.update(out)
+    return out
 
 
 def read_info(host: str, port: int, timeout: float = 1.0) -> dict[str, Any]:

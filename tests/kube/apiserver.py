@@ -23,7 +23,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -86,9 +85,10 @@ def find_binaries(names: Iterable[str] = REQUIRED_BINARIES) -> dict[str, Path]:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port outside the ephemeral range (see ``tests.tools.free_ports``)."""
+    from tests.tools import free_port as _free_port
+
+    return _free_port()
 
 
 def _openssl(*args: str) -> None:

@@ -28,6 +28,7 @@ if _ROOT not in sys.path:
 from tests.tools import (  # noqa: E402
     LOOPBACK,
     ServerProcess,
+    ServerStartError,
     free_port,
     http_get,
     nats_server_binary,
@@ -71,7 +72,45 @@ class Servers:
         use_config: bool = True,
         timeout: float = 15.0,
     ) -> ServerProcess:
-        """Start ``impl`` with ``config`` (``listen``/``http`` lines are prepended)."""
+        """Start ``impl`` with ``config`` (``listen``/``http`` lines are prepended).
+
+        A server that exits because its client or HTTP port was taken in the meantime (by a
+        process outside this test run) is started again on fresh ports, at most twice.
+        """
+        for attempt in range(3):
+            try:
+                return self._start_once(
+                    impl,
+                    config,
+                    http=http,
+                    listen=listen,
+                    args=args,
+                    env=env,
+                    extra_files=extra_files,
+                    wait=wait,
+                    use_config=use_config,
+                    timeout=timeout,
+                )
+            except ServerStartError as exc:
+                retry = listen and use_config and "address already in use" in str(exc)
+                if attempt == 2 or not retry:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(
+        self,
+        impl: str,
+        config: str,
+        *,
+        http: bool,
+        listen: bool,
+        args: Sequence[str],
+        env: Mapping[str, str] | None,
+        extra_files: Mapping[str, str] | None,
+        wait: bool,
+        use_config: bool,
+        timeout: float,
+    ) -> ServerProcess:
         self._n += 1
         name = f"{impl.replace('-', '')}{self._n}"
         port = free_port()
