@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scserver.connection import SYSTEM
+from scserver.internal_client import InternalClient
 from scserver.log import logger
 from scserver.mapping import (
     MappingError,
@@ -459,20 +460,11 @@ def check_options(opts: Any) -> list[tuple[str, str, str]]:
 # runtime
 
 
-class AccountClient:
+class AccountClient(InternalClient[Any]):
     """An account's internal connection: owns import subscriptions and publishes for them."""
 
-    kind = SYSTEM
-    echo = False
-    closed = False
-    headers = True
-
     def __init__(self, server: Any, account: Any) -> None:
-        self.server = server
-        self.account = account
-        self.cid = 0
-        self.handlers: dict[Subscription, Any] = {}
-        self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
+        super().__init__(server, account)
         self._sid = 0
 
     def subscribe(
@@ -480,21 +472,8 @@ class AccountClient:
     ) -> Subscription:
         self._sid += 1
         sub = Subscription(subject, queue, b"i%d" % self._sid, self, self.account)
-        self.account.sublist.insert(sub)
-        self.handlers[sub] = handler
-        if propagate:
-            self.server.interest_added(self.account, sub)
+        self.add_subscription(sub, handler, propagate)
         return sub
-
-    def unsubscribe(self, sub: Subscription) -> None:
-        if self.handlers.pop(sub, None) is None:
-            return
-        self.account.sublist.remove(sub)
-        self.server.interest_removed(self.account, sub)
-
-    def unsubscribe_all(self) -> None:
-        for sub in list(self.handlers):
-            self.unsubscribe(sub)
 
     def deliver_internal(
         self,

@@ -72,13 +72,11 @@ def dial_context(server: Any, kind: int, remote: str = "") -> Picked | None:
     if tls is None:
         return None
     if kind == ROUTE:
-        ctx, cfg = tls.route_client, tls.route_cfg
-    else:
-        own = tls.remote_gateways.get(remote)
-        if own is not None:
-            return own
-        ctx, cfg = tls.gateway_client, tls.gateway_cfg
-    return (ctx, cfg) if ctx is not None and cfg is not None else None
+        return _picked(tls.route_client, tls.route_cfg)
+    own = tls.remote_gateways.get(remote)
+    if own is not None:
+        return own
+    return _picked(tls.gateway_client, tls.gateway_cfg)
 
 
 def accept_context(server: Any, kind: int) -> Picked | None:
@@ -87,9 +85,12 @@ def accept_context(server: Any, kind: int) -> Picked | None:
     if tls is None:
         return None
     if kind == ROUTE:
-        ctx, cfg = tls.route_server, tls.route_cfg
-    else:
-        ctx, cfg = tls.gateway_server, tls.gateway_cfg
+        return _picked(tls.route_server, tls.route_cfg)
+    return _picked(tls.gateway_server, tls.gateway_cfg)
+
+
+def _picked(ctx: ssl.SSLContext | None, cfg: TLSConfig | None) -> Picked | None:
+    """Both halves or nothing: a block whose context was not built means plaintext."""
     return (ctx, cfg) if ctx is not None and cfg is not None else None
 
 

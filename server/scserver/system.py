@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from scserver import NATS_COMPAT_VERSION, monitor
-from scserver.connection import SYSTEM
+from scserver.internal_client import InternalClient
 from scserver.log import logger
 from scserver.routing import process_msg
 from scserver.subscription import Subscription
@@ -41,33 +41,13 @@ FILTER_KEYS = ("server_name", "cluster", "host", "exact_match", "tags", "domain"
 Handler = Callable[[bytes, bytes | None, bytes], None]
 
 
-class InternalConnection:
+class InternalConnection(InternalClient[Handler]):
     """The system client: owns internal subscriptions and publishes into the system account."""
-
-    kind = SYSTEM
-    echo = False
-    closed = False
-    headers = True
-
-    def __init__(self, server: Any, account: Any) -> None:
-        self.server = server
-        self.account = account
-        self.cid = 0
-        self.handlers: dict[Subscription, Handler] = {}
-        self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
 
     def subscribe(self, subject: str, handler: Handler) -> Subscription:
         sub = Subscription(subject.encode(), None, b"sys", self, self.account)
-        self.account.sublist.insert(sub)
-        self.handlers[sub] = handler
-        self.server.interest_added(self.account, sub)
+        self.add_subscription(sub, handler)
         return sub
-
-    def unsubscribe_all(self) -> None:
-        for sub in list(self.handlers):
-            self.account.sublist.remove(sub)
-            self.server.interest_removed(self.account, sub)
-        self.handlers.clear()
 
     def deliver_internal(
         self,

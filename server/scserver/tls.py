@@ -476,20 +476,25 @@ class TLSContexts:
         cluster = getattr(opts, "cluster", None)
         rcfg = getattr(cluster, "tls", None) if cluster is not None else None
         if rcfg is not None:
-            out.route_server = server_context(rcfg, force_verify=True)
-            out.route_client = client_context(rcfg)
+            out.route_server, out.route_client = _link_contexts(rcfg)
             out.route_cfg = rcfg
         gw = getattr(opts, "gateway", None)
         gcfg = getattr(gw, "tls", None) if gw is not None else None
         if gcfg is not None:
-            out.gateway_server = server_context(gcfg, force_verify=True)
-            out.gateway_client = client_context(gcfg)
+            out.gateway_server, out.gateway_client = _link_contexts(gcfg)
             out.gateway_cfg = gcfg
         for remote in getattr(gw, "gateways", None) or []:
             rc = getattr(remote, "tls", None)
             if rc is not None:
                 out.remote_gateways[remote.name] = (client_context(rc), rc)
         return out
+
+
+def _link_contexts(cfg: TLSConfig) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A link block's (listener, dialler) contexts. Links are mutual TLS whatever ``verify``
+    says (nats-server forces it for routes and gateways), so the listener always asks for the
+    peer's certificate; the dialler presents the same certificate."""
+    return server_context(cfg, force_verify=True), client_context(cfg)
 
 
 def _no_verify(cfg: TLSConfig) -> TLSConfig:

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 
 import nats
 import pytest
 from tests.cluster.topology import SC, Topology, running
+from tests.feeder import Feeder
 from tests.server.conftest import RawClient
 from tests.tools import LOOPBACK, wait_for
 
@@ -34,37 +34,6 @@ CROSSING_BOUND = 6.0
 def pair():
     with running({"east": [SC], "west": [SC]}, top_extra={"*": 'write_deadline: "60s"'}) as topo:
         yield topo
-
-
-class Feeder:
-    """Publishes 1 KiB messages on ``subject`` from a thread, about ``rate`` bytes/s."""
-
-    def __init__(self, port: int, subject: str, rate: int = 8 << 20) -> None:
-        self.sock = socket.create_connection((LOOPBACK, port))
-        self.sock.recv(4096)
-        self.sock.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n')
-        self.chunk = (b"PUB %b 1024\r\n%b\r\n" % (subject.encode(), b"x" * 1024)) * 64
-        self.period = len(self.chunk) / rate
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        nxt = time.monotonic()
-        while not self.stop.is_set():
-            try:
-                self.sock.sendall(self.chunk)
-            except OSError:
-                return
-            nxt += self.period
-            delay = nxt - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
-        self.sock.close()
 
 
 def pending_of(topo: Topology, node: str, cid: int) -> int | None:

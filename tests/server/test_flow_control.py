@@ -12,11 +12,10 @@ that pauses every producer while any consumer is behind needs more than 7 s.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import pytest
+from tests.feeder import Feeder
 from tests.server.conftest import IMPLS, RawClient
 from tests.tools import LOOPBACK, http_get_json, wait_for
 
@@ -34,43 +33,6 @@ CUT_CONF = ACCOUNTS + 'max_pending: 1048576\nwrite_deadline: "60s"\n'
 
 ROUND_TRIPS = 150
 ROUND_TRIP_BOUND = 6.0
-
-
-class Feeder:
-    """Publishes 1 KiB messages on ``subject`` in a thread, about ``rate`` bytes/s."""
-
-    def __init__(self, port: int, subject: str, user: str, rate: int = 8 << 20) -> None:
-        self.sock = socket.create_connection((LOOPBACK, port))
-        self.sock.recv(4096)
-        self.sock.sendall(
-            b'CONNECT {"verbose":false,"pedantic":false,"user":"%b","pass":"%b"}\r\n'
-            % (user.encode(), user.encode())
-        )
-        frame = b"PUB %b 1024\r\n%b\r\n" % (subject.encode(), b"x" * 1024)
-        self.chunk = frame * 64
-        self.period = len(self.chunk) / rate
-        self.stop = threading.Event()
-        self.sent = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        nxt = time.monotonic()
-        while not self.stop.is_set():
-            try:
-                self.sock.sendall(self.chunk)
-            except OSError:
-                return
-            self.sent += len(self.chunk)
-            nxt += self.period
-            delay = nxt - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
-        self.sock.close()
 
 
 def stuck_subscriber(port: int, subject: str, user: str) -> RawClient:

@@ -9,14 +9,11 @@ certificate. A dialler uses the remote entry's own ``tls {}`` when it has one, e
 
 from __future__ import annotations
 
-import re
-import socket
-import ssl
-
 import pytest
 from tests.cluster.scenarios import pubsub_every_pair, request_reply_every_pair
-from tests.cluster.topology import GO, SC, Topology, build, running
+from tests.cluster.topology import GO, SC, build, running
 from tests.tls.link_certs import REASONS, Pki, make_pki
+from tests.tls.link_probe import assert_refuses_plaintext_and_certless, started, wait_log
 from tests.tools import LOOPBACK, wait_for
 
 pytestmark = pytest.mark.nats_server
@@ -25,22 +22,6 @@ pytestmark = pytest.mark.nats_server
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("gateway-pki"))
-
-
-def wait_log(node, pattern: str, timeout: float = 8.0) -> None:
-    try:
-        wait_for(lambda: re.search(pattern, node.log()), timeout, 0.1, pattern)
-    except TimeoutError:
-        raise AssertionError(
-            f"{node.name} never logged /{pattern}/:\n{node.log()[-3000:]}"
-        ) from None
-
-
-def started(spec: dict, **plan) -> Topology:
-    topo = build(spec)
-    for key, value in plan.items():
-        setattr(topo, key, value)
-    return topo.start()
 
 
 def links(node) -> tuple[set[str], set[str]]:
@@ -176,24 +157,9 @@ def test_raw_plaintext_and_certless_clients_refused(pki: Pki) -> None:
     topo = started({"E": [SC]}, gateway_extra={"*": pki.tls_block()})
     try:
         (east,) = topo.nodes
-        with socket.create_connection((LOOPBACK, east.gateway_port), timeout=4) as s:
-            s.sendall(b'CONNECT {"gateway":"W","name":"x"}\r\n')
-            got = b""
-            try:
-                while chunk := s.recv(4096):
-                    got += chunk
-            except (TimeoutError, ConnectionResetError):
-                pass
-            assert b"INFO" not in got, got
-        wait_log(east, r"TLS gateway handshake error")
-        ctx = ssl.create_default_context(cafile=pki.path("ca.pem"))
-        with socket.create_connection((LOOPBACK, east.gateway_port), timeout=4) as raw:
-            try:
-                with ctx.wrap_socket(raw, server_hostname=LOOPBACK) as s:
-                    assert b"INFO" not in s.recv(4096)
-            except (ssl.SSLError, ConnectionResetError):
-                pass
-        wait_log(east, r"TLS gateway handshake error: .*(" + REASONS["nocert"] + ")")
+        assert_refuses_plaintext_and_certless(
+            east, east.gateway_port, pki, "gateway", b'CONNECT {"gateway":"W","name":"x"}\r\n'
+        )
         assert links(east) == (set(), set())
     finally:
         topo.stop()

@@ -9,15 +9,15 @@ and no route is made; a wrong SAN only fails the direction where the wrong-SAN s
 
 from __future__ import annotations
 
-import re
 import socket
 import ssl
 from pathlib import Path
 
 import pytest
 from tests.cluster.scenarios import pubsub_every_pair
-from tests.cluster.topology import GO, SC, Topology, build, running
+from tests.cluster.topology import GO, SC, running
 from tests.tls.link_certs import REASONS, Pki, make_pki
+from tests.tls.link_probe import assert_refuses_plaintext_and_certless, started, wait_log
 from tests.tools import LOOPBACK, wait_for
 
 pytestmark = pytest.mark.nats_server
@@ -30,22 +30,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 def route_names(node) -> set[str]:
     return {r.get("remote_name") for r in node.get("/routez").get("routes") or []}
-
-
-def wait_log(node, pattern: str, timeout: float = 8.0) -> None:
-    try:
-        wait_for(lambda: re.search(pattern, node.log()), timeout, 0.1, pattern)
-    except TimeoutError:
-        raise AssertionError(
-            f"{node.name} never logged /{pattern}/:\n{node.log()[-3000:]}"
-        ) from None
-
-
-def started(spec: dict, **plan) -> Topology:
-    topo = build(spec)
-    for key, value in plan.items():
-        setattr(topo, key, value)
-    return topo.start()
 
 
 async def test_sc_cluster_over_tls_routes(pki: Pki) -> None:
@@ -120,26 +104,14 @@ def test_sc_refuses_plaintext_and_certless_peers(pki: Pki) -> None:
     topo = started({"A": [SC]}, cluster_extra={"*": pki.tls_block()})
     try:
         (a1,) = topo.nodes
-        with socket.create_connection((LOOPBACK, a1.cluster_port), timeout=3) as s:
-            s.sendall(b'CONNECT {"verbose":false,"name":"x"}\r\nINFO {"id":"x"}\r\n')
-            got = b""
-            try:
-                while chunk := s.recv(4096):
-                    got += chunk
-            except (TimeoutError, ConnectionResetError):
-                pass
-            assert b"INFO" not in got, got
-        wait_log(a1, r"TLS route handshake error")
-
-        ctx = ssl.create_default_context(cafile=pki.path("ca.pem"))
-        with socket.create_connection((LOOPBACK, a1.cluster_port), timeout=3) as raw:
-            try:
-                with ctx.wrap_socket(raw, server_hostname=LOOPBACK) as s:
-                    data = s.recv(4096)
-                    assert b"INFO" not in data, data
-            except (ssl.SSLError, ConnectionResetError):
-                pass
-        wait_log(a1, r"TLS route handshake error: .*(" + REASONS["nocert"] + ")")
+        assert_refuses_plaintext_and_certless(
+            a1,
+            a1.cluster_port,
+            pki,
+            "route",
+            b'CONNECT {"verbose":false,"name":"x"}\r\nINFO {"id":"x"}\r\n',
+            timeout=3,
+        )
         assert route_names(a1) == set()
     finally:
         topo.stop()
