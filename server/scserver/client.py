@@ -15,6 +15,7 @@ from scserver.auth import (
     new_nonce,
 )
 from scserver.connection import Connection, in_turns
+from scserver.core.ports import ClientServices
 from scserver.log import logger, trace_enabled, tracef
 from scserver.protocol import encode, models
 from scserver.protocol import errors as E
@@ -48,8 +49,9 @@ class ClientConnection(Connection):
     """A NATS client. Verbose and pedantic default to on until CONNECT says otherwise."""
 
     kind = CLIENT
+    server: ClientServices
 
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: ClientServices) -> None:
         super().__init__(server)
         self.account = server.global_account
         self.user: Any = None

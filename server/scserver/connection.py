@@ -31,7 +31,7 @@ from scserver.protocol import encode
 from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE, Parser
 
 if TYPE_CHECKING:
-    from scserver.server import Server
+    from scserver.core.ports import ServerContext
 
 SYSTEM = 3
 KIND_NAMES = {CLIENT: "cid", ROUTE: "rid", GATEWAY: "gid", SYSTEM: "sys"}
@@ -103,7 +103,7 @@ class Connection(asyncio.Protocol):
 
     kind = CLIENT
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerContext) -> None:
         self.server = server
         self.cid = server.next_cid()
         self.transport: asyncio.Transport | None = None

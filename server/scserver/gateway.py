@@ -19,9 +19,11 @@ import time
 from typing import Any
 
 from scserver import NATS_COMPAT_VERSION, auth, link_tls
+from scserver.core.ports import LinkServices
 from scserver.gossip_limits import GatewayUrls, UrlBudget
 from scserver.link import LinkConnection, connect_line, parse_url
 from scserver.log import logger, tracef
+from scserver.net.addresses import local_ips
 from scserver.protocol import encode
 from scserver.protocol import errors as E
 from scserver.protocol.models import LinkConnect, ServerInfo
@@ -128,7 +130,7 @@ class GatewayConnection(LinkConnection):
 
     def __init__(
         self,
-        server: Any,
+        server: LinkServices,
         manager: GatewayManager,
         remote: str | None = None,
         url: str | None = None,
@@ -502,7 +504,7 @@ class GatewayConnection(LinkConnection):
 class GatewayManager:
     """Owns this server's gateway listener, its links, and the supercluster's interest state."""
 
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: LinkServices) -> None:
         self.server = server
         gw = server.opts.gateway
         self.name: str = gw.name
@@ -576,9 +578,7 @@ class GatewayManager:
             return f"{host}:{port}"
         host = gw.host or "0.0.0.0"
         if host in ("0.0.0.0", "::"):
-            from scserver.server import _local_ips
-
-            host = _local_ips()[0]
+            host = local_ips()[0]
         return f"{host}:{self.port}"
 
     def connections(self) -> list[GatewayConnection]:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from scserver import link_reload, link_tls
 from scserver.connection import Connection
+from scserver.core.ports import LinkServices
 from scserver.log import logger, trace_enabled
 from scserver.protocol import encode, models
 from scserver.protocol import errors as E
@@ -30,8 +31,9 @@ class LinkConnection(Connection):
 
     #: The word nats-server uses for this kind in log lines ("Router", "Gateway").
     log_kind = "Link"
+    server: LinkServices
 
-    def __init__(self, server: Any, manager: Any, outbound: bool) -> None:
+    def __init__(self, server: LinkServices, manager: Any, outbound: bool) -> None:
         super().__init__(server)
         self.manager = manager
         self.outbound = outbound
@@ -52,7 +54,7 @@ class LinkConnection(Connection):
         self.connect_opts: dict[str, Any] = {}
         self.auth_timer: asyncio.TimerHandle | None = None
         self.trace = trace_enabled()
-        self.accounts_b: dict[bytes, Any] = server._accounts_b
+        self.accounts_b: dict[bytes, Any] = server.wire_accounts
         # The run of plain messages on one (account, subject) being collected from one read.
         self.run_key: tuple[bytes, bytes] | None = None
         self.run: list[bytes] = []

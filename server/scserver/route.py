@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from scserver import NATS_COMPAT_VERSION, auth, link_tls
+from scserver.core.ports import LinkServices
 from scserver.link import LinkConnection, connect_line, parse_url
 from scserver.log import logger, tracef
 from scserver.protocol import encode
@@ -54,7 +55,11 @@ class RouteConnection(LinkConnection):
     log_kind = "Router"
 
     def __init__(
-        self, server: Any, manager: RouteManager, url: str | None = None, explicit: bool = False
+        self,
+        server: LinkServices,
+        manager: RouteManager,
+        url: str | None = None,
+        explicit: bool = False,
     ) -> None:
         super().__init__(server, manager, outbound=url is not None)
         self.url = url
@@ -341,7 +346,7 @@ class RouteConnection(LinkConnection):
 class RouteManager:
     """Listens on the cluster port, dials routes, and keeps one registered route per peer."""
 
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: LinkServices) -> None:
         self.server = server
         cl = server.opts.cluster
         self.configured_name = cl.name or (

@@ -19,6 +19,7 @@ from scserver.auth import HashPending, check_password
 from scserver.client import ClientConnection
 from scserver.connection import Connection
 from scserver.log import logger
+from scserver.net.addresses import local_ips as _local_ips
 from scserver.permissions import compile_permissions
 from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE
 from scserver.tls import TLSContexts, TLSListener, accept_tls
@@ -169,6 +170,12 @@ class Server:
 
     def lookup_account(self, name: str) -> Account | None:
         return self.accounts.get(name)
+
+    @property
+    def wire_accounts(self) -> dict[bytes, Account]:
+        """The wire-name cache behind ``account_by_name_b``; links alias it for the RMSG hot
+        path, which holds because accounts are only ever added (reload keeps removed ones)."""
+        return self._accounts_b
 
     def account_by_name_b(self, name: bytes) -> Account | None:
         """Account named on the wire (RMSG, RS+), without decoding on every message."""
@@ -693,14 +700,3 @@ def _included_files(path: str, seen: set[str] | None = None) -> list[str]:
 
 def _bind_host(host: str) -> str | None:
     return None if host in ("0.0.0.0", "") else host
-
-
-def _local_ips() -> list[str]:
-    """Non-loopback IPv4 addresses, for connect_urls when listening on 0.0.0.0."""
-    ips: list[str] = []
-    with contextlib.suppress(OSError):
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            ip = info[4][0]
-            if not ip.startswith("127.") and ip not in ips:
-                ips.append(ip)
-    return ips or ["127.0.0.1"]
