@@ -102,6 +102,9 @@ SCENARIOS: list[Scenario] = [
         "tls_pubsub_1k", "TLS client port, 1 pub → 1 sub, 1 KiB", "single_tls", "pubsub", 1024
     ),
     Scenario(
+        "tls_reqrep_128b", "TLS client port, request/reply RTT, 128 B", "single_tls", "reqrep", 128
+    ),
+    Scenario(
         "gw_pubsub_16b",
         "cross-cluster 1 pub (east) → 1 sub (west), 16 B",
         "supercluster",
