@@ -627,10 +627,16 @@ class Server:
 
         interval = float(os.environ.get("SCSERVER_WATCH_INTERVAL", "1.0"))
         last = _fingerprint(self.opts.config_file, options_mod)
+        seen = last
         while not self.shutting_down:
             await asyncio.sleep(interval)
             current = _fingerprint(self.opts.config_file, options_mod)
-            if current != last:
+            # A change is applied once two polls in a row see the same files: an editor writing
+            # in place truncates first, and a reload of the half-written file (an include
+            # emptied of its accounts) would have closed clients the finished edit keeps.
+            stable = current == seen
+            seen = current
+            if stable and current != last:
                 last = current
                 if current is not None:
                     self.reload("config file changed")
