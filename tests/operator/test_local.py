@@ -175,7 +175,15 @@ def test_ctrl_c_stops_every_server(nats_server: list[str], tmp_path: Path) -> No
             with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
                 assert resp.status == 200
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(30) == 0
+        # communicate() keeps reading stdout: an operator blocked on a full pipe would never
+        # exit; what it printed after the interrupt is shown if it does not stop in time
+        try:
+            rest, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rest, _ = proc.communicate()
+            raise AssertionError(f"still running 60 s after SIGINT:\n{rest}") from None
+        assert proc.returncode == 0, rest
         for url in monitors:
             with pytest.raises(OSError):
                 urllib.request.urlopen(f"{url}/healthz", timeout=1)
