@@ -52,6 +52,14 @@ def test_free_ports_are_distinct_and_bindable() -> None:
         s.bind(("127.0.0.1", free_port()))
 
 
+def test_free_ports_avoid_the_ephemeral_range_and_repeats() -> None:
+    """Outgoing connections take local ports from the ephemeral range: never hand those out."""
+    lo, hi = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = free_ports(50) + [free_port() for _ in range(50)]
+    assert len(set(ports)) == 100
+    assert not [p for p in ports if lo <= p <= hi]
+
+
 def test_locators_return_paths_or_none() -> None:
     cmd = scserver_command()
     assert cmd is None or (isinstance(cmd, list) and cmd)
