@@ -22,7 +22,7 @@ from scserver.server import Server
 PACKAGE = Path(ports.__file__).resolve().parents[1]
 ALLOWED = {"scserver.cli", "scserver.__main__"}
 
-#: The port each connection module's ``server`` is typed with.
+#: The port each connection module's ``server`` is typed with (a package: all its modules).
 PORT_OF = {
     "connection": ports.ServerContext,
     "client": ports.ClientServices,
@@ -30,6 +30,11 @@ PORT_OF = {
     "route": ports.LinkServices,
     "gateway": ports.LinkServices,
 }
+
+
+def sources(module: str) -> list[Path]:
+    package = PACKAGE / module
+    return sorted(package.rglob("*.py")) if package.is_dir() else [PACKAGE / f"{module}.py"]
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -144,7 +149,7 @@ def server_attributes_read(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("module", sorted(PORT_OF))
 def test_connection_modules_use_only_their_port(module: str) -> None:
-    used = server_attributes_read(PACKAGE / f"{module}.py")
+    used = set().union(*(server_attributes_read(path) for path in sources(module)))
     assert used, f"{module}.py reads nothing from the server: is the scan still right?"
     extra = used - port_members(PORT_OF[module])
     assert not extra, f"{module}.py uses server.{sorted(extra)} not declared in its port"

@@ -1,108 +1,47 @@
-"""Gateways: the links between clusters that make a supercluster.
-
-Every server dials one outbound connection to one server of each remote cluster and accepts any
-number of inbound ones. Messages flow only on outbound links; interest (RS+/RS-, A+/A-) and
-gateway commands flow back only on inbound links. Interest is per account: a link starts either
-optimistic (send unless told "no interest") or interest-only (send only on known interest);
-nats-server 2.9+ switches every account to interest-only as soon as a link forms, which is our
-default too, while ``gateway { interest_mode: optimistic }`` keeps the classic optimistic mode
-with its switch after ``interest_only_threshold`` no-interest subjects.
-"""
+"""The gateway manager: listener and dialling (configured, implicit and gossiped remotes),
+registration of links, interest propagation to peers, sending messages and routed replies,
+interest barriers, and reload."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import random
-import time
 from typing import Any
 
 from scserver import NATS_COMPAT_VERSION, auth, link_tls
 from scserver.core.ports import LinkServices
+from scserver.gateway import monitor
+from scserver.gateway.conn import GatewayConnection
+from scserver.gateway.interest import (
+    CMD_ALL_SUBS_COMPLETE,
+    CMD_ALL_SUBS_START,
+    CMD_GOSSIP,
+    DEFAULT_INTEREST_ONLY_THRESHOLD,
+    INTEREST_ONLY,
+    OPTIMISTIC,
+    RECENT_SUB_WINDOW,
+    TRANSITIONING,
+    InAccount,
+)
+from scserver.gateway.replies import ROUTED_FIRST, InternalOrigin, gw_hash, old_gw_hash
 from scserver.gossip_limits import GatewayUrls, UrlBudget
-from scserver.link import LinkConnection, connect_line, parse_url
-from scserver.log import logger, tracef
+from scserver.link import connect_line, parse_url
+from scserver.log import logger
 from scserver.net.addresses import local_ips
 from scserver.protocol import encode
-from scserver.protocol import errors as E
-from scserver.protocol.models import LinkConnect, ServerInfo
+from scserver.protocol.models import ServerInfo
 from scserver.protocol.parser import (
     GATEWAY,
-    OP_ASUB,
-    OP_AUNSUB,
-    OP_CONNECT,
-    OP_ERR,
-    OP_ERROR,
-    OP_INFO,
-    OP_OK,
-    OP_PING,
-    OP_PONG,
-    OP_RMSG,
-    OP_RSUB,
-    OP_RUNSUB,
-    ROUTE,
 )
 from scserver.recent_subs import RecentSubs
 from scserver.routing import GR_OFFSET, GR_PREFIX, OLD_GR_PREFIX, process_msg
 from scserver.subjects import subject_matches
-from scserver.sublist import Sublist
-from scserver.subscription import Subscription
 
-# First bytes of `_GR_.` and `$GR.`: one byte test keeps the prefix checks off the hot path.
-_ROUTED_FIRST = frozenset(b"_$")
-
-CMD_GOSSIP = 1
-CMD_ALL_SUBS_START = 2
-CMD_ALL_SUBS_COMPLETE = 3
-
-OPTIMISTIC = "Optimistic"
-TRANSITIONING = "Transitioning"
-INTEREST_ONLY = "Interest-Only"
-
-DEFAULT_INTEREST_ONLY_THRESHOLD = 1000
-RECENT_SUB_WINDOW = 2.0
 # Longest we hold gateway output for an interest barrier (GatewayManager.interest_barrier).
 BARRIER_MAX = 0.25
 SOLICIT_DELAY = 1.0
 RECONNECT_DELAY = 1.0
-
-_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def gw_hash(name: str) -> bytes:
-    """The 6-character hash nats-server uses in `_GR_.` reply prefixes."""
-    digest = hashlib.sha256(name.encode()).digest()
-    return "".join(_DIGITS[b % 62] for b in digest[:6]).encode()
-
-
-def old_gw_hash(name: str) -> bytes:
-    return hashlib.sha256(name.encode()).hexdigest()[:4].encode()
-
-
-class OutAccount:
-    """What an inbound peer told our outbound link about one account's interest."""
-
-    __slots__ = ("mode", "ni", "sl", "qsubs", "nil", "subs")
-
-    def __init__(self, mode: str = OPTIMISTIC) -> None:
-        self.mode = mode
-        self.ni: set[bytes] | None = set() if mode == OPTIMISTIC else None
-        self.sl: Sublist = Sublist()
-        self.subs: dict[tuple[bytes, bytes | None], Subscription] = {}
-        self.qsubs = 0
-        self.nil = False
-
-
-class InAccount:
-    """What our inbound link told its peer about one account (optimistic bookkeeping)."""
-
-    __slots__ = ("mode", "ni", "a_minus")
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.ni: set[bytes] | None = set() if mode == OPTIMISTIC else None
-        self.a_minus = False
 
 
 class RemoteGateway:
@@ -120,385 +59,6 @@ class RemoteGateway:
 
     def add_urls(self, urls: list[str], configured: bool = False) -> None:
         self.urls.add(urls, configured)
-
-
-class GatewayConnection(LinkConnection):
-    """One gateway link, outbound (we dialled) or inbound (they dialled)."""
-
-    kind = GATEWAY
-    log_kind = "Gateway"
-
-    def __init__(
-        self,
-        server: LinkServices,
-        manager: GatewayManager,
-        remote: str | None = None,
-        url: str | None = None,
-    ) -> None:
-        super().__init__(server, manager, outbound=remote is not None)
-        self.gw_name = remote or ""
-        # Messages flow only on inbound links, once registered: the hot-path guard.
-        self.accepts_msgs = False
-        self.url = url
-        self.headers = False
-        self.remote_iom = True
-        self.remote_nrp = True
-        self.out_accounts: dict[bytes, OutAccount | None] = {}
-        self.in_accounts: dict[bytes, InAccount] = {}
-
-    # --- lifecycle -----------------------------------------------------------------------------
-
-    def on_open(self) -> None:
-        self.manager.pending.add(self)
-        if self.outbound:
-            logger.debug(
-                "%s Creating outbound gateway connection to %r", self.label(), self.gw_name
-            )
-            # Stale detection until the peer's INFO arrives; PINGs start after CONNECT.
-            self.auth_timer = self.server.loop.call_later(
-                self.manager.auth_timeout() * 2, self._no_info
-            )
-        else:
-            logger.info("%s Processing inbound gateway connection", self.label())
-            self.queue(self.manager.info_proto())
-            self.arm_auth_timer(self.manager.auth_timeout())
-            self.start_ping_timer()
-
-    def _no_info(self) -> None:
-        self.auth_timer = None
-        if not self.got_info and not self.closed:
-            logger.error("%s Gateway %r did not send INFO in time", self.label(), self.gw_name)
-            self.close("Stale Connection")
-
-    def output_held(self) -> bool:
-        manager = self.manager
-        if manager.barrier and self.outbound and not self.close_reason:
-            # Interest barrier pending (GatewayManager.interest_barrier): keep the bytes.
-            manager.held.add(self)
-            return True
-        return False
-
-    def on_close(self) -> None:
-        direction = "outbound" if self.outbound else "inbound"
-        self.manager.held.discard(self)
-        self.log_kind = f"Gateway ({direction} {self.gw_name!r})"
-        super().on_close()
-
-    # --- inbound bytes -------------------------------------------------------------------------
-
-    def handle_data(self, data: bytes) -> None:
-        self.last_activity = time.time()
-        for op in self.parser.feed(data):
-            if self.closed:
-                return
-            t = op[0]
-            if t == OP_RMSG and self.accepts_msgs:
-                self.take_rmsg(op)
-                continue
-            if self.run:
-                self.flush_run()
-                if self.closed:
-                    return
-            if self.refused_before_connect(op):
-                return
-            if t == OP_RMSG:
-                if self.outbound or not self.registered:
-                    logger.error("%s Gateway message on the wrong direction", self.label())
-                    self.close("Protocol Violation")
-                    return
-                self.process_rmsg(op[1], op[2], op[3], op[4], op[5], op[6])
-                continue
-            if t == OP_PING:
-                self.queue(encode.PONG)
-            elif t == OP_PONG:
-                self.got_pong()
-                if self.outbound:
-                    self.manager.sort_outbound()
-            elif t == OP_INFO:
-                self.process_info(op[1])
-            elif t == OP_CONNECT:
-                self.process_connect(op[1])
-            elif t in (OP_RSUB, OP_RUNSUB, OP_ASUB, OP_AUNSUB):
-                if not self.outbound:
-                    logger.error(
-                        "%s Received interest from gateway on inbound connection", self.label()
-                    )
-                    self.close("Protocol Violation")
-                    return
-                if t == OP_RSUB:
-                    self.process_rsub(op[1], op[2], op[3])
-                elif t == OP_RUNSUB:
-                    self.process_runsub(op[1], op[2], op[3])
-                elif t == OP_ASUB:
-                    self.out_accounts.pop(op[1], None)
-                else:
-                    self.process_aunsub(op[1])
-            elif t == OP_ERR:
-                logger.error("%s Gateway Error %r", self.label(), op[1])
-                self.close("Parse Error")
-                return
-            elif t == OP_OK:
-                pass
-            elif t == OP_ERROR:
-                logger.error("%s Gateway protocol error: %s", self.label(), op[1])
-                self.close("Protocol Violation", op[1] if op[2] else None)
-                return
-        if self.run and not self.closed:
-            self.flush_run()
-
-    def run_needs_singles(self, subject: bytes) -> bool:
-        # Optimistic links answer "no interest" per subject: keep that per message.
-        return subject[0] in _ROUTED_FIRST or self.manager.optimistic_inbound
-
-    def process_connect(self, raw: bytes) -> None:
-        connect = self.load_json(raw, "CONNECT", LinkConnect)
-        if connect is None:
-            return
-        if self.outbound or self.got_connect:
-            return
-        name = connect.gateway
-        if not name:
-            self.close("Wrong Port", E.GATEWAY_PORT, log_error=True)
-            return
-        self.connect_opts = connect.wire()  # checked again on reload (link_reload)
-        if not self.manager.authorized(self.connect_opts, self):
-            logger.error("%s Gateway authentication error from %r", self.label(), name)
-            self.close("Authentication Failure", E.AUTH_VIOLATION)
-            return
-        if not self.manager.accepts(name):
-            text = f'Connection to gateway "{self.manager.name}" rejected'
-            logger.error("%s Rejecting unknown gateway %r", self.label(), name)
-            self.close("Gateway Rejected", text)
-            return
-        self.gw_name = name
-        self.name = connect.name
-        self.connect_accepted()
-
-    def process_info(self, raw: bytes) -> None:
-        model = self.load_json(raw, "INFO", ServerInfo)
-        if model is None:
-            return
-        info = model.wire()
-        if self.trace:
-            tracef("%s <<- [INFO %s]", self.label(), raw.decode(errors="replace"))
-        manager = self.manager
-        first = not self.got_info
-        self.got_info = True
-        if not self.outbound:
-            if first:
-                self.remote_info = info
-                self.name = model.server_id or self.name
-                manager.register_inbound(self, model)
-            return
-        gw = model.gateway
-        if not gw:
-            self.close(
-                "Wrong Port",
-                f'Attempt to connect to gateway "{self.gw_name}" using wrong port',
-                log_error=True,
-            )
-            return
-        if gw != self.gw_name:
-            if not first and model.gateway_cmd == CMD_GOSSIP:
-                manager.implicit_gateway(gw, model.gateway_urls or [])
-                return
-            logger.error(
-                "%s Failing connection to gateway %r, remote gateway name is %r",
-                self.label(),
-                self.gw_name,
-                gw,
-            )
-            self.close(
-                "Wrong Gateway",
-                f'Connection from "{manager.name}" rejected, wanted to '
-                f'connect to "{self.gw_name}", this is "{gw}"',
-            )
-            return
-        if model.gateway_urls:
-            manager.remote_urls(gw, model.gateway_urls)
-        if first:
-            self.cancel_auth_timer()
-            self.remote_info = info
-            self.name = model.server_id
-            self.remote_iom = model.gateway_iom
-            self.remote_nrp = model.gateway_nrp
-            self.headers = model.headers
-            self.queue(manager.connect_proto(self.url, tls=self.tls_info is not None))
-            self.queue(manager.info_proto())
-            if not manager.register_outbound(self):
-                self.close("Duplicate Gateway")
-                return
-            self.info_accepted()
-            self.start_ping_timer()
-        else:
-            cmd = model.gateway_cmd
-            if cmd:
-                payload = model.cmd_payload()
-                if cmd == CMD_ALL_SUBS_START:
-                    if payload is None:
-                        self.close(
-                            "Protocol Violation",
-                            "Account absent from receive-all-subscriptions-start command",
-                        )
-                        return
-                    self.all_subs_start(payload)
-                elif cmd == CMD_ALL_SUBS_COMPLETE:
-                    if payload is None:
-                        self.close(
-                            "Protocol Violation",
-                            "Account absent from receive-all-subscriptions-complete command",
-                        )
-                        return
-                    self.all_subs_complete(payload)
-                else:
-                    logger.warning("Received unknown command %r from gateway %r", cmd, gw)
-                return
-        manager.forward_gateway_to_routes(
-            gw, manager.remotes[gw].urls if gw in manager.remotes else []
-        )
-
-    # --- interest received on an outbound link -------------------------------------------------
-
-    def _out_account(self, acc: bytes, create: bool = True) -> OutAccount | None:
-        st = self.out_accounts.get(acc)
-        if st is None and create:
-            st = OutAccount(OPTIMISTIC if not self.remote_iom else INTEREST_ONLY)
-            self.out_accounts[acc] = st
-        return st
-
-    def all_subs_start(self, acc: bytes) -> None:
-        st = self.out_accounts.get(acc)
-        if st is None:
-            st = OutAccount(TRANSITIONING)
-            self.out_accounts[acc] = st
-        st.mode = TRANSITIONING
-        st.ni = None
-        st.nil = False
-
-    def all_subs_complete(self, acc: bytes) -> None:
-        st = self.out_accounts.get(acc)
-        if st is None:
-            st = OutAccount(INTEREST_ONLY)
-            self.out_accounts[acc] = st
-        st.mode = INTEREST_ONLY
-        st.ni = None
-
-    def process_rsub(self, acc: bytes, subject: bytes, queue: bytes | None) -> None:
-        if self.trace:
-            tracef(
-                "%s <<- [RS+ %s %s %s]",
-                self.label(),
-                acc.decode(errors="replace"),
-                subject.decode(errors="replace"),
-                (queue or b"").decode(errors="replace"),
-            )
-        st = self.out_accounts.get(acc)
-        if queue is None:
-            if st is None:
-                if self.remote_iom:
-                    return  # nats-server ignores plain RS+ for accounts it has no entry for
-                return
-            if st.nil:
-                st.nil = False
-            if st.mode == OPTIMISTIC and st.ni is not None:
-                if st.ni:
-                    st.ni = {s for s in st.ni if not subject_matches(subject, s)}
-                    st.ni.discard(subject)
-                return
-        else:
-            if st is None:
-                st = self._out_account(acc)
-                assert st is not None
-        key = (subject, queue)
-        if key in st.subs:
-            return
-        sub = Subscription(subject, queue, b"", self)
-        try:
-            st.sl.insert(sub)
-        except ValueError:
-            logger.error("%s Invalid gateway subject %r", self.label(), subject)
-            return
-        st.subs[key] = sub
-        if queue is not None:
-            st.qsubs += 1
-
-    def process_runsub(self, acc: bytes, subject: bytes, queue: bytes | None) -> None:
-        st = self.out_accounts.get(acc)
-        if queue is None and (st is None or (st.mode == OPTIMISTIC and st.ni is not None)):
-            if st is None:
-                st = OutAccount(OPTIMISTIC)
-                self.out_accounts[acc] = st
-            assert st.ni is not None
-            st.ni.add(subject)
-            return
-        if st is None:
-            return
-        sub = st.subs.pop((subject, queue), None)
-        if sub is not None:
-            st.sl.remove(sub)
-            if queue is not None:
-                st.qsubs -= 1
-
-    def process_aunsub(self, acc: bytes) -> None:
-        st = self.out_accounts.get(acc)
-        if st is not None and st.qsubs > 0:
-            if st.ni is not None:
-                st.ni = set()
-            return
-        nil = OutAccount(OPTIMISTIC)
-        nil.nil = True
-        self.out_accounts[acc] = nil
-
-    def interest(self, acc: bytes, subject: bytes) -> tuple[bool, list]:
-        """(plain interest?, matching queue groups) for a message we might send."""
-        st = self.out_accounts.get(acc)
-        if st is None:
-            return (not self.remote_iom), []
-        if st.nil:
-            return False, []
-        if st.mode == OPTIMISTIC and st.ni is not None:
-            psi = subject not in st.ni
-            if st.qsubs:
-                return psi, st.sl.match(subject).qsubs
-            return psi, []
-        r = st.sl.match(subject)
-        return bool(r.psubs), r.qsubs
-
-    # --- messages received on an inbound link --------------------------------------------------
-
-    def process_rmsg(
-        self,
-        acc: bytes,
-        subject: bytes,
-        reply: bytes | None,
-        queues: tuple[bytes, ...] | None,
-        hdr_len: int,
-        msg: bytes,
-    ) -> None:
-        self.in_msgs += 1
-        self.in_bytes += len(msg)
-        manager = self.manager
-        account = self.accounts_b.get(acc) or self.server.account_by_name_b(acc)
-        if account is None:
-            manager.no_interest_account(self, acc)
-            return
-        if subject[0] in _ROUTED_FIRST and (
-            subject[:5] == GR_PREFIX or subject[:4] == OLD_GR_PREFIX
-        ):
-            if manager.handle_routed_reply(self, account, subject, reply, hdr_len, msg):
-                return
-        if manager.optimistic_inbound:
-            ia = self.in_accounts.get(acc)
-            if ia is not None and ia.mode == OPTIMISTIC:
-                if not account.sublist.count():
-                    manager.no_interest_account(self, acc)
-                    if not queues:
-                        return
-                elif not account.sublist.match(subject).psubs:
-                    manager.no_interest_subject(self, account, ia, subject)
-                    if not queues:
-                        return
-        process_msg(self.server, self, account, subject, reply, hdr_len, msg, queues)
 
 
 class GatewayManager:
@@ -1026,7 +586,7 @@ class GatewayManager:
         links = self.out_sorted
         if not links:
             return False
-        if subject[0] in _ROUTED_FIRST and (
+        if subject[0] in ROUTED_FIRST and (
             subject[:5] == GR_PREFIX or subject[:4] == OLD_GR_PREFIX
         ):
             return self._send_routed(account, subject, reply, hdr_len, msg)
@@ -1123,7 +683,7 @@ class GatewayManager:
         links = self.out_sorted
         if not links:
             return
-        if subject[0] in _ROUTED_FIRST and (
+        if subject[0] in ROUTED_FIRST and (
             subject[:5] == GR_PREFIX or subject[:4] == OLD_GR_PREFIX
         ):
             for m in msgs:
@@ -1193,7 +753,7 @@ class GatewayManager:
                         if gw_hash(r.remote_id) == srv:
                             r.send_msg(account, subject, reply, None, hdr_len, msg)
                             return True
-        origin = src if src is not None else _InternalOrigin()
+        origin = src if src is not None else InternalOrigin()
         process_msg(self.server, origin, account, real, reply, hdr_len, msg, None, any_queue=True)
         if real[:4] != b"_R_.":
             self.send_msg(account, real, reply, hdr_len, msg, None)
@@ -1243,98 +803,5 @@ class GatewayManager:
     # --- monitoring ------------------------------------------------------------------------------
 
     def gatewayz(self, gw_name: str, accs: bool, acc_name: str, subs: bool) -> dict[str, Any]:
-        from scserver.monitor import conn_info
-
-        url = self.own_url()
-        host, _, port = url.rpartition(":")
-        out: dict[str, Any] = {"name": self.name, "host": host, "port": int(port)}
-        outbound: dict[str, Any] = {}
-        for name, c in sorted(self.outbound.items()):
-            if c.closed or (gw_name and name != gw_name):
-                continue
-            remote = self.remotes.get(name)
-            entry: dict[str, Any] = {
-                "configured": bool(remote and remote.configured),
-                "connection": self._conn(conn_info(self.server, c), c),
-            }
-            if accs:
-                entry["accounts"] = self._out_accounts(c, acc_name, subs)
-            outbound[name] = entry
-        inbound: dict[str, list[dict[str, Any]]] = {}
-        for c in self.inbound.values():
-            if c.closed or not c.registered or (gw_name and c.gw_name != gw_name):
-                continue
-            remote = self.remotes.get(c.gw_name)
-            entry = {
-                "configured": bool(remote and remote.configured),
-                "connection": self._conn(conn_info(self.server, c), c),
-            }
-            if accs:
-                entry["accounts"] = self._in_accounts(c, acc_name)
-            inbound.setdefault(c.gw_name, []).append(entry)
-        out["outbound_gateways"] = outbound
-        out["inbound_gateways"] = inbound
-        return out
-
-    @staticmethod
-    def _conn(info: dict[str, Any], c: GatewayConnection) -> dict[str, Any]:
-        info["name"] = c.name
-        info.pop("kind", None)
-        info.pop("type", None)
-        info.update(link_tls.monitor_fields(c))
-        return info
-
-    def _out_accounts(self, c: GatewayConnection, acc_name: str, subs: bool) -> list[dict]:
-        items = []
-        for acc, st in sorted(c.out_accounts.items()):
-            name = acc.decode(errors="replace")
-            if acc_name and name != acc_name:
-                continue
-            if st is None:
-                continue
-            item: dict[str, Any] = {
-                "name": name,
-                "interest_mode": st.mode,
-                "no_interest_count": len(st.ni) if st.ni else 0,
-                "interest_only_threshold": self.threshold,
-                "num_subs": len(st.subs),
-                "num_queue_subs": st.qsubs,
-            }
-            if subs:
-                item["subscriptions_list"] = sorted(
-                    (s.subject + (b" " + s.queue if s.queue else b"")).decode(errors="replace")
-                    for s in st.subs.values()
-                )
-            items.append(item)
-        return items
-
-    def _in_accounts(self, c: GatewayConnection, acc_name: str) -> list[dict]:
-        items = []
-        for acc, ia in sorted(c.in_accounts.items()):
-            name = acc.decode(errors="replace")
-            if acc_name and name != acc_name:
-                continue
-            items.append(
-                {
-                    "name": name,
-                    "interest_mode": ia.mode,
-                    "no_interest_count": len(ia.ni) if ia.ni else 0,
-                    "interest_only_threshold": self.threshold,
-                }
-            )
-        return items
-
-
-class _InternalOrigin:
-    """Stands in as the source of a routed reply published by one of our own clients.
-
-    It poses as a gateway so that ``process_msg`` delivers locally and to routes but leaves
-    the onward gateway send to ``handle_routed_reply``.
-    """
-
-    kind = GATEWAY
-    echo = True
-    closed = False
-
-
-__all__ = ["GatewayManager", "GatewayConnection", "gw_hash", "ROUTE"]
+        """The /gatewayz document (scserver.gateway.monitor)."""
+        return monitor.gatewayz(self, gw_name, accs, acc_name, subs)
