@@ -75,11 +75,20 @@ def _both(started, scenario) -> Any:
     scenario, so a disagreement is checked once more before it fails the test: a real
     difference in behaviour shows up both times.
     """
-    res = {impl: asyncio.run(scenario(started[impl])) for impl in IMPLS}
+    res = {impl: _run(scenario, started, impl) for impl in IMPLS}
     if res["scserver"] != res["nats-server"]:
-        res = {impl: asyncio.run(scenario(started[impl])) for impl in IMPLS}
+        res = {impl: _run(scenario, started, impl) for impl in IMPLS}
     assert res["scserver"] == res["nats-server"], res
     return res["scserver"]
+
+
+def _run(scenario: Any, started: Any, impl: str) -> Any:
+    """One scenario against one server; an error names the server and carries its log tail."""
+    try:
+        return asyncio.run(scenario(started[impl]))
+    except Exception as exc:
+        exc.add_note(f"against {impl}; its log ends:\n{started[impl].log_tail(15)}")
+        raise
 
 
 async def _drain(sub: Any, wait: float = 0.3) -> list[tuple[str, bytes]]:
