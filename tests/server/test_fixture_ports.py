@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import sys
 from typing import Any
 
 import pytest
@@ -20,9 +19,9 @@ def test_server_whose_port_was_taken_starts_on_fresh_ports(
         taken.listen()
         busy = taken.getsockname()[1]
         picks = iter([busy])
-        # the module the fixture's class lives in (pytest may import conftest.py under its own name)
-        fixture_module = sys.modules[type(servers).__module__]
-        monkeypatch.setattr(fixture_module, "free_port", lambda: next(picks, None) or free_port())
+        # the globals the fixture's code reads (several conftest.py modules share one name)
+        fixture_globals = type(servers)._start_once.__globals__
+        monkeypatch.setitem(fixture_globals, "free_port", lambda: next(picks, None) or free_port())
         sp = servers.start(impl)
         assert sp.port != busy
         assert "address already in use" in servers.started[0].log_text()
