@@ -83,6 +83,19 @@ CASES: list[tuple[str, str, bytes]] = [
         "connect_info",
         b'\x05{"server_id":"NW","gateway":"west","gateway_urls":["127.0.0.1]:7223","[::1"]}',
     ),
+    # Not a server bug: two publishes read together reach each subscription as a run (sub 2
+    # gets both, then the queue sub gets both), read apart they go out message by message.
+    # NATS orders per subscription only, so client_conn compares each stretch of messages as
+    # a multiset (found by client_conn's 15 s smoke run; the exact-order check failed at random).
+    (
+        "publish-run-order-across-subscriptions",
+        "client_conn",
+        b"\x18CONNECT {}\r\nSUB > 1S\nPUB a. 3\r\nabc\r\n"
+        b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'
+        b"SUB foo 2\r\nSUB foo q 2\r\nPUB foo 5\r\nhello\r\nPUB foo 0\r\n\r\n"
+        b"HPUBINFO  foo _IOBOX.x 12 14\r\nNATS/1.0\r\n\r\nhi\r\nUNSUB 1\r\nUNSUB 1 2\r\n"
+        b"PUB x 1\r\nx\r\nPUB \x1c\x1c\x1c" + b"\xff" * 70 + b"\x1c\x1cx 1\r\nx\r\nPING\r\n",
+    ),
     # Issue 9: a subject that is not UTF-8 must not break /connz?subs=detail or /subsz (also
     # found by client_conn on the tree before the hardening).
     (
