@@ -34,19 +34,19 @@ demo: venv
 	$(BIN)/python -m scoperator local -f examples/supercluster.yaml --demo
 
 test: tools
-	$(BIN)/ruff check server operator tests bench
+	$(BIN)/ruff check server operator tests bench fuzz
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
 unit: venv
 	$(BIN)/pytest -q -x tests -m "not kube and not e2e"
 
 lint: venv
-	$(BIN)/ruff check server operator tests bench
-	$(BIN)/ruff format --check server operator tests bench
+	$(BIN)/ruff check server operator tests bench fuzz
+	$(BIN)/ruff format --check server operator tests bench fuzz
 
 format: venv
-	$(BIN)/ruff format server operator tests bench
-	$(BIN)/ruff check --fix server operator tests bench
+	$(BIN)/ruff format server operator tests bench fuzz
+	$(BIN)/ruff check --fix server operator tests bench fuzz
 
 bench: venv natscli
 	$(BIN)/python -m bench.run
