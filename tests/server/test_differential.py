@@ -338,6 +338,18 @@ def test_non_utf8_subjects_are_accepted(ports) -> None:
     assert same(both(ports, scenario)) == ["MSG \ufffd\ufffd.bad 1 2", "b'hi'", "PONG"]
 
 
+def test_vertical_tab_belongs_to_the_subject(ports) -> None:
+    """nats-server splits arguments on blanks and tabs only: VT is a subject byte, not a
+    separator (Python's bytes.split() would make "foo\x0bbar 1" a queue subscription)."""
+
+    def scenario(port: int) -> list[str]:
+        with RawClient(port) as c:
+            c.connect()
+            return c.exchange(b"SUB foo\x0bbar 1\r\nPUB foo\x0bbar 2\r\nhi\r\nPING\r\n")
+
+    assert same(both(ports, scenario)) == ["MSG foo\x0bbar 1 2", "b'hi'", "PONG"]
+
+
 @pytest.mark.parametrize(
     "line",
     [b"PUB foo 99999999999\r\n", b"PUB foo reply 1234567890\r\n", b"pub foo  99999999999\r\n"],

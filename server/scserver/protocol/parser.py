@@ -158,6 +158,7 @@ _NEED_SPACE = frozenset(
 
 # A whole, well-formed client PUB line (upper-case, as every client library sends it).
 # Anything else, including lower-case or odd spacing, takes the general path below.
+_ARG_SEP = re.compile(rb"[ \t\r\n]+")
 _PUB_RE = re.compile(rb"PUB ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?(\d+)\r\n")
 
 
@@ -507,6 +508,10 @@ class Parser:
     def _control(self, line: bytes, out: list) -> None:
         """Parse one control line; message ops set ``_pending`` for their payload."""
         args = line.split()
+        if b"\x0b" in line or b"\x0c" in line:
+            # bytes.split() also splits on VT and FF; nats-server splits only on blanks, tabs
+            # and line ends, so "SUB foo\x0bbar 1" subscribes to the subject "foo\x0bbar".
+            args = [a for a in _ARG_SEP.split(line) if a]
         if not args or line[0] not in self._first_bytes:
             # nats-server treats a bare CRLF, or anything before the op (blanks, a stray CR),
             # as an unknown operation.
