@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import shutil
 import ssl
 import subprocess
 from pathlib import Path
 
 import pytest
+from tests.tools import require_binary
 
 from scoperator import certs
 
@@ -122,11 +124,7 @@ def test_python_ssl_accepts_the_pair_for_mutual_tls(tmp_path: Path) -> None:
 
 
 def test_openssl_verifies_the_chain(tmp_path: Path) -> None:
-    import shutil
-
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl CLI not installed")
+    openssl = require_binary(shutil.which("openssl"), "openssl CLI not installed")
     now = datetime.datetime.now(datetime.UTC)
     ca = certs.make_ca("CA", now, DAY)
     pair = certs.make_server_cert(ca, "east", ["east-0.example"], now, DAY)
