@@ -26,6 +26,9 @@ class InternalClient(Generic[H]):
     echo = False
     closed = False
     headers = True
+    #: Whether runs of messages may be handed over at once (``deliver_batch_internal``):
+    #: services answer per message, stream-import shadows take runs.
+    batches = False
 
     def __init__(self, server: Any, account: Any) -> None:
         self.server = server

@@ -215,7 +215,7 @@ def process_batch(
     simple = not result.qsubs
     if simple:
         for sub in psubs:
-            if sub.max or (sub.conn.kind == SYSTEM and not getattr(sub.conn, "batches", False)):
+            if sub.max or (sub.conn.kind == SYSTEM and not sub.conn.batches):
                 simple = False
                 break
     if not simple:
