@@ -9,7 +9,7 @@ CACHE ?= $(CURDIR)/.cache
 export SC_CACHE := $(CACHE)
 export PATH := $(CURDIR)/$(BIN):$(CACHE)/bin:$(PATH)
 
-.PHONY: demo test lint format bench bench-robustness fuzz venv tools natscli envtest linters crds clean unit e2e
+.PHONY: demo test lint format bench bench-robustness fuzz venv tools natscli envtest linters crds clean unit e2e mutate
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -64,6 +64,10 @@ fuzz: venv
 	  echo "== fuzz $$h for $(FUZZ_SECONDS)s"; \
 	  nice -n 19 $(BIN)/python -m fuzz $$h -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1; \
 	done
+
+# Mutation testing of the core modules (slow; not part of CI). Report: docs/mutation.md
+mutate: venv
+	bash hack/mutate.sh
 
 crds: venv
 	$(BIN)/python hack/gen-crds.py
