@@ -502,6 +502,7 @@ class Monitor:
         self.req_stats: dict[str, int] = {}
         self.runner: web.AppRunner | None = None
         self.port = 0
+        self._registry: Any = None
 
     def _json(self, path: str, build: Any) -> Any:
         async def handler(request: web.Request) -> web.Response:
@@ -519,10 +520,29 @@ class Monitor:
         status, doc = healthz(self.server, dict(request.query))
         return _respond(status, doc, request)
 
+    async def _metrics(self, request: web.Request) -> web.Response:
+        """Prometheus metrics (scserver.metrics), built from live state on each scrape."""
+        from scserver import metrics  # prometheus_client is loaded only if someone scrapes
+
+        self.req_stats["/metrics"] = self.req_stats.get("/metrics", 0) + 1
+        if self._registry is None:
+            self._registry = metrics.registry_for(self.server)
+        body, content_type = metrics.render(self._registry, request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
     async def _root(self, request: web.Request) -> web.Response:
         links = "".join(
             f'<a href="{p}">{p}</a><br/>'
-            for p in ("/varz", "/connz", "/routez", "/gatewayz", "/subsz", "/accountz", "/healthz")
+            for p in (
+                "/varz",
+                "/connz",
+                "/routez",
+                "/gatewayz",
+                "/subsz",
+                "/accountz",
+                "/healthz",
+                "/metrics",
+            )  # fmt: skip
         )
         return web.Response(
             text=f"<html><body><h3>scserver</h3>{links}</body></html>", content_type="text/html"
@@ -548,6 +568,7 @@ class Monitor:
         app = web.Application()
         app.router.add_get("/", self._root)
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
         for path, build in (
             ("/varz", lambda s, q: varz(s)),
             ("/connz", connz),

@@ -1,0 +1,353 @@
+"""``/metrics``: Prometheus metrics with prometheus-nats-exporter's names and labels.
+
+Teams already run the exporter (the NATS Helm chart puts it beside every server) and have
+dashboards and alerts on its names, so scserver serves the same families itself instead of
+needing a sidecar: ``gnatsd_varz_*``, ``gnatsd_connz_*``, ``gnatsd_routez_*``,
+``gnatsd_subsz_*``, ``gnatsd_healthz_*`` and ``gnatsd_gatewayz_*``, each labelled
+``server_id`` with the server's own ID (what the chart's ``-use_internal_server_id`` gives).
+
+The collector reads the server's live state when Prometheus scrapes, so the hot path keeps
+no extra counters: every value is something the server already tracks for ``/varz``,
+``/connz``, ``/routez`` and ``/gatewayz``. Like the exporter, every family is a gauge (the
+exporter declares them so; a Prometheus counter type would rename them with ``_total`` and
+break existing dashboards).
+
+The varz and subsz families are produced by the exporter's own rule (flatten the JSON
+document: numbers become ``<prefix>_<path>``, a few string keys become a ``value`` label,
+timestamps become epoch milliseconds), applied to the very documents ``/varz`` and ``/subsz``
+serve, so a field is named exactly as the exporter would name it. Connection-level families
+are built straight from the connection objects: formatting a full ``/connz`` document per
+scrape would cost far more than reading a few integers per connection.
+
+scserver additions (the exporter has no equivalent): ``gnatsd_routez_route_*`` per route.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.process_collector import ProcessCollector
+
+from scserver import monitor
+
+SYSTEM = "gnatsd"
+
+#: Flattened names the exporter never turns into metrics (collector.go ``skipFQN``).
+SKIP_FQN = frozenset(
+    {
+        "leaf",
+        "trusted_operators_claim",
+        "cluster_tls_timeout",
+        "cluster_cluster_port",
+        "cluster_auth_timeout",
+        "gateway_port",
+        "gateway_auth_timeout",
+        "gateway_tls_timeout",
+        "gateway_connect_retries",
+    }
+)
+#: String keys the exporter keeps: as a ``value`` label on a gauge of 1, or (timestamps) as
+#: epoch milliseconds (collector.go ``labelKeys``).
+LABEL_KEYS = frozenset(
+    {"server_id", "server_name", "version", "domain", "leader", "name", "start", "config_load_time"}
+)
+
+#: Help text for the families dashboards use most (the exporter's help is the bare name).
+HELP = {
+    "gnatsd_varz_connections": "Open client connections.",
+    "gnatsd_varz_total_connections": "Client connections accepted since the server started.",
+    "gnatsd_varz_in_msgs": "Messages received from clients, routes and gateways.",
+    "gnatsd_varz_out_msgs": "Messages sent to clients, routes and gateways.",
+    "gnatsd_varz_in_bytes": "Payload bytes received.",
+    "gnatsd_varz_out_bytes": "Payload bytes sent.",
+    "gnatsd_varz_slow_consumers": "Connections closed as slow consumers since the start.",
+    "gnatsd_varz_subscriptions": "Subscriptions in every account.",
+    "gnatsd_varz_routes": "Open route connections.",
+    "gnatsd_varz_remotes": "Open route connections (remote servers).",
+    "gnatsd_varz_mem": "Resident memory in bytes.",
+    "gnatsd_varz_cpu": "CPU percent since the previous reading.",
+    "gnatsd_varz_slow_consumer_stats_clients": "Client connections cut as slow consumers.",
+    "gnatsd_varz_slow_consumer_stats_routes": "Route connections cut as slow consumers.",
+    "gnatsd_varz_slow_consumer_stats_gateways": "Gateway connections cut as slow consumers.",
+    "gnatsd_varz_slow_consumer_stats_leafs": "Leafnode connections cut as slow consumers.",
+    "gnatsd_varz_cluster_name": "The server's cluster name (value label), always 1.",
+    "gnatsd_varz_gateway_name": "The server's gateway (supercluster member) name, always 1.",
+}
+
+_INVALID = re.compile(r"[^a-zA-Z0-9_:]")
+
+
+def fq_name(path: Iterable[str]) -> str:
+    """collector.go ``fqName``: join with ``_``, ``/`` becomes ``_``, runs of ``_`` collapse.
+    Anything else a metric name cannot hold also becomes ``_`` (never an invalid scrape)."""
+    fqn = "_".join(path).replace("/", "_").strip("_")
+    while "__" in fqn:
+        fqn = fqn.replace("__", "_")
+    return _INVALID.sub("_", fqn)
+
+
+def _epoch_ms(text: str) -> float | None:
+    """An RFC 3339 timestamp as epoch milliseconds (the exporter's ``parseDateString``)."""
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return float(int(when.timestamp() * 1000))
+
+
+def flatten(
+    doc: Mapping[str, Any], system: str, endpoint: str, server_id: str
+) -> Iterator[GaugeMetricFamily]:
+    """The exporter's generic collector (``objectToMetrics``) applied to one JSON document:
+    numbers (not booleans, which Go's JSON never decodes as numbers) become gauges, nested
+    objects recurse with their key as prefix, lists are skipped, and the string keys of
+    :data:`LABEL_KEYS` become epoch-ms gauges (timestamps) or ``value``-labelled gauges."""
+    for path, value in _leaves(doc, ()):
+        fqn = fq_name(path)
+        if fqn in SKIP_FQN or any(fq_name(path[:i]) in SKIP_FQN for i in range(1, len(path))):
+            continue
+        name = f"{system}_{endpoint}_{fqn}"
+        help_text = HELP.get(name, fqn)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float):
+            yield _gauge(name, help_text, ["server_id"], [([server_id], float(value))])
+        elif isinstance(value, str) and path[-1] in LABEL_KEYS:
+            ms = _epoch_ms(value)
+            if ms is not None:
+                yield _gauge(name, help_text, ["server_id"], [([server_id], ms)])
+            else:
+                yield _gauge(name, help_text, ["server_id", "value"], [([server_id, value], 1.0)])
+
+
+def _leaves(doc: Mapping[str, Any], prefix: tuple[str, ...]) -> Iterator[tuple[tuple, Any]]:
+    for key, value in doc.items():
+        path = (*prefix, str(key))
+        if isinstance(value, Mapping):
+            yield from _leaves(value, path)
+        elif not isinstance(value, list):
+            yield path, value
+
+
+def _gauge(
+    name: str, help_text: str, labels: list[str], samples: Iterable[tuple[list[str], float]]
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, help_text, labels=labels)
+    for values, value in samples:
+        family.add_metric(values, value)
+    return family
+
+
+# --- connection-level families ------------------------------------------------------------------
+
+
+def _pending(c: Any) -> int:
+    transport = getattr(c, "transport", None)
+    return transport.get_write_buffer_size() if transport is not None else 0
+
+
+def connz_families(server: Any) -> Iterator[GaugeMetricFamily]:
+    """The exporter's ``-connz`` summary: open client connections and their sums. The
+    exporter sums the first ``/connz`` page (1,024 connections by default); here the sums
+    cover every open client connection, so paging's ``offset``/``limit`` have no equivalent."""
+    sid = server.server_id
+    pending = subs = in_b = out_b = in_m = out_m = 0
+    conns = list(server.clients.values())
+    for c in conns:
+        pending += _pending(c)
+        subs += len(c.subs)
+        in_b += c.in_bytes
+        out_b += c.out_bytes
+        in_m += c.in_msgs
+        out_m += c.out_msgs
+    for field, help_text, value in (
+        ("num_connections", "Open client connections.", len(conns)),
+        ("total", "Open client connections (connz total).", len(conns)),
+        ("pending_bytes", "Bytes queued to clients, not yet written.", pending),
+        ("subscriptions", "Subscriptions of open client connections.", subs),
+        ("in_bytes", "Bytes received from open client connections.", in_b),
+        ("out_bytes", "Bytes sent to open client connections.", out_b),
+        ("in_msgs", "Messages received from open client connections.", in_m),
+        ("out_msgs", "Messages sent to open client connections.", out_m),
+    ):
+        yield _gauge(f"{SYSTEM}_connz_{field}", help_text, ["server_id"], [([sid], value)])
+
+
+ROUTE_LABELS = ["server_id", "rid", "remote_id", "remote_name"]
+
+
+def routez_families(server: Any) -> Iterator[GaugeMetricFamily]:
+    """``gnatsd_routez_num_routes`` (the exporter's) and, as a scserver addition, per-route
+    traffic and queue depth (labels ``rid``, ``remote_id``, ``remote_name``)."""
+    sid = server.server_id
+    routes = list(server.routes.connections()) if server.routes is not None else []
+    yield _gauge(
+        f"{SYSTEM}_routez_num_routes",
+        "Open route connections.",
+        ["server_id"],
+        [([sid], len(routes))],
+    )
+    fields = (
+        ("pending_bytes", "Bytes queued to the route, not yet written.", _pending),
+        ("in_msgs", "Messages received over the route.", lambda r: r.in_msgs),
+        ("out_msgs", "Messages sent over the route.", lambda r: r.out_msgs),
+        ("in_bytes", "Bytes received over the route.", lambda r: r.in_bytes),
+        ("out_bytes", "Bytes sent over the route.", lambda r: r.out_bytes),
+        (
+            "subscriptions",
+            "Remote subscriptions learnt over the route.",
+            lambda r: len(r.remote_subs),
+        ),
+    )
+    for field, help_text, read in fields:
+        yield _gauge(
+            f"{SYSTEM}_routez_route_{field}",
+            help_text,
+            ROUTE_LABELS,
+            (([sid, str(r.cid), r.remote_id or "", r.name or ""], read(r)) for r in routes),
+        )
+
+
+GATEWAY_LABELS = ["gateway_name", "cid", "remote_gateway_name", "server_id"]
+
+#: gatewayz.go's per-link families: suffix, help, reader(connection, now).
+GATEWAY_FIELDS: tuple[tuple[str, str, Any], ...] = (
+    ("conn_start_time_seconds", "Epoch seconds the link started.", lambda c, now: int(c.start)),
+    (
+        "conn_last_activity_seconds",
+        "Epoch seconds of the link's last activity.",
+        lambda c, now: int(c.last_activity),
+    ),
+    ("conn_uptime_seconds", "Seconds since the link started.", lambda c, now: int(now - c.start)),
+    (
+        "conn_idle_seconds",
+        "Seconds since the link's last activity.",
+        lambda c, now: int(now - c.last_activity),
+    ),
+    ("conn_rtt", "Round-trip time of the link in seconds.", lambda c, now: c.rtt),
+    ("conn_pending_bytes", "Bytes queued to the link.", lambda c, now: _pending(c)),
+    ("conn_in_msgs", "Messages received over the link.", lambda c, now: c.in_msgs),
+    ("conn_out_msgs", "Messages sent over the link.", lambda c, now: c.out_msgs),
+    ("conn_in_bytes", "Bytes received over the link.", lambda c, now: c.in_bytes),
+    ("conn_out_bytes", "Bytes sent over the link.", lambda c, now: c.out_bytes),
+    (
+        "conn_subscriptions",
+        "Subscriptions of the link.",
+        lambda c, now: len(getattr(c, "subs", {}) or {}),
+    ),
+)
+
+
+def gateway_links(manager: Any) -> dict[str, list[tuple[str, Any, bool]]]:
+    """Open gateway links by direction, as ``/gatewayz`` lists them: ``(remote name,
+    connection, configured)``; inbound links count once they have registered."""
+    out: list[tuple[str, Any, bool]] = []
+    for name, c in sorted(manager.outbound.items()):
+        if not c.closed:
+            out.append((name, c, _configured(manager, name)))
+    inbound: list[tuple[str, Any, bool]] = []
+    for c in manager.inbound.values():
+        if not c.closed and c.registered:
+            inbound.append((c.gw_name, c, _configured(manager, c.gw_name)))
+    return {"outbound_gateway": out, "inbound_gateway": inbound}
+
+
+def _configured(manager: Any, name: str) -> bool:
+    remote = manager.remotes.get(name)
+    return bool(remote and remote.configured)
+
+
+def gatewayz_families(server: Any) -> Iterator[GaugeMetricFamily]:
+    """gatewayz.go's families: ``gnatsd_gatewayz_{outbound,inbound}_gateway_*`` per link,
+    labelled with the local gateway name, the link's cid, the remote gateway name and
+    ``server_id``."""
+    manager = server.gateway
+    if manager is None:
+        return
+    sid = server.server_id
+    now = time.time()
+    for direction, links in gateway_links(manager).items():
+        prefix = f"{SYSTEM}_gatewayz_{direction}"
+        labels = [[manager.name, str(c.cid), remote, sid] for remote, c, _ in links]
+        yield _gauge(
+            f"{prefix}_configured",
+            "1 when the remote gateway is in the configuration (not only discovered).",
+            GATEWAY_LABELS,
+            ((lv, float(conf)) for lv, (_, _, conf) in zip(labels, links, strict=True)),
+        )
+        for suffix, help_text, read in GATEWAY_FIELDS:
+            yield _gauge(
+                f"{prefix}_{suffix}",
+                help_text,
+                GATEWAY_LABELS,
+                ((lv, float(read(c, now))) for lv, (_, c, _) in zip(labels, links, strict=True)),
+            )
+
+
+def healthz_families(server: Any) -> Iterator[GaugeMetricFamily]:
+    """healthz.go: ``status`` is 0 when healthy (1 otherwise); ``status_value`` is 1 when
+    healthy, labelled with the status text."""
+    sid = server.server_id
+    _code, doc = monitor.healthz(server, {})
+    ok = doc.get("status") == "ok"
+    yield _gauge(
+        f"{SYSTEM}_healthz_status",
+        "0 when /healthz is ok.",
+        ["server_id"],
+        [([sid], 0.0 if ok else 1.0)],
+    )
+    yield _gauge(
+        f"{SYSTEM}_healthz_status_value",
+        "1 when /healthz is ok, labelled with its status.",
+        ["server_id", "value"],
+        [([sid, str(doc.get("status", ""))], 1.0 if ok else 0.0)],
+    )
+
+
+class ServerCollector:
+    """A prometheus_client collector over one live server: each scrape reads current state."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Metric]:
+        server = self.server
+        sid = server.server_id
+        yield from flatten(monitor.varz(server), SYSTEM, "varz", sid)
+        yield from connz_families(server)
+        yield from routez_families(server)
+        yield from _subsz(server, sid)
+        yield from gatewayz_families(server)
+        yield from healthz_families(server)
+
+
+def _subsz(server: Any, sid: str) -> Iterator[GaugeMetricFamily]:
+    doc = monitor.subsz(server, {})
+    # The exporter's generic collector keeps server_id as a value-labelled gauge; a second
+    # copy of the ID says nothing a dashboard needs, so only the numbers are exported.
+    doc = {k: v for k, v in doc.items() if k not in ("server_id", "now")}
+    yield from flatten(doc, SYSTEM, "subsz", sid)
+
+
+def registry_for(server: Any) -> CollectorRegistry:
+    """A registry of its own per server (several servers may share one process in tests),
+    with the standard ``process_*`` families beside the server's."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ServerCollector(server))
+    ProcessCollector(registry=registry)
+    return registry
+
+
+def render(registry: CollectorRegistry, accept: str = "") -> tuple[bytes, str]:
+    """The exposition body and its content type (OpenMetrics when the scraper asks for it)."""
+    encoder, content_type = choose_encoder(accept)
+    return encoder(registry), content_type
