@@ -530,7 +530,7 @@ class ClientConnection(Connection):
         if self.gw_replies:
             routed = self._routed_reply(subject)
             if routed is not None:
-                self.server.gateway.send_routed_reply(account, routed, reply, hdr_len, msg)
+                routing.send_routed_reply(self.server, account, routed, reply, hdr_len, msg)
                 return False
         return True
 

@@ -41,7 +41,7 @@ from scserver.protocol.parser import (
     OP_RUNSUB,
     ROUTE,
 )
-from scserver.routing import GR_PREFIX, OLD_GR_PREFIX, process_msg
+from scserver.routing import GR_PREFIX, OLD_GR_PREFIX, process_msg, process_routed_reply
 from scserver.subscription import Subscription
 
 ROUTE_PROTO = 2
@@ -336,9 +336,8 @@ class RouteConnection(LinkConnection):
         if account is None:
             logger.debug("%s Unknown account %r for routed message", self.label(), acc)
             return
-        gateway = self.server.gateway
-        if gateway is not None and (subject[:5] == GR_PREFIX or subject[:4] == OLD_GR_PREFIX):
-            if gateway.handle_routed_reply(self, account, subject, reply, hdr_len, msg):
+        if subject[:5] == GR_PREFIX or subject[:4] == OLD_GR_PREFIX:
+            if process_routed_reply(self.server, self, account, subject, reply, hdr_len, msg):
                 return
         process_msg(self.server, self, account, subject, reply, hdr_len, msg, queues)
 

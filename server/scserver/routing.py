@@ -1,9 +1,15 @@
-"""Where a message goes: local subscribers, routes, gateways.
+"""Where a message goes: local subscribers, routes, gateways. The one dispatcher.
 
 The rules follow nats-server's ``processMsgResults``: plain subscribers each get a copy; each queue
 group gets exactly one copy, drawn at random (route members weighted by their remote member
 count); a message from a route is delivered only locally (one hop), and only to the queue groups
 named in its RMSG; messages enter gateways only where they entered the cluster.
+
+The gateway leg is decided here too (nats-server's ``sendMsgToGateways``): which remote clusters
+get the message (their interest, as the gateway links keep it), which queue groups they may
+still serve (not those already served here or by a faster cluster), and whether its reply is
+mapped to the routed `_GR_.` form. Routed replies (`_GR_.<cluster>.<server>.`) are steered here
+as well. Gateway code keeps only the protocol and the interest state it learned from it.
 """
 
 from __future__ import annotations
@@ -13,14 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 from scserver.connection import SYSTEM
 from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE
+from scserver.replies import (
+    GR_OFFSET,
+    GR_PREFIX,
+    OLD_GR_PREFIX,
+    InternalOrigin,
+    gw_hash,
+    is_routed,
+    old_gw_hash,
+)
 
 if TYPE_CHECKING:
     from scserver.accounts import Account
     from scserver.subscription import Subscription
-
-GR_PREFIX = b"_GR_."
-OLD_GR_PREFIX = b"$GR."
-GR_OFFSET = 19  # len("_GR_.") + 6 (cluster hash) + 1 + 6 (server hash) + 1
 
 _rand = random.random
 
@@ -170,12 +181,9 @@ def process_msg(
             c.send_msg(account, subject, reply, queues, hdr_len, msg)
         delivered = True
     if (src_kind == CLIENT or src_kind == SYSTEM) and server.gateway is not None:
-        if server.gateway.send_msg(account, subject, reply, hdr_len, msg, served):
+        if gateway_leg(server.gateway, account, subject, reply, hdr_len, msg, served):
             delivered = True
     return delivered
-
-
-__all__ = ["process_msg", "deliver", "GR_PREFIX", "GR_OFFSET", "OLD_GR_PREFIX", "GATEWAY"]
 
 
 def _frame_format(prefix: bytes, subject: bytes, middle: bytes) -> bytes:
@@ -244,4 +252,185 @@ def process_batch(
         for c in routes:
             c.send_batch(account, subject, msgs, total)
     if (src_kind == CLIENT or src_kind == SYSTEM) and server.gateway is not None:
-        server.gateway.send_batch(account, subject, msgs, total)
+        gateway_batch(server.gateway, account, subject, msgs, total)
+
+
+# --- the gateway leg ----------------------------------------------------------------------------
+
+
+def gateway_leg(
+    gw: Any,
+    account: Account,
+    subject: bytes,
+    reply: bytes | None,
+    hdr_len: int,
+    msg: bytes,
+    served: list[bytes] | None,
+) -> bool:
+    """Send a message that entered our cluster here to every interested remote cluster.
+
+    ``gw`` is the gateway manager; ``served`` names the queue groups already served (here,
+    or by a cluster earlier in RTT order), which no later cluster gets again.
+    """
+    links = gw.out_sorted
+    if not links:
+        return False
+    if is_routed(subject):
+        return _send_routed(gw, account, subject, reply, hdr_len, msg)
+    acc = account.name_b
+    sent = False
+    mapped: bytes | None = None
+    mapping_checked = False
+    for c in links:
+        if c.closed:
+            continue
+        st = c.out_accounts.get(acc)
+        if st is not None and st.ni is None and not st.nil:
+            # Interest-only (the usual mode): the peer's subscriptions decide.
+            r = st.sl.match(subject)
+            psi, qgroups = bool(r.psubs), r.qsubs
+        else:
+            psi, qgroups = c.interest(acc, subject)
+        queues: list[bytes] | None = None
+        if qgroups:
+            for group in qgroups:
+                qname = group[0].queue
+                if served is not None and qname in served:
+                    continue
+                if queues is None:
+                    queues = [qname]
+                else:
+                    queues.append(qname)
+                if served is None:
+                    served = [qname]
+                else:
+                    served.append(qname)
+        if not psi and not queues:
+            continue
+        out_reply = reply
+        if reply is not None:
+            if not mapping_checked:
+                mapping_checked = True
+                if gw.should_map_reply(account, reply):
+                    mapped = GR_PREFIX + gw.cluster_hash + b"." + gw.server_hash + b"." + reply
+                    gw.interest_barrier()
+            if mapped is not None:
+                out_reply = (
+                    mapped if c.remote_nrp else (b"$GR." + gw.old_cluster_hash + b"." + reply)
+                )
+        c.send_msg(account, subject, out_reply, queues, hdr_len, msg)
+        sent = True
+    return sent
+
+
+def gateway_batch(gw: Any, account: Account, subject: bytes, msgs: list[bytes], total: int) -> None:
+    """A run of plain messages on one subject: decide interest once per link."""
+    links = gw.out_sorted
+    if not links:
+        return
+    if is_routed(subject):
+        for m in msgs:
+            _send_routed(gw, account, subject, None, -1, m)
+        return
+    acc = account.name_b
+    targets = []
+    for c in links:
+        if c.closed:
+            continue
+        psi, qgroups = c.interest(acc, subject)
+        if qgroups:
+            # Remote queue groups are chosen per message: take the general path.
+            for m in msgs:
+                gateway_leg(gw, account, subject, None, -1, m, None)
+            return
+        if psi:
+            targets.append(c)
+    for c in targets:
+        c.send_batch(account, subject, msgs, total)
+
+
+def _send_routed(
+    gw: Any, account: Account, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes
+) -> bool:
+    """A `_GR_.` reply goes only to the cluster whose hash it names."""
+    if subject[:5] == GR_PREFIX:
+        target = subject[5:11]
+        for c in gw.out_sorted:
+            if not c.closed and gw_hash(c.gw_name) == target:
+                c.send_msg(account, subject, reply, None, hdr_len, msg)
+                return True
+    else:
+        target = subject[4:8]
+        for c in gw.out_sorted:
+            if not c.closed and old_gw_hash(c.gw_name) == target:
+                c.send_msg(account, subject, reply, None, hdr_len, msg)
+                return True
+    return False
+
+
+def send_routed_reply(
+    server: Any, account: Account, routed: bytes, reply: bytes | None, hdr_len: int, msg: bytes
+) -> None:
+    """A client answers a request that came from another cluster: send it straight back."""
+    gw = server.gateway
+    if routed[: 5 + 6] == GR_PREFIX + gw.cluster_hash:
+        # The requester is in our own cluster after all: deliver as a normal message.
+        process_routed_reply(server, None, account, routed, reply, hdr_len, msg)
+        return
+    _send_routed(gw, account, routed, reply, hdr_len, msg)
+
+
+_INTERNAL_ORIGIN = InternalOrigin()
+
+
+def process_routed_reply(
+    server: Any,
+    src: Any,
+    account: Account,
+    subject: bytes,
+    reply: bytes | None,
+    hdr_len: int,
+    msg: bytes,
+) -> bool:
+    """A `_GR_.<cluster>.<server>.<reply>` subject arrived; True when fully handled (always,
+    with gateways configured: a reply for another cluster or server is dropped or forwarded
+    to that server's route; False without gateways, where it is an ordinary subject)."""
+    gw = server.gateway
+    if gw is None:
+        return False
+    if subject[:4] == OLD_GR_PREFIX:
+        if subject[4:8] != gw.old_cluster_hash:
+            return True
+        real = subject[9:]
+    else:
+        if len(subject) <= GR_OFFSET or subject[5:11] != gw.cluster_hash:
+            return True
+        real = subject[GR_OFFSET:]
+        srv = subject[12:18]
+        if src is not None and src.kind == GATEWAY and srv != gw.server_hash:
+            routes = server.routes
+            if routes is not None:
+                for r in routes.connections():
+                    if gw_hash(r.remote_id) == srv:
+                        r.send_msg(account, subject, reply, None, hdr_len, msg)
+                        return True
+    origin = src if src is not None else _INTERNAL_ORIGIN
+    process_msg(server, origin, account, real, reply, hdr_len, msg, None, any_queue=True)
+    if real[:4] != b"_R_.":
+        gateway_leg(gw, account, real, reply, hdr_len, msg, None)
+    return True
+
+
+__all__ = [
+    "GATEWAY",
+    "GR_OFFSET",
+    "GR_PREFIX",
+    "OLD_GR_PREFIX",
+    "deliver",
+    "gateway_batch",
+    "gateway_leg",
+    "process_batch",
+    "process_msg",
+    "process_routed_reply",
+    "send_routed_reply",
+]

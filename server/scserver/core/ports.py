@@ -89,15 +89,13 @@ class AccountDirectory(Protocol):
 @runtime_checkable
 class ClientServices(ServerContext, InterestListener, AccountDirectory, Protocol):
     """What a client connection uses: login (auth, TLS identity, permissions), the client
-    registry and INFO, and, for replies that crossed a gateway, the gateway manager."""
+    registry and INFO. (Replies that crossed a gateway are steered by ``scserver.routing``.)"""
 
     auth: Authenticator
     auth_failures: int
     clients: dict[int, ClientConnection]
     lame_duck: bool
     tls: TLSContexts
-    #: scserver.gateway.GatewayManager or None (reply mapping; review move 7 moves it out).
-    gateway: Any
 
     def compile_permissions(self, user: User | None) -> Any: ...
 

@@ -38,7 +38,7 @@ from scserver.protocol.parser import (
     OP_RSUB,
     OP_RUNSUB,
 )
-from scserver.routing import GR_PREFIX, OLD_GR_PREFIX, process_msg
+from scserver.routing import GR_PREFIX, OLD_GR_PREFIX, process_msg, process_routed_reply
 from scserver.subjects import subject_matches
 from scserver.subscription import Subscription
 
@@ -409,7 +409,7 @@ class GatewayConnection(LinkConnection):
         if subject[0] in ROUTED_FIRST and (
             subject[:5] == GR_PREFIX or subject[:4] == OLD_GR_PREFIX
         ):
-            if manager.handle_routed_reply(self, account, subject, reply, hdr_len, msg):
+            if process_routed_reply(self.server, self, account, subject, reply, hdr_len, msg):
                 return
         if manager.optimistic_inbound:
             ia = self.in_accounts.get(acc)

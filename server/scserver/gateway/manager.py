@@ -1,6 +1,9 @@
 """The gateway manager: listener and dialling (configured, implicit and gossiped remotes),
-registration of links, interest propagation to peers, sending messages and routed replies,
-interest barriers, and reload."""
+registration of links, interest propagation to peers, interest barriers, and reload.
+
+Where a message goes (which clusters, which queue groups, mapped replies) is decided by the
+dispatcher, ``scserver.routing``; it reads ``out_sorted``, the hashes and ``should_map_reply``
+here."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from scserver.gateway.interest import (
     TRANSITIONING,
     InAccount,
 )
-from scserver.gateway.replies import ROUTED_FIRST, InternalOrigin, gw_hash, old_gw_hash
+from scserver.gateway.replies import gw_hash, old_gw_hash
 from scserver.gossip_limits import GatewayUrls, UrlBudget
 from scserver.link import connect_line, parse_url
 from scserver.log import logger
@@ -35,7 +38,6 @@ from scserver.protocol.parser import (
     GATEWAY,
 )
 from scserver.recent_subs import RecentSubs
-from scserver.routing import GR_OFFSET, GR_PREFIX, OLD_GR_PREFIX, process_msg
 from scserver.subjects import subject_matches
 
 # Longest we hold gateway output for an interest barrier (GatewayManager.interest_barrier).
@@ -567,75 +569,11 @@ class GatewayManager:
             recent = self.recent_subs[account] = RecentSubs(RECENT_SUB_WINDOW)
         recent.note(subject)
 
-    def _should_map_reply(self, account: Any, reply: bytes) -> bool:
+    def should_map_reply(self, account: Any, reply: bytes) -> bool:
         recent = self.recent_subs.get(account)
         return recent is not None and recent.matches(reply)
 
-    # --- sending messages on outbound links -------------------------------------------------
-
-    def send_msg(
-        self,
-        account: Any,
-        subject: bytes,
-        reply: bytes | None,
-        hdr_len: int,
-        msg: bytes,
-        served: list[bytes] | None,
-    ) -> bool:
-        """Send a message that entered our cluster here to every interested remote cluster."""
-        links = self.out_sorted
-        if not links:
-            return False
-        if subject[0] in ROUTED_FIRST and (
-            subject[:5] == GR_PREFIX or subject[:4] == OLD_GR_PREFIX
-        ):
-            return self._send_routed(account, subject, reply, hdr_len, msg)
-        acc = account.name_b
-        sent = False
-        mapped: bytes | None = None
-        mapping_checked = False
-        for c in links:
-            if c.closed:
-                continue
-            st = c.out_accounts.get(acc)
-            if st is not None and st.ni is None and not st.nil:
-                # Interest-only (the usual mode): the peer's subscriptions decide.
-                r = st.sl.match(subject)
-                psi, qgroups = bool(r.psubs), r.qsubs
-            else:
-                psi, qgroups = c.interest(acc, subject)
-            queues: list[bytes] | None = None
-            if qgroups:
-                for group in qgroups:
-                    qname = group[0].queue
-                    if served is not None and qname in served:
-                        continue
-                    if queues is None:
-                        queues = [qname]
-                    else:
-                        queues.append(qname)
-                    if served is None:
-                        served = [qname]
-                    else:
-                        served.append(qname)
-            if not psi and not queues:
-                continue
-            out_reply = reply
-            if reply is not None:
-                if not mapping_checked:
-                    mapping_checked = True
-                    if self._should_map_reply(account, reply):
-                        mapped = (
-                            GR_PREFIX + self.cluster_hash + b"." + self.server_hash + b"." + reply
-                        )
-                        self.interest_barrier()
-                if mapped is not None:
-                    out_reply = (
-                        mapped if c.remote_nrp else (b"$GR." + self.old_cluster_hash + b"." + reply)
-                    )
-            c.send_msg(account, subject, out_reply, queues, hdr_len, msg)
-            sent = True
-        return sent
+    # --- the interest barrier (routing.gateway_leg raises it for mapped replies) ---------
 
     def interest_barrier(self) -> None:
         """Hold outbound gateway bytes until route peers that cannot route a `_GR_.` reply
@@ -677,87 +615,6 @@ class GatewayManager:
         held, self.held = self.held, set()
         for c in held:
             c.kick()
-
-    def send_batch(self, account: Any, subject: bytes, msgs: list[bytes], total: int) -> None:
-        """A run of plain messages on one subject: decide interest once per link."""
-        links = self.out_sorted
-        if not links:
-            return
-        if subject[0] in ROUTED_FIRST and (
-            subject[:5] == GR_PREFIX or subject[:4] == OLD_GR_PREFIX
-        ):
-            for m in msgs:
-                self._send_routed(account, subject, None, -1, m)
-            return
-        acc = account.name_b
-        targets = []
-        for c in links:
-            if c.closed:
-                continue
-            psi, qgroups = c.interest(acc, subject)
-            if qgroups:
-                # Remote queue groups are chosen per message: take the general path.
-                for m in msgs:
-                    self.send_msg(account, subject, None, -1, m, None)
-                return
-            if psi:
-                targets.append(c)
-        for c in targets:
-            c.send_batch(account, subject, msgs, total)
-
-    def _send_routed(
-        self, account: Any, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes
-    ) -> bool:
-        """A `_GR_.` reply goes only to the cluster whose hash it names."""
-        if subject[:5] == GR_PREFIX:
-            target = subject[5:11]
-            for c in self.out_sorted:
-                if not c.closed and gw_hash(c.gw_name) == target:
-                    c.send_msg(account, subject, reply, None, hdr_len, msg)
-                    return True
-        else:
-            target = subject[4:8]
-            for c in self.out_sorted:
-                if not c.closed and old_gw_hash(c.gw_name) == target:
-                    c.send_msg(account, subject, reply, None, hdr_len, msg)
-                    return True
-        return False
-
-    def send_routed_reply(
-        self, account: Any, routed: bytes, reply: bytes | None, hdr_len: int, msg: bytes
-    ) -> None:
-        """A client answers a request that came from another cluster: send it straight back."""
-        if routed[: 5 + 6] == GR_PREFIX + self.cluster_hash:
-            # The requester is in our own cluster after all: deliver as a normal message.
-            self.handle_routed_reply(None, account, routed, reply, hdr_len, msg)
-            return
-        self._send_routed(account, routed, reply, hdr_len, msg)
-
-    def handle_routed_reply(
-        self, src: Any, account: Any, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes
-    ) -> bool:
-        """A `_GR_.<cluster>.<server>.<reply>` subject arrived; True when fully handled."""
-        if subject[:4] == OLD_GR_PREFIX:
-            if subject[4:8] != self.old_cluster_hash:
-                return True
-            real = subject[9:]
-        else:
-            if len(subject) <= GR_OFFSET or subject[5:11] != self.cluster_hash:
-                return True
-            real = subject[GR_OFFSET:]
-            srv = subject[12:18]
-            if src is not None and src.kind == GATEWAY and srv != self.server_hash:
-                routes = self.server.routes
-                if routes is not None:
-                    for r in routes.connections():
-                        if gw_hash(r.remote_id) == srv:
-                            r.send_msg(account, subject, reply, None, hdr_len, msg)
-                            return True
-        origin = src if src is not None else InternalOrigin()
-        process_msg(self.server, origin, account, real, reply, hdr_len, msg, None, any_queue=True)
-        if real[:4] != b"_R_.":
-            self.send_msg(account, real, reply, hdr_len, msg, None)
-        return True
 
     # --- reload --------------------------------------------------------------------------------
 
