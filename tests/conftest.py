@@ -1,4 +1,10 @@
-"""Project-wide pytest setup: the real Kubernetes control plane fixtures (`kube`, `namespace`)
-are available to every tier that needs them (operator, delivery)."""
+"""Project-wide pytest setup.
 
-pytest_plugins = ["tests.kube.fixtures"]
+* ``tests.kube.fixtures``: the real Kubernetes control plane fixtures (``kube``, ``namespace``)
+  for every tier that needs them (operator, delivery).
+* ``tests.skip_rule``: under CI a skip or xfail not allow-listed in ``tests/skip_allowlist.py``
+  fails the run.
+* ``pytester``: for the tests of that rule (``tests/test_skip_rule.py``).
+"""
+
+pytest_plugins = ["tests.kube.fixtures", "tests.skip_rule", "pytester"]

@@ -10,7 +10,10 @@ benchmark harness (``bench/``) reuses :class:`ServerProcess` too.
   when an HTTP port is given), capture its output to a log file, stop it (SIGTERM, then SIGKILL).
 * :func:`nats_server_binary`, :func:`scserver_command`, :func:`natscli_binary` — locate the real
   Go ``nats-server``, our ``scserver`` and the Go ``nats`` CLI.
-* :func:`require_binary` — skip a test when a binary is missing, but fail when ``CI=true``.
+* :func:`in_ci` — the one definition of "running under CI" (``CI`` is ``true``, ``1`` or ``yes``).
+* :func:`require_binary` / :func:`skip_or_fail` — skip a test when something it needs is missing,
+  but fail under CI. The only skips CI accepts are listed in ``tests/skip_allowlist.py``
+  (enforced by ``tests/skip_rule.py``).
 """
 
 from __future__ import annotations
@@ -244,7 +247,12 @@ def natscli_binary() -> Path | None:
 
 
 def in_ci() -> bool:
-    """True when running under CI (``CI=true``), where missing tools are failures, not skips."""
+    """True when running under CI, where missing tools are failures, not skips.
+
+    The one definition used everywhere (fixtures, helpers, the skip rule): ``CI`` set to
+    ``true``, ``1`` or ``yes`` (any case). ``.ci/run`` exports ``CI=true``; hosted CI systems
+    set ``CI=true`` too.
+    """
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
@@ -262,10 +270,17 @@ def require_binary(path: str | Path | Sequence[str] | None, reason: str) -> Any:
         ok = _executable(first) or shutil.which(str(first)) is not None
     if ok:
         return path
-    _skip_or_fail(reason)
+    skip_or_fail(reason)
 
 
-def _skip_or_fail(reason: str) -> NoReturn:
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the current test with ``reason`` outside CI; under CI fail it, naming the reason.
+
+    Every test that cannot run here for want of a tool, a module or a service calls this (or
+    :func:`require_binary`), never ``pytest.skip``/``pytest.importorskip`` directly. The few skips
+    CI accepts are allow-listed in ``tests/skip_allowlist.py`` and raised by
+    ``tests.skip_rule.allowed_skip`` instead.
+    """
     import pytest  # only tests call this
 
     if in_ci():

@@ -138,7 +138,8 @@ def test_namespaced_watch_gets_roles_per_namespace() -> None:
 
 def test_operator_arguments_parse() -> None:
     """The rendered args are accepted by `scoperator run`'s own parser."""
-    handlers = pytest.importorskip("scoperator.handlers")
+    import scoperator.handlers as handlers
+
     docs = template(
         {"operator.watchNamespaces": ["a", "b"], "operator.logLevel": "debug",
          "operator.clusterDomain": "k8s.example"}

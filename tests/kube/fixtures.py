@@ -2,8 +2,8 @@
 ``pytest_plugins = ["tests.kube.fixtures"]`` in the root conftest).
 
 - ``kube`` (session): a started :class:`KubeControlPlane` — ``.kubeconfig``, ``.api_client()``,
-  ``.env()``, ``.token``, ``.server``. Skips when the binaries are missing, fails instead when
-  ``CI=true``.
+  ``.env()``, ``.token``, ``.server``. Skips when the binaries are missing, fails instead under
+  CI (:func:`tests.tools.in_ci`).
 - ``namespace`` (function): name of a fresh namespace, deleted after the test.
 - ``kube_client`` (function): a ``kubernetes.client.ApiClient``, closed after the test.
 
@@ -20,17 +20,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 from tests.kube.apiserver import BinariesMissing, KubeControlPlane
+from tests.tools import skip_or_fail
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
 KUBE_FIXTURES = frozenset({"kube", "namespace", "kube_client"})
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: not skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -57,7 +52,7 @@ def kube() -> Iterator[KubeControlPlane]:
         try:
             plane.start()
         except BinariesMissing as e:
-            _missing(str(e))
+            skip_or_fail(str(e))
         _shared = plane
     _users += 1
     try:

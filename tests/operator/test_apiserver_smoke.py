@@ -11,6 +11,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 from tests.kube.apiserver import BinariesMissing, KubeControlPlane
+from tests.tools import skip_or_fail
 
 pytestmark = pytest.mark.kube
 
@@ -60,7 +61,7 @@ def _tool(kube: KubeControlPlane, name: str) -> str:
     try:
         return str(kube.binary(name))
     except BinariesMissing as e:
-        pytest.skip(str(e))
+        skip_or_fail(str(e))
 
 
 def _run(kube: KubeControlPlane, *args: str) -> str:

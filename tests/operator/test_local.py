@@ -1,13 +1,11 @@
 """`scoperator local`: the rendered supercluster as real server processes on loopback.
 
-The real Go nats-server runs the configs here (scserver's gateways are still being written); the
-scserver variant runs as soon as `scserver.gateway` exists.
+Both the real Go nats-server and scserver run the configs here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
 import subprocess
@@ -223,17 +221,9 @@ def test_missing_supercluster_is_a_clean_error(tmp_path: Path) -> None:
     assert "0 SuperClusters" in proc.stderr
 
 
-def scserver_has_gateways() -> bool:
-    try:
-        return importlib.util.find_spec("scserver.gateway") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def test_make_demo_with_scserver() -> None:
     """`make demo` exactly (default server command: scserver)."""
-    if scserver_command() is None or not scserver_has_gateways():
-        pytest.skip("scserver has no gateway support yet (scserver.gateway missing)")
+    require_binary(scserver_command(), "scserver command (pip install -e .)")
     proc = subprocess.run(
         scoperator("local", "-f", str(EXAMPLES / "supercluster.yaml"), "--demo"),
         capture_output=True,

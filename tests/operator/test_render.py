@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import copy
 import datetime
-import importlib.util
 import io
 import os
 import re
@@ -401,18 +400,9 @@ def test_nats_server_accepts_every_config(example: str, tmp_path: Path) -> None:
         assert "is valid" in out
 
 
-def scserver_cli_available() -> bool:
-    try:
-        return importlib.util.find_spec("scserver.cli") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 @pytest.mark.parametrize("example", example_names())
 def test_scserver_accepts_every_config(example: str, tmp_path: Path) -> None:
-    command = scserver_command()
-    if command is None or not scserver_cli_available():
-        pytest.skip("scserver CLI not available yet")
+    command = require_binary(scserver_command(), "scserver command (pip install -e .)")
     env = scserver_env()
     for label, files, extra in all_units(example):
         check_config(command, tmp_path / label, files, {**env, **extra})
