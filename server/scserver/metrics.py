@@ -33,7 +33,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.process_collector import ProcessCollector
 
 from scserver import monitor
 
@@ -339,11 +338,13 @@ def _subsz(server: Any, sid: str) -> Iterator[GaugeMetricFamily]:
 
 
 def registry_for(server: Any) -> CollectorRegistry:
-    """A registry of its own per server (several servers may share one process in tests),
-    with the standard ``process_*`` families beside the server's."""
+    """A registry of its own per server (several servers may share one process in tests).
+
+    prometheus_client's ``process_*`` collector is left out on purpose: it lists
+    ``/proc/self/fd`` on every scrape, which with thousands of connections cost more than all
+    the server's families together; ``gnatsd_varz_mem`` and ``gnatsd_varz_cpu`` cover it."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServerCollector(server))
-    ProcessCollector(registry=registry)
     return registry
 
 
