@@ -1,0 +1,133 @@
+"""A steady request stream inside the cluster, with nats-py's own reconnect behaviour.
+
+Run in a pod (the project image's Python with nats-py on PYTHONPATH):
+
+    python reqstream.py replier   --servers nats://east:4222,nats://west:4222 --stats FILE
+    python reqstream.py requester --servers nats://west:4222,nats://east:4222 --stats FILE
+
+The replier answers ``e2e.stream`` requests with ``re:<payload>``; the requester sends one request
+at a time (``--interval`` apart, ``--timeout`` each) and checks every answer. Both rewrite FILE
+(atomically) twice a second with their counts, so the test reads where the stream stands with
+``kubectl exec ... cat FILE``: ``ok``, ``failed`` (timeouts, no responders, wrong answers, by
+kind in ``errors``), ``disconnects``/``reconnects`` (nats-py's callbacks) and ``connected_url``.
+nats-py is used with its defaults for reconnecting (server pool, buffered publishes while
+disconnected), so a failed request here is one a nats-py application would see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+import nats
+from nats.errors import NoRespondersError, TimeoutError
+
+SUBJECT = "e2e.stream"
+
+
+class Stats:
+    """Counts written to a JSON file, the test's window into the stream."""
+
+    def __init__(self, role: str, path: str) -> None:
+        self.path = path
+        self.doc: dict[str, Any] = {
+            "role": role,
+            "ok": 0,
+            "failed": 0,
+            "errors": {},
+            "disconnects": 0,
+            "reconnects": 0,
+            "connected_url": "",
+            "last_error": "",
+            "started": time.time(),
+        }
+
+    def error(self, kind: str, detail: str) -> None:
+        self.doc["failed"] += 1
+        self.doc["errors"][kind] = self.doc["errors"].get(kind, 0) + 1
+        self.doc["last_error"] = f"{time.strftime('%H:%M:%S')} {kind}: {detail}"[:300]
+
+    def write(self) -> None:
+        self.doc["ts"] = time.time()
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(self.doc, fh)
+        os.replace(tmp, self.path)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("role", choices=["replier", "requester"])
+    ap.add_argument("--servers", required=True)
+    ap.add_argument("--stats", required=True)
+    ap.add_argument("--interval", type=float, default=0.05)
+    ap.add_argument("--timeout", type=float, default=5.0)
+    args = ap.parse_args()
+    stats = Stats(args.role, args.stats)
+
+    async def disconnected() -> None:
+        stats.doc["disconnects"] += 1
+
+    async def reconnected() -> None:
+        stats.doc["reconnects"] += 1
+        stats.doc["connected_url"] = str(nc.connected_url.netloc if nc.connected_url else "")
+
+    async def error(exc: Exception) -> None:
+        stats.doc["last_error"] = f"{time.strftime('%H:%M:%S')} error_cb: {exc!r}"[:300]
+
+    nc = await nats.connect(
+        servers=args.servers.split(","),
+        name=f"e2e-{args.role}",
+        dont_randomize=True,
+        max_reconnect_attempts=-1,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
+        error_cb=error,
+    )
+    stats.doc["connected_url"] = str(nc.connected_url.netloc if nc.connected_url else "")
+
+    async def writer() -> None:
+        while True:
+            stats.write()
+            await asyncio.sleep(0.5)
+
+    asyncio.get_running_loop().create_task(writer())
+
+    if args.role == "replier":
+
+        async def answer(msg: Any) -> None:
+            await msg.respond(b"re:" + msg.data)
+            stats.doc["ok"] += 1
+
+        await nc.subscribe(SUBJECT, cb=answer)
+        await nc.flush()
+        stats.doc["subscribed"] = True
+        while True:
+            await asyncio.sleep(3600)
+
+    n = 0
+    while True:
+        n += 1
+        payload = str(n).encode()
+        try:
+            reply = await nc.request(SUBJECT, payload, timeout=args.timeout)
+        except TimeoutError:
+            stats.error("timeout", f"request {n}")
+        except NoRespondersError:
+            stats.error("no_responders", f"request {n}")
+        except Exception as exc:  # noqa: BLE001 - every other failure is counted by its type
+            stats.error(type(exc).__name__, f"request {n}: {exc!r}")
+        else:
+            if reply.data == b"re:" + payload:
+                stats.doc["ok"] += 1
+            else:
+                stats.error("wrong_answer", f"request {n}: {reply.data[:60]!r}")
+        await asyncio.sleep(args.interval)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
