@@ -1,0 +1,184 @@
+"""Exactly-once delivery with plain and queue subscribers on one subject, counted per message.
+
+One subject, many kinds of subscriber spread over a supercluster of three clusters (A: three
+servers, B: two, C: one), so that a publisher's server forwards each message over routes with a
+*queue list* (``RMSG <acc> <subj> + <reply> q1 q2 <size>`` / ``RMSG <acc> <subj> | q1 <size>``,
+and the ``HMSG`` forms) and over gateways with the queue groups it did not serve:
+
+* ``plain``: one plain subscriber on every server, and a second plain subscription on A2's
+  connection (a connection gets a message once per matching subscription);
+* ``local``: queue members on A2, A3, B1 and C1 (every cluster has one: the publisher's cluster
+  takes every message);
+* ``remote``: members on B1, B2 and C1 only (from A: one of B and C takes each message; from B
+  or C: that cluster takes them all);
+* ``pair``: two members on A2 (two connections) and one on A3; ``solo``: one member on A3;
+  ``both``: one member on A2, so A2's RMSG names up to three queues at once.
+
+Every message carries an id; a third are plain publishes, a third have a reply subject, a third
+headers and a reply. After the batch the publisher sends an end marker, then every subscriber
+connection sends one too, so a duplicate relayed by any server before it saw the markers would
+have arrived before them. Then: every plain subscription has every id exactly once, every queue
+group has every id exactly once over all its members in the whole supercluster. Run on scserver
+only, on a mix of scserver and nats-server (in one cluster too), and on nats-server only (the
+reference: the same assertions must hold there).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+from nats.aio.client import Client
+from tests.cluster.helpers import Inbox, close_all, connect, eventually, reach, sentinel, unique
+from tests.cluster.topology import GO, SC, Topology, running
+
+LAYOUTS = {
+    "scserver": {"A": [SC, SC, SC], "B": [SC, SC], "C": [SC]},
+    "mixed": {"A": [SC, GO, SC], "B": [GO, SC], "C": [GO]},
+    "nats-server": {"A": [GO, GO, GO], "B": [GO, GO], "C": [GO]},
+}
+
+#: queue group -> the servers its members are on (one connection per member)
+QUEUES: dict[str, list[str]] = {
+    "local": ["A2", "A3", "B1", "C1"],
+    "remote": ["B1", "B2", "C1"],
+    "pair": ["A2", "A2", "A3"],
+    "solo": ["A3"],
+    "both": ["A2"],
+}
+N = 60
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(name, marks=[pytest.mark.nats_server] if name != "scserver" else [])
+        for name in LAYOUTS
+    ],
+)
+def topo(request: pytest.FixtureRequest):
+    with running(LAYOUTS[request.param]) as t:
+        yield t
+
+
+@dataclass
+class Member:
+    """One subscriber connection: its subscriptions' inboxes and its end-marker inbox."""
+
+    server: str
+    nc: Client
+    boxes: list[Inbox]
+    done: Inbox
+
+
+class Layout:
+    """Every subscriber of the scenario, on one subject."""
+
+    def __init__(self, topo: Topology) -> None:
+        self.topo = topo
+        self.subject = unique("once")
+        self.done_subject = unique("done")
+        self.plain: list[Member] = []
+        self.queues: dict[str, list[Member]] = {q: [] for q in QUEUES}
+
+    @property
+    def members(self) -> list[Member]:
+        return self.plain + [m for ms in self.queues.values() for m in ms]
+
+    async def _member(self, server: str, queue: str = "", extra_plain: bool = False) -> Member:
+        nc = await connect(self.topo.node(server).url)
+        boxes = []
+        for _ in range(2 if extra_plain else 1):
+            box = Inbox(f"{server}/{queue or 'plain'}")
+            await nc.subscribe(self.subject, queue=queue, cb=box.cb)
+            boxes.append(box)
+        done = Inbox(f"{server}/done")
+        await nc.subscribe(self.done_subject, cb=done.cb)
+        return Member(server, nc, boxes, done)
+
+    async def start(self) -> list:
+        for node in self.topo.nodes:
+            self.plain.append(await self._member(node.name, extra_plain=node.name == "A2"))
+        for q, where in QUEUES.items():
+            for server in where:
+                self.queues[q].append(await self._member(server, queue=q))
+        return [await sentinel(m.nc) for m in self.members]
+
+    async def close(self) -> None:
+        await close_all(*(m.nc for m in self.members))
+
+    async def end_markers(self, pub: Client) -> None:
+        """The publisher's marker, then one from every subscriber connection, reach everyone."""
+        await pub.publish(self.done_subject, b"pub")
+        await pub.flush()
+        members = self.members
+        try:
+            await eventually(lambda: all(m.done.count(b"pub") for m in members), 15)
+            for i, m in enumerate(members):
+                await m.nc.publish(self.done_subject, f"m{i}".encode())
+                await m.nc.flush()
+            await eventually(lambda: all(len(m.done.msgs) == 1 + len(members) for m in members), 15)
+        except TimeoutError:
+            got = {m.done.label: len(m.done.msgs) for m in members}
+            raise AssertionError(f"end markers missing: {got}\n{self.topo.logs()}") from None
+
+
+def ids(boxes: list[Inbox]) -> Counter[str]:
+    return Counter(m.data.decode() for b in boxes for m in b.msgs)
+
+
+async def publish_batch(pub: Client, subject: str) -> list[str]:
+    """N messages: plain, with a reply subject, with headers and a reply (in turn)."""
+    sent = []
+    for i in range(N):
+        mid = f"m-{i}"
+        if i % 3 == 0:
+            await pub.publish(subject, mid.encode())
+        elif i % 3 == 1:
+            await pub.publish(subject, mid.encode(), reply=f"r.{i}")
+        else:
+            await pub.publish(subject, mid.encode(), reply=f"r.{i}", headers={"Id": mid})
+        sent.append(mid)
+    await pub.flush()
+    return sent
+
+
+@pytest.mark.parametrize("origin", ["A1", "B2", "C1"])
+async def test_each_plain_subscription_and_each_queue_group_gets_each_message_once(
+    topo: Topology, origin: str
+) -> None:
+    layout = Layout(topo)
+    pub = await connect(topo.node(origin).url)
+    try:
+        await reach(pub, await layout.start())
+        sent = await publish_batch(pub, layout.subject)
+        await layout.end_markers(pub)
+        want = Counter(sent)
+        for m in layout.plain:
+            for box in m.boxes:
+                assert ids([box]) == want, f"plain subscription on {m.server}: {ids([box])}"
+        home = topo.node(origin).cluster
+        for q, members in layout.queues.items():
+            got = ids([b for m in members for b in m.boxes])
+            extra = got - want
+            missing = want - got
+            assert not extra and not missing, (
+                f"queue group {q!r} from {origin}: duplicates {dict(extra)}, "
+                f"missing {sorted(missing)}"
+            )
+            per_cluster = Counter(
+                topo.node(m.server).cluster for m in members for b in m.boxes for _ in b.msgs
+            )
+            if any(topo.node(s).cluster == home for s in QUEUES[q]):
+                # a cluster with members of the group takes all its messages
+                assert per_cluster == Counter({home: N}), (q, dict(per_cluster))
+        # headers and replies crossed with the messages
+        for m in layout.plain:
+            for msg in m.boxes[0].msgs:
+                i = int(msg.data.decode().split("-")[1])
+                assert msg.reply == ("" if i % 3 == 0 else f"r.{i}"), (m.server, msg.reply)
+                assert (msg.headers or {}).get("Id") == (msg.data.decode() if i % 3 == 2 else None)
+    finally:
+        await close_all(pub)
+        await layout.close()
