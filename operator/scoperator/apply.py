@@ -40,17 +40,29 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from scoperator.config_merge import ConfigMergeError, check_config
+from scoperator.knobs import KnobError
 from scoperator.kube import FIELD_MANAGER, KubeClient, KubeError
 from scoperator.models import API_VERSION, GROUP, Cluster, SuperCluster
-from scoperator.naming import LABEL_SUPERCLUSTER, KubeTarget, Topology, TopologyError
+from scoperator.naming import CONFIG_FILE, LABEL_SUPERCLUSTER, KubeTarget, Topology, TopologyError
 from scoperator.pki import PkiResult, ensure_pki
-from scoperator.render import render_supercluster, required_refs
+from scoperator.render import render_member, required_refs
 from scoperator.secrets import MissingSecretError, secret_refs
+from scoperator.toolbox import render_toolbox
 
 log = logging.getLogger(__name__)
 
 # Kinds render produces and that we prune when no longer wanted.
-CHILD_KINDS = ("ConfigMap", "Secret", "Service", "PodDisruptionBudget", "StatefulSet")
+CHILD_KINDS = (
+    "ConfigMap",
+    "Secret",
+    "Service",
+    "PodDisruptionBudget",
+    "StatefulSet",
+    "Deployment",  # the toolbox (owned by the SuperCluster)
+    "PodMonitor",  # optional kind: its CRD may be absent (prune skips it then)
+)
+OPTIONAL_KINDS = ("PodMonitor",)
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=scoperator"
 APPLY_CONCURRENCY = 16
 # Children whose data the servers load as files (server config, credentials include).
@@ -66,6 +78,11 @@ DUPLICATE_GATEWAY_NAME = "DuplicateGatewayName"
 SECRET_MISSING = "SecretMissing"
 APPLY_FAILED = "ApplyFailed"
 MEMBER_PROBLEMS = "MemberProblems"
+TOOLBOX_FAILED = "ToolboxFailed"
+# The PodMonitor condition (only present while a PodMonitor is wanted).
+MONITORING_READY = "MonitoringReady"
+PODMONITOR_APPLIED = "PodMonitorApplied"
+PODMONITOR_CRD_MISSING = "PodMonitorCRDMissing"
 
 
 @dataclass
@@ -95,6 +112,9 @@ class Report:
     pruned: int = 0
     config_applied: dict[str, str] = field(default_factory=dict)  # cluster -> latest stamp
     pki: PkiResult | None = None
+    # cluster -> MonitoringReady condition, for members that want a PodMonitor
+    monitoring: dict[str, dict[str, Any]] = field(default_factory=dict)
+    toolbox_error: str | None = None
 
 
 def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
@@ -373,7 +393,7 @@ async def reconcile_supercluster(
 
     secrets = await read_secrets(client, namespace, supercluster, topology)
     try:
-        rendered = render_supercluster(supercluster, models, secrets, cluster_domain=cluster_domain)
+        rendered, refused = _render_members(topology, secrets)
     except MissingSecretError as exc:
         refs = ", ".join(f"{r.name}/{r.key}" for r in exc.missing)
         msg = (
@@ -389,37 +409,58 @@ async def reconcile_supercluster(
         return report
 
     sem = asyncio.Semaphore(APPLY_CONCURRENCY)
+    applying = [(body, model) for body, model in members if model.name not in refused]
     results = await asyncio.gather(
         *(
             _apply_member(client, cache, sem, body, rendered[model.name], report)
-            for body, model in members
+            for body, model in applying
         )
     )
-    for (body, model), error in zip(members, results, strict=True):
+    for body, model in members:
+        gen = _generation(body)
+        cert = _split(pki.cluster_status.get(model.name, {}))
+        if model.name in refused:
+            # Nothing of this member was applied: its servers keep the previous config.
+            reason, message = refused[model.name]
+            report.clusters[model.name] = Outcome(False, reason, message, gen, **cert)
+    for (body, model), error in zip(applying, results, strict=True):
         gen = _generation(body)
         extra = _member_status(topology, model)
         if model.name in report.config_applied:
             extra["configAppliedTime"] = report.config_applied[model.name]
         cert = _split(pki.cluster_status.get(model.name, {}))
         extra.update(cert["status"])
+        conditions = list(cert["conditions"])
+        if model.name in report.monitoring:
+            conditions.append(report.monitoring[model.name])
         if error is None:
             report.clusters[model.name] = Outcome(
                 True, APPLIED, "desired objects applied", gen, status=extra,
-                conditions=cert["conditions"],
+                conditions=conditions,
             )  # fmt: skip
         else:
             report.clusters[model.name] = Outcome(
                 False, APPLY_FAILED, error, gen, retry=True, **cert
             )
 
-    desired = {_key(obj) for body, model in members for obj in rendered[model.name]}
+    toolbox = render_toolbox(topology, secrets)
+    if toolbox:
+        report.toolbox_error = await _apply_objects(client, cache, sem, sc_body, toolbox, report)
+    desired = {_key(obj) for body, model in members for obj in rendered.get(model.name, [])}
+    desired |= {_key(obj) for obj in toolbox}
     desired |= pki.owned_keys
-    member_uids = {body["metadata"]["uid"] for body, _ in members}
+    # A refused member keeps every object it has (its uid is left out: nothing is pruned).
+    member_uids = {body["metadata"]["uid"] for body, m in members if m.name not in refused}
+    member_uids.add(sc_body["metadata"]["uid"])
     report.pruned = await prune(client, cache, namespace, name, desired, member_uids)
 
     failed = sorted(n for n, o in report.clusters.items() if not o.ok)
     total = len(report.clusters)
-    if failed:
+    if report.toolbox_error:
+        report.outcome = Outcome(
+            False, TOOLBOX_FAILED, report.toolbox_error, sc_gen, retry=True, **_split(sc_extra)
+        )
+    elif failed:
         report.outcome = Outcome(
             False,
             MEMBER_PROBLEMS,
@@ -434,6 +475,76 @@ async def reconcile_supercluster(
             True, APPLIED, f"{total}/{total} Clusters applied", sc_gen, **_split(sc_extra)
         )
     return report
+
+
+def _render_members(
+    topology: Topology, secrets: dict[str, dict[str, str]]
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, tuple[str, str]]]:
+    """Objects per member, and (reason, message) per member whose settings were refused: a
+    config merge the server rejects, a patch that does not apply. MissingSecretError escapes
+    (it concerns every member alike)."""
+    rendered: dict[str, list[dict[str, Any]]] = {}
+    refused: dict[str, tuple[str, str]] = {}
+    for member in topology.clusters:
+        try:
+            objects = render_member(topology, member.name, secrets)
+            if _has_merge(topology, member):
+                check_config(_config_files(objects), f"{member.name}-0")
+        except ConfigMergeError as exc:
+            refused[member.name] = (exc.reason, f"{exc}; the servers keep their current config")
+            continue
+        except KnobError as exc:
+            refused[member.name] = (exc.reason, f"{exc}; nothing was applied")
+            continue
+        rendered[member.name] = objects
+    return rendered, refused
+
+
+def _has_merge(topology: Topology, member: Cluster) -> bool:
+    return bool(topology.supercluster.spec.config.merge or member.spec.config.merge)
+
+
+def _config_files(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """The files a server loads (config and credentials include), from rendered objects."""
+    files: dict[str, str] = {}
+    for obj in objects:
+        if obj["kind"] == "ConfigMap" and CONFIG_FILE in (obj.get("data") or {}):
+            files.update(obj["data"])
+        elif obj["kind"] == "Secret":
+            data = obj.get("data") or {}
+            files.update({k: base64.b64decode(v).decode() for k, v in data.items()})
+    return files
+
+
+async def _apply_objects(
+    client: KubeClient,
+    cache: ApplyCache,
+    sem: asyncio.Semaphore,
+    owner: dict[str, Any],
+    objects: list[dict[str, Any]],
+    report: Report,
+) -> str | None:
+    """Apply objects owned by `owner` (the toolbox's: owned by the SuperCluster)."""
+    for obj in objects:
+        desired = owned(obj, owner)
+        if cache.unchanged(desired):
+            report.unchanged += 1
+            continue
+        try:
+            async with sem:
+                await client.apply(desired)
+        except KubeError as exc:
+            cache.forget(desired)
+            kind, _, obj_name = _key(desired)
+            return f"{kind} {obj_name} was rejected by the API server: {exc.message}"
+        cache.remember(desired)
+        report.applied += 1
+    return None
+
+
+def _monitoring_condition(ok: bool, reason: str, message: str) -> dict[str, Any]:
+    status = "True" if ok else "False"
+    return {"type": MONITORING_READY, "status": status, "reason": reason, "message": message}
 
 
 def _split(extra: dict[str, Any]) -> dict[str, Any]:
@@ -472,8 +583,13 @@ async def _apply_member(
             desired, applied_at = stamp_config(desired, previous, now_precise())
             latest = report.config_applied.get(cluster)
             report.config_applied[cluster] = max(latest or applied_at, applied_at)
+        monitor = desired["kind"] == "PodMonitor"
         if cache.unchanged(desired):
             report.unchanged += 1
+            if monitor:
+                report.monitoring[cluster] = _monitoring_condition(
+                    True, PODMONITOR_APPLIED, f"PodMonitor {_key(desired)[2]} applied"
+                )
             continue
         try:
             async with sem:
@@ -481,10 +597,37 @@ async def _apply_member(
         except KubeError as exc:
             cache.forget(desired)
             kind, _, obj_name = _key(desired)
+            if monitor and exc.not_found:
+                # No Prometheus Operator here: everything else works, say what is missing.
+                report.monitoring[cluster] = _monitoring_condition(
+                    False,
+                    PODMONITOR_CRD_MISSING,
+                    "metrics.podMonitor is enabled but the API server does not know "
+                    "podmonitors.monitoring.coreos.com: install the Prometheus Operator CRDs "
+                    "(or disable metrics.podMonitor); /metrics is served on the monitor port "
+                    "anyway",
+                )
+                continue
             return f"{kind} {obj_name} was rejected by the API server: {exc.message}"
         cache.remember(desired)
         report.applied += 1
+        if monitor:
+            report.monitoring[cluster] = _monitoring_condition(
+                True, PODMONITOR_APPLIED, f"PodMonitor {_key(desired)[2]} applied"
+            )
     return None
+
+
+async def _list_optional(
+    client: KubeClient, kind: str, namespace: str, selector: str
+) -> list[dict[str, Any]]:
+    """List `kind`; an optional kind whose CRD is not installed has no objects."""
+    try:
+        return await client.list(kind, namespace, selector)
+    except KubeError as exc:
+        if kind in OPTIONAL_KINDS and exc.not_found:
+            return []
+        raise
 
 
 async def prune(
@@ -502,7 +645,9 @@ async def prune(
     of a deleted Cluster are left to the garbage collector, anything else is not ours.
     """
     selector = f"{MANAGED_SELECTOR},{LABEL_SUPERCLUSTER}={supercluster}"
-    listed = await asyncio.gather(*(client.list(k, namespace, selector) for k in CHILD_KINDS))
+    listed = await asyncio.gather(
+        *(_list_optional(client, k, namespace, selector) for k in CHILD_KINDS)
+    )
     count = 0
     for items in listed:
         for obj in items:

@@ -34,10 +34,12 @@ RESOURCES: dict[str, tuple[str, str, bool]] = {
     "Event": ("v1", "events", True),
     "Namespace": ("v1", "namespaces", False),
     "StatefulSet": ("apps/v1", "statefulsets", True),
+    "Deployment": ("apps/v1", "deployments", True),
     "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets", True),
     "SuperCluster": ("supercluster.dev/v1alpha1", "superclusters", True),
     "Cluster": ("supercluster.dev/v1alpha1", "clusters", True),
     "Certificate": ("cert-manager.io/v1", "certificates", True),
+    "PodMonitor": ("monitoring.coreos.com/v1", "podmonitors", True),
     "CustomResourceDefinition": (
         "apiextensions.k8s.io/v1",
         "customresourcedefinitions",

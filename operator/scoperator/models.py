@@ -16,9 +16,16 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
 
 from scoperator.account_links import check_accounts
+from scoperator.knob_models import ConfigOverrides, KnobsMixin, ToolboxSpec
+from scoperator.models_base import (
+    DNS_SUBDOMAIN_PATTERN,
+    DURATION_PATTERN,
+    Model,
+    list_map,
+    preserve_unknown,
+)
 
 GROUP = "supercluster.dev"
 VERSION = "v1alpha1"
@@ -32,15 +39,11 @@ DEFAULT_SYSTEM_ACCOUNT = "$SYS"
 # gateway name. 40 characters leaves room for the longest suffix and the pod ordinal.
 CLUSTER_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 CLUSTER_NAME_MAX = 40
-# Any DNS-1123 subdomain (Secret names, SuperCluster names).
-DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 # Account and user names end up quoted in the server config; still keep them to printable,
 # whitespace-free tokens so they are easy to type in client credentials.
 ACCOUNT_NAME_PATTERN = r"^\$?[A-Za-z0-9][A-Za-z0-9_.-]*$"
 USER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
-# nats-server durations: a number with a unit.
-DURATION_PATTERN = r"^[0-9]+(ms|s|m|h)$"
 # A gateway URL as nats-server accepts it in `gateways[].urls`.
 GATEWAY_URL_PATTERN = r"^(nats|tls)://[^\s/:]+(:[0-9]{1,5})?$"
 # host:port for `advertise`.
@@ -51,33 +54,6 @@ ClusterName = Annotated[
 ]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
-
-
-def preserve_unknown(description: str) -> dict[str, Any]:
-    """Field arguments for a free-form Kubernetes object kept as a dict (see module docstring)."""
-    return {
-        "description": description,
-        "json_schema_extra": {"x-kubernetes-preserve-unknown-fields": True},
-    }
-
-
-def list_map(key: str) -> dict[str, Any]:
-    """Schema extras of a list whose items are identified by `key` (merge patches per item)."""
-    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [key]}
-
-
-class Model(BaseModel):
-    """Base: camelCase aliases, population by either name, unknown fields rejected.
-
-    Rejecting unknown fields catches typos in hand-written YAML early (`scoperator render`);
-    the API server prunes them anyway because the CRD schema is structural.
-    """
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    def to_json(self) -> dict[str, Any]:
-        """Serialise as the API server stores it: camelCase, no unset optional fields."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 # --------------------------------------------------------------------------- SuperCluster spec
@@ -247,6 +223,14 @@ class ServerConfig(Model):
         pattern=USER_NAME_PATTERN,
         description="User that clients without credentials are logged in as.",
     )
+    merge: dict[str, Any] | None = Field(
+        default=None,
+        **preserve_unknown(
+            "Raw server config merged into the rendered config of every member (deep for the "
+            "blocks the operator renders, e.g. cluster, gateway; other values replace). Checked "
+            "with the server's config loader before it is applied."
+        ),
+    )
 
 
 class GatewayOptions(Model):
@@ -386,8 +370,9 @@ class TLSSpec(Model):
         return self
 
 
-class SuperClusterSpec(Model):
-    """What all member Clusters share: image, ports, accounts, external gateways."""
+class SuperClusterSpec(KnobsMixin):
+    """What all member Clusters share: image, ports, accounts, external gateways; and the
+    defaults of the pod, Service, metrics and patch settings (knob_models.py)."""
 
     image: str = Field(default=DEFAULT_IMAGE, min_length=1)
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
@@ -410,6 +395,7 @@ class SuperClusterSpec(Model):
     config: ServerConfig = Field(default_factory=ServerConfig)
     gateway: GatewayOptions = Field(default_factory=GatewayOptions)
     tls: TLSSpec = Field(default_factory=TLSSpec)
+    toolbox: ToolboxSpec = Field(default_factory=ToolboxSpec)
 
     @model_validator(mode="after")
     def _unique_names(self) -> SuperClusterSpec:
@@ -494,8 +480,11 @@ class GatewayExposure(Model):
         return self
 
 
-class ClusterSpec(Model):
-    """One cluster of a supercluster: a StatefulSet of servers sharing a cluster/gateway name."""
+class ClusterSpec(KnobsMixin):
+    """One cluster of a supercluster: a StatefulSet of servers sharing a cluster/gateway name.
+
+    The pod, Service, metrics and patch settings (knob_models.py) override the SuperCluster's.
+    """
 
     super_cluster: str = Field(
         pattern=DNS_SUBDOMAIN_PATTERN,
@@ -523,6 +512,7 @@ class ClusterSpec(Model):
     pod_annotations: dict[str, str] = Field(default_factory=dict)
     pod_labels: dict[str, str] = Field(default_factory=dict)
     gateway: GatewayExposure = Field(default_factory=GatewayExposure)
+    config: ConfigOverrides = Field(default_factory=ConfigOverrides)
 
 
 # ------------------------------------------------------------------------------------- statuses

@@ -83,10 +83,20 @@ class ClusterNames:
         """PodDisruptionBudget."""
         return self.cluster
 
+    @property
+    def pod_monitor(self) -> str:
+        """PodMonitor (monitoring.coreos.com) when metrics.podMonitor is enabled."""
+        return self.cluster
+
 
 def ca_secret_name(supercluster: str) -> str:
     """Secret with the SuperCluster's CA (Managed TLS): tls.crt, tls.key, ca.crt bundle."""
     return f"{supercluster}-ca"
+
+
+def toolbox_name(supercluster: str) -> str:
+    """Deployment of the toolbox, and the Secret with its NATS contexts."""
+    return f"{supercluster}-toolbox"
 
 
 def credentials_secret_name(supercluster: str) -> str:

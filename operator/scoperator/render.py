@@ -20,8 +20,9 @@ from functools import cache
 
 import jinja2
 
-from scoperator import links
+from scoperator import knobs, links
 from scoperator.account_links import render_links
+from scoperator.config_merge import MergePlan, effective_merge, rendered_blocks
 from scoperator.models import Cluster, Ports, SecretKeyRef, SuperCluster, password_var
 from scoperator.naming import (
     AUTH_FILE,
@@ -158,6 +159,15 @@ def render_server_config(topology: Topology, cluster: str, ordinal: int | None =
     else:
         listen_ports, name_expr, kind = spec.ports, "$POD_NAME", "kubernetes"
         advertise = member.spec.gateway.advertise
+    tls = _tls_context(topology, cluster)
+    merge = MergePlan(
+        effective_merge(spec.config.merge, member.spec.config.merge),
+        rendered_blocks(
+            tls=tls is not None,
+            client_tls=bool(tls and tls["clients"]),
+            accounts=bool(spec.accounts),
+        ),
+    )
     return (
         _environment()
         .get_template("scserver.conf.j2")
@@ -166,7 +176,8 @@ def render_server_config(topology: Topology, cluster: str, ordinal: int | None =
             supercluster=topology.supercluster.name,
             target=kind,
             auth_include=AUTH_FILE,
-            tls=_tls_context(topology, cluster),
+            tls=tls,
+            merge=merge,
             vars=_link_vars(topology),
             server_name=name_expr,
             listen_host=target.listen_host,
@@ -285,6 +296,12 @@ def render_supercluster(
     return {c.name: _render_cluster(topology, c.name, secrets) for c in topology.clusters}
 
 
+def render_member(topology: Topology, name: str, secrets: SecretValues | None) -> list[dict]:
+    """Objects of one member of `topology` (the apply layer renders members one by one so that
+    one member's bad settings do not hold back the others)."""
+    return _render_cluster(topology, name, secrets)
+
+
 def _render_cluster(topology: Topology, name: str, secrets: SecretValues | None) -> list[dict]:
     if not isinstance(topology.target, KubeTarget):
         raise TypeError("manifests are rendered for the Kubernetes target only")
@@ -312,12 +329,22 @@ def _render_cluster(topology: Topology, name: str, secrets: SecretValues | None)
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in files.items()},
         }
     )
-    objects.append(headless_service(topology, name))
-    objects.append(client_service(topology, name))
+    objects.append(
+        knobs.customise_service(sc, member, "headless", headless_service(topology, name))
+    )
+    objects.append(knobs.customise_service(sc, member, "client", client_service(topology, name)))
     if member.spec.gateway.type != "Headless":
-        objects.append(gateway_service(topology, name))
+        objects.append(
+            knobs.customise_service(sc, member, "gateway", gateway_service(topology, name))
+        )
     objects.append(pdb(topology, name))
-    objects.append(statefulset(topology, name, secret_files=sorted(files)))
+    sts = statefulset(topology, name, secret_files=sorted(files))
+    sts["spec"]["template"] = knobs.patch_pod_template(sc, member, sts["spec"]["template"])
+    objects.append(sts)
+    # Last: when the PodMonitor CRD is missing, everything else is already applied.
+    monitor = knobs.pod_monitor(sc, member, ns, monitor_scheme(sc))
+    if monitor is not None:
+        objects.append(monitor)
     return objects
 
 
@@ -457,6 +484,7 @@ def statefulset(topology: Topology, name: str, *, secret_files: list[str]) -> di
     names = ClusterNames(name)
     ports = spec.ports
     scheme = monitor_scheme(sc)
+    pod = knobs.effective_pod(sc, member)
     sources: list[dict] = [
         {
             "configMap": {
@@ -500,6 +528,7 @@ def statefulset(topology: Topology, name: str, *, secret_files: list[str]) -> di
         "workingDir": CONFIG_DIR,
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            *pod.env,
         ],
         "ports": [
             {"name": "client", "containerPort": ports.client, "protocol": "TCP"},
@@ -530,12 +559,13 @@ def statefulset(topology: Topology, name: str, *, secret_files: list[str]) -> di
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
+            *pod.extra_volume_mounts,
         ],
     }
-    if member.spec.resources:
-        container["resources"] = member.spec.resources
+    if pod.resources:
+        container["resources"] = pod.resources
     pod_spec: dict = {
-        "containers": [container],
+        "containers": [container, *pod.sidecars],
         "terminationGracePeriodSeconds": grace,
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,
@@ -550,19 +580,24 @@ def statefulset(topology: Topology, name: str, *, secret_files: list[str]) -> di
         "volumes": [
             {"name": "config", "projected": {"sources": sources}},
             {"name": "tmp", "emptyDir": {}},
+            *pod.extra_volumes,
         ],
     }
     for key, value in (
-        ("nodeSelector", member.spec.node_selector),
-        ("affinity", member.spec.affinity),
-        ("tolerations", member.spec.tolerations),
+        ("initContainers", pod.init_containers),
+        ("imagePullSecrets", pod.image_pull_secrets),
+        ("priorityClassName", pod.priority_class_name),
+        ("serviceAccountName", pod.service_account_name),
+        ("nodeSelector", pod.node_selector),
+        ("affinity", pod.affinity),
+        ("tolerations", pod.tolerations),
         ("topologySpreadConstraints", member.spec.topology_spread_constraints),
     ):
         if value:
             pod_spec[key] = value
-    pod_meta: dict = {"labels": {**member.spec.pod_labels, **labels(sc.name, name)}}
-    if member.spec.pod_annotations:
-        pod_meta["annotations"] = dict(member.spec.pod_annotations)
+    pod_meta: dict = {"labels": {**pod.labels, **labels(sc.name, name)}}
+    if pod.annotations:
+        pod_meta["annotations"] = dict(pod.annotations)
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",

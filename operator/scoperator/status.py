@@ -37,12 +37,14 @@ CONFIG_APPLIED = "ConfigApplied"
 CONFIG_RELOADED = "ConfigReloaded"
 DEGRADED = "Degraded"
 CERTIFICATES_READY = "CertificatesReady"
+MONITORING_READY = "MonitoringReady"  # PodMonitor applied (apply.py), only when one is wanted
 CONDITION_ORDER = (
     READY,
     GATEWAYS_CONNECTED,
     CONFIG_APPLIED,
     CONFIG_RELOADED,
     CERTIFICATES_READY,
+    MONITORING_READY,
     DEGRADED,
 )
 BAD_WHEN = {
@@ -51,6 +53,7 @@ BAD_WHEN = {
     CONFIG_APPLIED: "False",
     CONFIG_RELOADED: "False",
     CERTIFICATES_READY: "False",
+    MONITORING_READY: "False",
     DEGRADED: "True",
 }
 
