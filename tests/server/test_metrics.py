@@ -7,6 +7,8 @@ compared with the JSON endpoints they mirror and must follow traffic.
 
 from __future__ import annotations
 
+import json
+import re
 import ssl
 import urllib.request
 from collections.abc import Iterator
@@ -293,3 +295,82 @@ def test_flatten_follows_the_exporter_rule() -> None:
         ("gnatsd_varz_cluster_name", (("server_id", "NABC"), ("value", "east"))): 1.0,
         ("gnatsd_varz_gateway_name", (("server_id", "NABC"), ("value", "east"))): 1.0,
     }
+
+
+# --- the Grafana dashboard ---------------------------------------------------------------------
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
+#: PromQL words that are not metric names (functions are recognised by their parenthesis).
+PROMQL_WORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
+    "unless", "offset", "sum", "count", "max", "min", "avg", "topk", "bottomk", "inf", "nan",
+}  # fmt: skip
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects: strings, label matchers, ranges and
+    by/on/... label lists removed, then every identifier not called as a function."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", "", text)
+    text = re.sub(r"\[[^\]]*\]", "", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", r"\1", text)
+    text = re.sub(r"\b\d+(\.\d+)?([eE][+-]?\d+)?\b", "0", text)
+    names = set()
+    for m in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", text):
+        word = m.group(0)
+        called = text[m.end() :].lstrip().startswith("(")
+        if not called and word.lower() not in PROMQL_WORDS:
+            names.add(word)
+    return names
+
+
+def dashboard_exprs(doc: dict) -> list[str]:
+    out = []
+    for panel in doc["panels"]:
+        for target in panel.get("targets", []):
+            out.append(target["expr"])
+    return out
+
+
+def test_metric_names_parser() -> None:
+    expr = (
+        "sum by (cluster) (label_replace((rate(gnatsd_varz_in_msgs[5m])) * on (server_id) "
+        'group_left (value) gnatsd_varz_gateway_name{value=~"$cluster"}, "cluster", "$1", '
+        '"value", "(.*)")) * 1e6 or vector(0)'
+    )
+    assert metric_names(expr) == {"gnatsd_varz_in_msgs", "gnatsd_varz_gateway_name"}
+
+
+def test_grafana_dashboard_uses_only_exported_metrics(sc: Topology) -> None:
+    doc = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in doc["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    ids = [p["id"] for p in doc["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in doc["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+    exported: set[str] = set()
+    for node in sc.nodes:
+        exported |= {name for name, _ in scrape(node)}
+    # The cluster variable: label_values(<metric>, <label>) over an exported family.
+    metric, label = re.fullmatch(
+        r"label_values\((\w+),\s*(\w+)\)", variables["cluster"]["definition"]
+    ).groups()
+    assert any(
+        name == metric and label in dict(labels)
+        for node in sc.nodes
+        for name, labels in scrape(node)
+    )
+    exprs = dashboard_exprs(doc)
+    titles = " ".join(p["title"] for p in doc["panels"]).lower()
+    for word in ("gateway", "messages", "slow consumers", "connections"):
+        assert word in titles, word
+    for expr in exprs:
+        assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), expr
+        names = metric_names(expr)
+        assert names, expr
+        assert names <= exported, (names - exported, expr)
+        for var in re.findall(r"\$(\w+)", expr):
+            assert var in variables or var.startswith("__") or var.isdigit(), (var, expr)
