@@ -147,6 +147,16 @@ app.kubernetes.io/component: operator
 - apiGroups: [apps]
   resources: [statefulsets]
   verbs: [get, list, watch, create, update, patch, delete]
+{{- if .Values.rbac.toolbox }}
+# the toolbox Deployment of SuperClusters with spec.toolbox.enabled
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, update, patch, delete]
+{{- end }}
+# PodMonitors for spec.metrics.podMonitor (harmless without the Prometheus Operator)
+- apiGroups: [monitoring.coreos.com]
+  resources: [podmonitors]
+  verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, update, patch, delete]
