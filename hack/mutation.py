@@ -34,6 +34,8 @@ STAGE = ROOT / ".cache" / "mutmut"
 REPORT = ROOT / "docs" / "mutation.md"
 EQUIVALENT = ROOT / "docs" / "mutation-equivalent.json"
 TARGET = 85.0
+#: Read-only inputs the unit tests load from the repo root (examples, golden configs).
+DATA_DIRS = ("examples",)
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,12 @@ MODULES: tuple[Module, ...] = (
         ),
     ),
     Module("routing", "scserver/routing.py", ("tests/server/test_routing_unit.py",)),
-    Module("naming", "scoperator/naming.py", ("tests/operator/test_render.py",)),
+    Module(
+        "naming",
+        "scoperator/naming.py",
+        ("tests/operator/test_render.py",),
+        exclude="accepts_every_config",
+    ),
     Module("sublist", "scserver/sublist.py", ("tests/server/test_sublist.py",)),
     Module(
         "parser",
@@ -135,6 +142,7 @@ pytest_add_cli_args_test_selection = {_toml_list(_selection(module))}
 timeout_multiplier = {float(mm.get("timeout_multiplier", 10.0))}
 timeout_constant = {float(mm.get("timeout_constant", 5.0))}
 use_git_change_detection = false
+also_copy = {_toml_list(list(DATA_DIRS))}
 """
 
 
@@ -151,6 +159,10 @@ def stage(module: Module) -> Path:
     _sync(ROOT / "server" / "scserver", d / "scserver")
     _sync(ROOT / "operator" / "scoperator", d / "scoperator")
     _sync(ROOT / "tests", d / "tests")
+    for name in DATA_DIRS:
+        link = d / name
+        if not link.is_symlink():
+            link.symlink_to(ROOT / name, target_is_directory=True)
     (d / "pyproject.toml").write_text(_pyproject(module))
     # mutmut keeps its own copy under mutants/; refresh the parts it never re-copies
     mutants = d / "mutants"

@@ -26,7 +26,8 @@ class Conn:
     """The connection surface routing uses; records everything it is handed."""
 
     def __init__(self, kind: int = CLIENT, *, echo: bool = True, headers: bool = True) -> None:
-        self.kind = kind
+        # the kind id, and its routing (fanout) class: equal for the kinds that exist
+        self.kind = self.fanout = kind
         self.echo = echo
         self.headers = headers
         self.closed = False
