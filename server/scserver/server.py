@@ -474,7 +474,8 @@ class Server:
         if tls is None:
             return False
         refused = []
-        for field in ("host", "port", "http_port", "http_host", "https_port"):
+        # max_subscriptions as nats-server: "config reload not supported for MaxSubs".
+        for field in ("host", "port", "http_port", "http_host", "https_port", "max_subscriptions"):
             if getattr(old, field) != getattr(new, field):
                 refused.append(field)
         if old.server_name != new.server_name:
@@ -500,7 +501,9 @@ class Server:
             self.routes.reload(old, new)
         if self.gateway is not None or new.gateway is not None:
             self.loop.create_task(self._reload_gateways(old, new))
-        self.info_changed(notify=old.max_payload != new.max_payload)
+        # New limits hold for connected clients from their next operation; nats-server does not
+        # push them an INFO for it (only new clients see the new max_payload).
+        self.info_changed(notify=False)
         for c in self.clients.values():
             c.parser.max_payload = new.max_payload
             c.parser.max_control_line = new.max_control_line
