@@ -126,12 +126,18 @@ def patch_pod_template(sc: SuperCluster, cluster: Cluster, template: dict[str, A
     )
     if lost:
         raise KnobError(
-            INVALID_PATCH, f"the pod template patch changes the operator's labels {lost}"
+            INVALID_PATCH,
+            "the pod template patches (spec.podTemplatePatch, spec.podTemplateJsonPatch) change "
+            f"the operator's labels {lost}",
         )
     names = [c.get("name") for c in (result.get("spec") or {}).get("containers") or []]
     ours = template["spec"]["containers"][0]["name"]
     if ours not in names:
-        raise KnobError(INVALID_PATCH, f"the pod template patch removes the {ours} container")
+        raise KnobError(
+            INVALID_PATCH,
+            "the pod template patches (spec.podTemplatePatch, spec.podTemplateJsonPatch) remove "
+            f"the {ours} container",
+        )
     return result
 
 

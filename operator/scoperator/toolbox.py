@@ -108,7 +108,7 @@ def render_toolbox(topology: Topology, secrets: SecretValues | None) -> list[dic
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": target.namespace, "labels": lbl},
+        "metadata": {"name": name, "namespace": target.namespace, "labels": dict(lbl)},
         "type": "Opaque",
         "data": {keys[f]: base64.b64encode(t.encode()).decode() for f, t in sorted(files.items())},
     }
@@ -156,11 +156,11 @@ def render_toolbox(topology: Topology, secrets: SecretValues | None) -> list[dic
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": target.namespace, "labels": lbl},
+        "metadata": {"name": name, "namespace": target.namespace, "labels": dict(lbl)},
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": selector},
-            "template": {"metadata": {"labels": lbl}, "spec": pod_spec},
+            "template": {"metadata": {"labels": dict(lbl)}, "spec": pod_spec},
         },
     }
     return [secret, deployment]
