@@ -64,6 +64,7 @@ CHILD_KINDS = (
 )
 OPTIONAL_KINDS = ("PodMonitor",)
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=scoperator"
+COMPONENT = "app.kubernetes.io/component"
 APPLY_CONCURRENCY = 16
 # Children whose data the servers load as files (server config, credentials include).
 CONFIG_KINDS = ("ConfigMap", "Secret")
@@ -451,8 +452,15 @@ async def reconcile_supercluster(
     desired |= pki.owned_keys
     # A refused member keeps every object it has (its uid is left out: nothing is pruned).
     member_uids = {body["metadata"]["uid"] for body, m in members if m.name not in refused}
-    member_uids.add(sc_body["metadata"]["uid"])
-    report.pruned = await prune(client, cache, namespace, name, desired, member_uids)
+    report.pruned = await prune(
+        client,
+        cache,
+        namespace,
+        name,
+        desired,
+        member_uids,
+        toolbox_owner=sc_body["metadata"]["uid"],
+    )
 
     failed = sorted(n for n, o in report.clusters.items() if not o.ok)
     total = len(report.clusters)
@@ -637,12 +645,16 @@ async def prune(
     supercluster: str,
     desired: set[tuple[str, str, str]],
     owner_uids: set[str],
+    *,
+    toolbox_owner: str | None = None,
 ) -> int:
     """Delete our children that render no longer produces (e.g. a gateway Service after the
     exposure went back to Headless, the credentials Secret after the last user was removed).
 
     Only objects labelled as ours *and* controlled by a current member are candidates: objects
-    of a deleted Cluster are left to the garbage collector, anything else is not ours.
+    of a deleted Cluster are left to the garbage collector, anything else is not ours. The
+    toolbox's objects (component toolbox, controlled by `toolbox_owner`, the SuperCluster) are
+    candidates too; the SuperCluster's other children (CA, credentials) belong to pki.py.
     """
     selector = f"{MANAGED_SELECTOR},{LABEL_SUPERCLUSTER}={supercluster}"
     listed = await asyncio.gather(
@@ -651,7 +663,10 @@ async def prune(
     count = 0
     for items in listed:
         for obj in items:
-            if _key(obj) in desired or controller_uid(obj) not in owner_uids:
+            owner = controller_uid(obj)
+            toolbox = (obj["metadata"].get("labels") or {}).get(COMPONENT) == "toolbox"
+            ours = owner in owner_uids or (toolbox and owner is not None and owner == toolbox_owner)
+            if _key(obj) in desired or not ours:
                 continue
             meta = obj["metadata"]
             if await client.delete(obj["kind"], namespace, meta["name"], uid=meta.get("uid")):

@@ -85,9 +85,10 @@ async def test_apply_is_idempotent_and_prunes(client: KubeClient, namespace: str
     before = client.requests
     report = await reconcile_supercluster(client, ns, "sc", cache)
     assert (report.applied, report.unchanged) == (0, 13)
-    # reads: SuperCluster, Clusters, prune lists; pki: credentials, CA and 2 certificate
-    # Secrets, then the credentials again for rendering; no write
-    assert client.requests - before <= 8 + 5
+    # reads: SuperCluster, Clusters, prune lists (7 kinds, with Deployment and PodMonitor);
+    # pki: credentials, CA and 2 certificate Secrets, then the credentials again for
+    # rendering; no write
+    assert client.requests - before <= 10 + 5
     # again without a cache (= after a restart): every object re-applied, none changed
     report = await reconcile_supercluster(client, ns, "sc", ApplyCache())
     assert report.applied == 13
