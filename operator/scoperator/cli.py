@@ -1,10 +1,12 @@
-"""`scoperator run | render | local`.
+"""`scoperator run | render | local | status`.
 
 - `run`: the kopf operator (wired in `scoperator.handlers`, imported only for this command so
   that `render` and `local` work without a cluster or kopf configuration);
 - `render -f FILE`: every manifest the operator would apply for the resources in FILE, as one
   YAML stream (server configs appear as readable blocks inside their ConfigMaps);
-- `local -f FILE`: the same supercluster as local server processes on loopback.
+- `local -f FILE`: the same supercluster as local server processes on loopback;
+- `status -n NS NAME`: the supercluster as a table read from the API server
+  (`scoperator.status_table`; `hack/kubectl-supercluster` makes it `kubectl supercluster status`).
 """
 
 from __future__ import annotations
@@ -120,6 +122,55 @@ def cmd_local(args: argparse.Namespace) -> int:
     )
 
 
+# ------------------------------------------------------------------------------------- status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print (or with --watch keep printing) the supercluster's status table."""
+    import asyncio
+
+    from scoperator.kube import KubeError
+    from scoperator.status_table import run_status
+
+    try:
+        return asyncio.run(
+            run_status(
+                args.namespace,
+                args.name,
+                watch=args.watch,
+                interval=args.interval,
+                events=args.events,
+                kubeconfig=args.kubeconfig,
+                context=args.context,
+            )
+        )
+    except KeyboardInterrupt:
+        return 0
+    except KubeError as exc:
+        print(f"scoperator status: {exc}", file=sys.stderr)
+        return 1
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"the interval must be a positive number: {text!r}")
+    return value
+
+
+def _event_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"the number of events cannot be negative: {text!r}")
+    return value
+
+
 # ---------------------------------------------------------------------------------------- run
 
 
@@ -180,6 +231,27 @@ def build_parser() -> argparse.ArgumentParser:
         "off = plaintext",
     )
     local.set_defaults(func=cmd_local)
+
+    status = sub.add_parser(
+        "status", help="print a SuperCluster, its clusters, servers, gateways and Events"
+    )
+    status.add_argument("name", help="the SuperCluster's name")
+    status.add_argument(
+        "-n",
+        "--namespace",
+        default="",
+        help="its namespace (default: the kube context's, else default)",
+    )
+    status.add_argument("-w", "--watch", action="store_true", help="refresh until Ctrl-C")
+    status.add_argument(
+        "--interval", type=_positive_seconds, default=2.0, help="seconds between refreshes"
+    )
+    status.add_argument(
+        "--events", type=_event_count, default=10, help="how many recent Events to show"
+    )
+    status.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
+    status.add_argument("--context", help="kubeconfig context (default: the current one)")
+    status.set_defaults(func=cmd_status)
     return parser
 
 
