@@ -11,6 +11,7 @@ import base64
 import copy
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,15 @@ import pytest
 import yaml
 from pydantic import ValidationError
 from tests.operator.helpers import GOLDEN, check_config, example_secrets, load_example
-from tests.tools import nats_server_binary, require_binary, scserver_command, scserver_env
+from tests.tools import (
+    ServerProcess,
+    free_port,
+    nats_server_binary,
+    natscli_binary,
+    require_binary,
+    scserver_command,
+    scserver_env,
+)
 
 from scoperator.apply import Outcome, _render_members
 from scoperator.cli import dump_yaml
@@ -500,3 +509,48 @@ def test_chart_values_example_covers_the_issue() -> None:
     docs = yaml.safe_load_all((GOLDEN / "chart-values" / "east.yaml").read_text())
     assert [d["kind"] for d in docs][-1] == "PodMonitor"
     assert copy.deepcopy(east) == east
+
+
+@pytest.mark.natscli
+@pytest.mark.parametrize("impl", ["scserver", "nats-server"])
+def test_toolbox_contexts_work_with_the_nats_cli(impl: str, tmp_path: Path) -> None:
+    """The toolbox's context files, as mounted, drive the real `nats` CLI: `server list` as the
+    system account user (the URL points at a loopback server instead of the Service)."""
+    cli = require_binary(natscli_binary(), "nats CLI not found (run hack/install-natscli.sh)")
+    if impl == "scserver":
+        command, env = require_binary(scserver_command(), "scserver not importable"), scserver_env()
+    else:
+        command = [str(require_binary(nats_server_binary(), "nats-server not installed"))]
+        env = dict(os.environ)
+    resources = load_example("chart-values.yaml")
+    (sc,) = resources.superclusters
+    topology = Topology.build(sc, resources.members(sc), KubeTarget(sc.namespace))
+    secret, deployment = render_toolbox(topology, example_secrets(resources))
+    port = free_port()
+    volume = deployment["spec"]["template"]["spec"]["volumes"][0]
+    items = {i["key"]: i["path"] for i in volume["secret"]["items"]}
+    home = tmp_path / "xdg"
+    for key, value in secret["data"].items():
+        text = (
+            base64.b64decode(value)
+            .decode()
+            .replace("east.messaging.svc.cluster.local:4222", f"127.0.0.1:{port}")
+        )
+        (home / "nats" / items[key]).parent.mkdir(parents=True, exist_ok=True)
+        (home / "nats" / items[key]).write_text(text)
+    config = (
+        f'server_name: "east-0"\nlisten: "127.0.0.1:{port}"\n'
+        'accounts {\n  APP: {users: [{user: app, password: "app-pass"}]}\n'
+        '  SYS: {users: [{user: admin, password: "admin-pass"}]}\n}\nsystem_account: SYS\n'
+    )
+    with ServerProcess(command, config=config, port=port, env=env, workdir=tmp_path / "srv"):
+        for args in (["--context", "east"], []):  # explicit, then the selected context
+            proc = subprocess.run(
+                [str(cli), *args, "server", "list", "1", "--timeout", "10s"],
+                env={**os.environ, "XDG_CONFIG_HOME": str(home), "HOME": str(tmp_path)},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert "east-0" in proc.stdout, proc.stdout
