@@ -15,12 +15,14 @@ from scserver.auth import (
     new_nonce,
 )
 from scserver.connection import Connection, in_turns
+from scserver.core import kinds
 from scserver.core.ports import ClientServices
 from scserver.log import logger, trace_enabled, tracef
 from scserver.protocol import encode, models
 from scserver.protocol import errors as E
 from scserver.protocol.parser import (
     CLIENT,
+    CLIENT_OPS,
     ERR_BEFORE_CONNECT,
     OP_CONNECT,
     OP_ERR,
@@ -45,10 +47,33 @@ NO_RESPONDERS_HDR = b"NATS/1.0 503\r\n"
 GW_REPLY_TTL = 2.0
 
 
+def _client_closed(server: ClientServices, conn: Any) -> None:
+    server.client_closed(conn)
+
+
+CLIENT_SPEC = kinds.register(
+    kinds.KindSpec(
+        kind=CLIENT,
+        name="client",
+        id_label="cid",
+        label="Client",
+        monitor_label="Client",
+        fanout=kinds.LOCAL,
+        ops=CLIENT_OPS,
+        first_ping=2.0,
+        slow_key="clients",
+        ping_idle_skip=True,
+        on_closed=_client_closed,
+    )
+)
+
+
 class ClientConnection(Connection):
     """A NATS client. Verbose and pedantic default to on until CONNECT says otherwise."""
 
     kind = CLIENT
+    spec = CLIENT_SPEC
+    fanout = CLIENT_SPEC.fanout
     server: ClientServices
 
     def __init__(self, server: ClientServices) -> None:

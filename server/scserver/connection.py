@@ -26,21 +26,16 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from scserver.core.kinds import KindSpec
 from scserver.log import logger
 from scserver.protocol import encode
-from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE, Parser
+from scserver.protocol.parser import CLIENT, LINK_MAX_PAYLOAD, Parser
 
 if TYPE_CHECKING:
     from scserver.core.ports import ServerContext
 
+#: The kind id of internal subscribers (scserver.internal_client); its spec is registered there.
 SYSTEM = 3
-KIND_NAMES = {CLIENT: "cid", ROUTE: "rid", GATEWAY: "gid", SYSTEM: "sys"}
-KIND_LABELS = {CLIENT: "Client", ROUTE: "Route", GATEWAY: "Gateway", SYSTEM: "System"}
-
-FIRST_CLIENT_PING = 2.0
-FIRST_LINK_PING = 1.0
-ROUTE_MAX_PING = 30.0
-GATEWAY_MAX_PING = 15.0
 
 #: Bytes handed to ``handle_data`` at once adapt to what the bytes cost: a slice that took over
 #: SLICE_TIME seconds (a few hundred SUBs cost that; a whole read of PUBs rarely does) makes the
@@ -60,11 +55,7 @@ STALL_MIN = 0.002
 STALL_MAX = 0.005
 STALL_TOTAL = 0.010
 
-#: A route or gateway may hold this many times max_pending before it is cut.
-LINK_PENDING_FACTOR = 4
-
 _perf = time.perf_counter
-_SLOW_KIND = {CLIENT: "clients", ROUTE: "routes", GATEWAY: "gateways"}
 
 
 #: Items of a large cleanup handled between two looks at the clock (see in_turns).
@@ -99,9 +90,16 @@ def in_turns(
 
 
 class Connection(asyncio.Protocol):
-    """State shared by every kind of connection; subclasses implement ``handle_data``."""
+    """State shared by every kind of connection; subclasses implement ``handle_data``.
+
+    Each subclass names its kind's registered :class:`~scserver.core.kinds.KindSpec` as
+    ``spec`` (and its id as ``kind``, the int routing and the parser compare).
+    """
 
     kind = CLIENT
+    spec: KindSpec
+    #: The kind's routing class (``spec.fanout``), read by ``scserver.routing`` per delivery.
+    fanout = 0
 
     def __init__(self, server: ServerContext) -> None:
         self.server = server
@@ -157,7 +155,7 @@ class Connection(asyncio.Protocol):
         return Parser(
             self.kind,
             opts.max_control_line,
-            opts.max_payload if self.kind == CLIENT else 64 * 1024 * 1024,
+            opts.max_payload if self.kind == CLIENT else LINK_MAX_PAYLOAD,
         )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -364,7 +362,7 @@ class Connection(asyncio.Protocol):
     def label(self) -> str:
         """nats-server's log prefix, e.g. ``127.0.0.1:52044 - cid:5``."""
         who = f' - "{self.name}"' if self.name and self.kind != CLIENT else ""
-        return f"{self.host}:{self.port} - {KIND_NAMES[self.kind]}:{self.cid}{who}"
+        return f"{self.host}:{self.port} - {self.spec.id_label}:{self.cid}{who}"
 
     # --- outbound --------------------------------------------------------------------------
 
@@ -412,9 +410,7 @@ class Connection(asyncio.Protocol):
             # max_pending is a client limit (nats-server cuts links only for the deadline);
             # a link still gets a bound, LINK_PENDING_FACTOR times larger, so memory stays
             # bounded when a peer server falls behind without stopping.
-            limit = self.server.opts.max_pending
-            if self.kind != CLIENT:
-                limit *= LINK_PENDING_FACTOR
+            limit = self.server.opts.max_pending * self.spec.pending_factor
             if size > limit:
                 self.slow_consumer("SlowConsumerPendingBytes")
             elif self.deadline_timer is None:
@@ -424,7 +420,7 @@ class Connection(asyncio.Protocol):
         """nats-server closes a slow consumer silently (no -ERR), counting it in /varz."""
         server = self.server
         server.slow_consumers += 1
-        key = _SLOW_KIND.get(self.kind)
+        key = self.spec.slow_key
         if key is not None:
             server.slow_consumer_stats[key] += 1
         logger.info("%s Slow Consumer Detected: %s", self.label(), why)
@@ -477,18 +473,15 @@ class Connection(asyncio.Protocol):
 
     def ping_interval(self) -> float:
         interval = self.server.opts.ping_interval
-        if self.kind == ROUTE:
-            return min(interval, ROUTE_MAX_PING)
-        if self.kind == GATEWAY:
-            return min(interval, GATEWAY_MAX_PING)
-        return interval
+        cap = self.spec.max_ping
+        return interval if cap is None else min(interval, cap)
 
     def start_ping_timer(self, first: bool = True) -> None:
         if self.closed:
             return
         d = self.ping_interval()
         if first:
-            d = min(d, FIRST_CLIENT_PING if self.kind == CLIENT else FIRST_LINK_PING)
+            d = min(d, self.spec.first_ping)
             d += random.uniform(0, d / 5)
         if self.ping_timer is not None:
             self.ping_timer.cancel()
@@ -500,7 +493,11 @@ class Connection(asyncio.Protocol):
             return
         now = time.time()
         need_rtt = self.rtt == 0.0 or now - self.rtt_start > 60.0
-        if self.kind == CLIENT and now - self.last_activity < self.ping_interval() and not need_rtt:
+        if (
+            self.spec.ping_idle_skip
+            and now - self.last_activity < self.ping_interval()
+            and not need_rtt
+        ):
             self.start_ping_timer(first=False)
             return
         if self.pings_out + 1 > self.server.opts.ping_max:

@@ -14,15 +14,30 @@ from __future__ import annotations
 from typing import Any, Generic, TypeVar
 
 from scserver.connection import SYSTEM
+from scserver.core import kinds
 from scserver.subscription import Subscription
 
 H = TypeVar("H")
+
+
+SYSTEM_SPEC = kinds.register(
+    kinds.KindSpec(
+        kind=SYSTEM,
+        name="system",
+        id_label="sys",
+        label="System",
+        monitor_label="System",
+        fanout=kinds.INTERNAL,
+    )
+)
 
 
 class InternalClient(Generic[H]):
     """Subscriptions of one account owned by the server itself, each with a handler ``H``."""
 
     kind = SYSTEM
+    spec = SYSTEM_SPEC
+    fanout = SYSTEM_SPEC.fanout
     echo = False
     closed = False
     headers = True

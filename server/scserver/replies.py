@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
+from scserver.core.kinds import GATEWAY_LEG
 from scserver.protocol.parser import GATEWAY
 
 GR_PREFIX = b"_GR_."
@@ -45,6 +46,7 @@ class InternalOrigin:
     """
 
     kind = GATEWAY
+    fanout = GATEWAY_LEG
     echo = True
     closed = False
 

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from scserver import NATS_COMPAT_VERSION, auth, link_tls
+from scserver.core import kinds
 from scserver.core.ports import LinkServices
 from scserver.link import LinkConnection, connect_line, parse_url
 from scserver.log import logger, tracef
@@ -40,6 +41,7 @@ from scserver.protocol.parser import (
     OP_RSUB,
     OP_RUNSUB,
     ROUTE,
+    ROUTE_OPS,
 )
 from scserver.routing import GR_PREFIX, OLD_GR_PREFIX, process_msg, process_routed_reply
 from scserver.subscription import Subscription
@@ -48,10 +50,33 @@ ROUTE_PROTO = 2
 RECONNECT_DELAY = 1.0
 
 
+def _route_closed(server: LinkServices, conn: RouteConnection) -> None:
+    conn.manager.route_closed(conn)
+
+
+ROUTE_SPEC = kinds.register(
+    kinds.KindSpec(
+        kind=ROUTE,
+        name="route",
+        id_label="rid",
+        label="Route",
+        monitor_label="Router",
+        fanout=kinds.FORWARD,
+        ops=ROUTE_OPS,
+        max_ping=30.0,
+        slow_key="routes",
+        pending_factor=4,
+        on_closed=_route_closed,
+    )
+)
+
+
 class RouteConnection(LinkConnection):
     """One route, inbound (accepted) or outbound (solicited)."""
 
     kind = ROUTE
+    spec = ROUTE_SPEC
+    fanout = ROUTE_SPEC.fanout
     log_kind = "Router"
 
     def __init__(

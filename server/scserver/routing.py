@@ -3,7 +3,9 @@
 The rules follow nats-server's ``processMsgResults``: plain subscribers each get a copy; each queue
 group gets exactly one copy, drawn at random (route members weighted by their remote member
 count); a message from a route is delivered only locally (one hop), and only to the queue groups
-named in its RMSG; messages enter gateways only where they entered the cluster.
+named in its RMSG; messages enter gateways only where they entered the cluster. Connections are told apart by
+their kind's fanout class (``conn.fanout``, from its ``scserver.core.kinds.KindSpec``), so a
+new kind that forwards like a route needs no edit here.
 
 The gateway leg is decided here too (nats-server's ``sendMsgToGateways``): which remote clusters
 get the message (their interest, as the gateway links keep it), which queue groups they may
@@ -17,8 +19,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any
 
-from scserver.connection import SYSTEM
-from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE
+from scserver.core.kinds import FORWARD, GATEWAY_LEG, INTERNAL, LOCAL
 from scserver.replies import (
     GR_OFFSET,
     GR_PREFIX,
@@ -78,7 +79,7 @@ def _choose(group: list, src: Any, from_route: bool) -> Subscription | None:
     """Pick one member of a queue group, walking from a random (weighted) start."""
     n = len(group)
     if from_route:
-        group = [s for s in group if s.conn.kind in (CLIENT, SYSTEM)]
+        group = [s for s in group if s.conn.fanout in (LOCAL, INTERNAL)]
         n = len(group)
         if n == 0:
             return None
@@ -126,31 +127,31 @@ def process_msg(
     serves every queue group even without one (gateway-routed replies, as nats-server does).
     """
     result = account.sublist.match(subject)
-    src_kind = src.kind
+    src_class = src.fanout
     delivered = False
     routes: dict[Any, list[bytes]] | None = None
     for sub in result.psubs:
         c = sub.conn
-        k = c.kind
-        if k == CLIENT:
+        k = c.fanout
+        if k == LOCAL:
             if c is src and not c.echo:
                 continue
             if deliver(c, sub, subject, reply, hdr_len, msg):
                 delivered = True
-        elif k == ROUTE:
-            if src_kind == ROUTE or c.closed:
+        elif k == FORWARD:
+            if src_class == FORWARD or c.closed:
                 continue
             if routes is None:
                 routes = {c: []}
             elif c not in routes:
                 routes[c] = []
-        elif k == SYSTEM:
+        elif k == INTERNAL:
             # Internal services, imports and shadow subscriptions (scserver.imports).
             if c.deliver_internal(sub, subject, reply, hdr_len, msg, src):
                 delivered = True
     served: list[bytes] | None = None
-    if result.qsubs and (src_kind == CLIENT or src_kind == SYSTEM or queue_filter or any_queue):
-        from_route = src_kind == ROUTE
+    if result.qsubs and (src_class == LOCAL or src_class == INTERNAL or queue_filter or any_queue):
+        from_route = src_class == FORWARD
         for group in result.qsubs:
             qname = group[0].queue
             if queue_filter is not None and not any_queue and qname not in queue_filter:
@@ -159,16 +160,16 @@ def process_msg(
             if sub is None:
                 continue
             c = sub.conn
-            k = c.kind
-            if k == CLIENT:
+            k = c.fanout
+            if k == LOCAL:
                 if not deliver(c, sub, subject, reply, hdr_len, msg):
                     continue
-            elif k == ROUTE:
+            elif k == FORWARD:
                 if routes is None:
                     routes = {c: [qname]}
                 else:
                     routes.setdefault(c, []).append(qname)
-            elif k == SYSTEM:
+            elif k == INTERNAL:
                 if not c.deliver_internal(sub, subject, reply, hdr_len, msg, src):
                     continue
             delivered = True
@@ -180,7 +181,7 @@ def process_msg(
         for c, queues in routes.items():
             c.send_msg(account, subject, reply, queues, hdr_len, msg)
         delivered = True
-    if (src_kind == CLIENT or src_kind == SYSTEM) and server.gateway is not None:
+    if (src_class == LOCAL or src_class == INTERNAL) and server.gateway is not None:
         if gateway_leg(server.gateway, account, subject, reply, hdr_len, msg, served):
             delivered = True
     return delivered
@@ -223,26 +224,26 @@ def process_batch(
     simple = not result.qsubs
     if simple:
         for sub in psubs:
-            if sub.max or (sub.conn.kind == SYSTEM and not sub.conn.batches):
+            if sub.max or (sub.conn.fanout == INTERNAL and not sub.conn.batches):
                 simple = False
                 break
     if not simple:
         for m in msgs:
             process_msg(server, src, account, subject, None, -1, m)
         return
-    src_kind = src.kind
+    src_class = src.fanout
     routes: list[Any] | None = None
     for sub in psubs:
         c = sub.conn
-        k = c.kind
-        if k == CLIENT:
+        k = c.fanout
+        if k == LOCAL:
             if c is src and not c.echo:
                 continue
             deliver_batch(c, sub, subject, msgs, total)
-        elif k == SYSTEM:
+        elif k == INTERNAL:
             c.deliver_batch_internal(sub, subject, msgs, total)  # stream import shadows
-        elif k == ROUTE:
-            if src_kind == ROUTE or c.closed:
+        elif k == FORWARD:
+            if src_class == FORWARD or c.closed:
                 continue
             if routes is None:
                 routes = [c]
@@ -251,7 +252,7 @@ def process_batch(
     if routes:
         for c in routes:
             c.send_batch(account, subject, msgs, total)
-    if (src_kind == CLIENT or src_kind == SYSTEM) and server.gateway is not None:
+    if (src_class == LOCAL or src_class == INTERNAL) and server.gateway is not None:
         gateway_batch(server.gateway, account, subject, msgs, total)
 
 
@@ -407,7 +408,7 @@ def process_routed_reply(
             return True
         real = subject[GR_OFFSET:]
         srv = subject[12:18]
-        if src is not None and src.kind == GATEWAY and srv != gw.server_hash:
+        if src is not None and src.fanout == GATEWAY_LEG and srv != gw.server_hash:
             routes = server.routes
             if routes is not None:
                 for r in routes.connections():
@@ -422,7 +423,6 @@ def process_routed_reply(
 
 
 __all__ = [
-    "GATEWAY",
     "GR_OFFSET",
     "GR_PREFIX",
     "OLD_GR_PREFIX",

@@ -21,7 +21,7 @@ from scserver.connection import Connection
 from scserver.log import logger
 from scserver.net.addresses import local_ips as _local_ips
 from scserver.permissions import compile_permissions
-from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE
+from scserver.protocol.parser import CLIENT
 from scserver.tls import TLSContexts, TLSListener, accept_tls
 
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -278,21 +278,22 @@ class Server:
         stats[1] += conn.in_bytes
         stats[2] += conn.out_msgs
         stats[3] += conn.out_bytes
-        if conn.kind == CLIENT:
-            info = self.monitor_conn_info(conn, closed=True)
-            info["_account"] = conn.account.name
-            info["_user"] = getattr(conn, "username", "")
-            self.closed_conns.append(info)
-            if len(self.closed_conns) > 10000:
-                del self.closed_conns[:1000]
-            if self.system is not None and getattr(conn, "connected", False):
-                self.system.client_disconnected(conn)
-        elif conn.kind == ROUTE and self.routes is not None:
-            self.routes.route_closed(conn)
-        elif conn.kind == GATEWAY and self.gateway is not None:
-            self.gateway.connection_closed(conn)
+        hook = conn.spec.on_closed  # the kind's close hook (scserver.core.kinds)
+        if hook is not None:
+            hook(self, conn)
         if self.lame_duck and not self.clients and self._ldm_event is not None:
             self._ldm_event.set()
+
+    def client_closed(self, conn: Any) -> None:
+        """A client is gone: keep its /connz?state=closed entry and tell $SYS."""
+        info = self.monitor_conn_info(conn, closed=True)
+        info["_account"] = conn.account.name
+        info["_user"] = getattr(conn, "username", "")
+        self.closed_conns.append(info)
+        if len(self.closed_conns) > 10000:
+            del self.closed_conns[:1000]
+        if self.system is not None and getattr(conn, "connected", False):
+            self.system.client_disconnected(conn)
 
     def monitor_conn_info(self, conn: Any, closed: bool = False) -> dict[str, Any]:
         from scserver.monitor import conn_info

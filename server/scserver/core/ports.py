@@ -103,6 +103,8 @@ class ClientServices(ServerContext, InterestListener, AccountDirectory, Protocol
 
     def client_connected(self, client: ClientConnection) -> None: ...
 
+    def client_closed(self, client: ClientConnection) -> None: ...
+
 
 @runtime_checkable
 class LinkServices(ServerContext, AccountDirectory, Protocol):

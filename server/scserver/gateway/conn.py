@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from scserver.core import kinds
 from scserver.core.ports import LinkServices
 from scserver.gateway.interest import (
     CMD_ALL_SUBS_COMPLETE,
@@ -25,6 +26,7 @@ from scserver.protocol import errors as E
 from scserver.protocol.models import LinkConnect, ServerInfo
 from scserver.protocol.parser import (
     GATEWAY,
+    GATEWAY_OPS,
     OP_ASUB,
     OP_AUNSUB,
     OP_CONNECT,
@@ -46,10 +48,33 @@ if TYPE_CHECKING:
     from scserver.gateway.manager import GatewayManager
 
 
+def _gateway_closed(server: LinkServices, conn: GatewayConnection) -> None:
+    conn.manager.connection_closed(conn)
+
+
+GATEWAY_SPEC = kinds.register(
+    kinds.KindSpec(
+        kind=GATEWAY,
+        name="gateway",
+        id_label="gid",
+        label="Gateway",
+        monitor_label="Gateway",
+        fanout=kinds.GATEWAY_LEG,
+        ops=GATEWAY_OPS,
+        max_ping=15.0,
+        slow_key="gateways",
+        pending_factor=4,
+        on_closed=_gateway_closed,
+    )
+)
+
+
 class GatewayConnection(LinkConnection):
     """One gateway link, outbound (we dialled) or inbound (they dialled)."""
 
     kind = GATEWAY
+    spec = GATEWAY_SPEC
+    fanout = GATEWAY_SPEC.fanout
     log_kind = "Gateway"
 
     def __init__(

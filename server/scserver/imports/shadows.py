@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scserver.connection import SYSTEM
+from scserver.core.kinds import INTERNAL
 from scserver.mapping import MappingError, SubjectTransform, is_subset
 from scserver.subscription import Subscription
 
@@ -98,6 +99,7 @@ class ShadowConnection:
     """The connection of one shadow subscription: delivers to the client with the local subject."""
 
     kind = SYSTEM
+    fanout = INTERNAL
     echo = True
     headers = True
 

@@ -147,6 +147,19 @@ def _first_bytes(ops: frozenset[bytes]) -> frozenset[int]:
 
 
 _FIRST_BYTES = {kind: _first_bytes(ops) for kind, ops in _OPS_BY_KIND.items()}
+#: The op sets of the built-in kinds, named for their KindSpecs (scserver.core.kinds).
+CLIENT_OPS = _CLIENT_OPS
+ROUTE_OPS = _ROUTE_OPS
+GATEWAY_OPS = _GATEWAY_OPS
+
+
+def register_ops(kind: int, ops: frozenset[bytes]) -> None:
+    """Let a connection kind's peers send ``ops`` (called by ``scserver.core.kinds.register``,
+    so a new kind brings its op set with its spec instead of editing the tables above)."""
+    _OPS_BY_KIND[kind] = ops
+    _FIRST_BYTES[kind] = _first_bytes(ops)
+
+
 _HANDSHAKE_FIRST_BYTES = _first_bytes(_HANDSHAKE_OPS)
 _DIALLED_FIRST_BYTES = _first_bytes(_DIALLED_OPS)
 _NO_ARG_OPS = ((b"PING", _PING), (b"PONG", _PONG), (b"+OK", _OK))
