@@ -54,7 +54,8 @@ class Conn:
 
     # route side
     def send_msg(self, account, subject, reply, queues, hdr_len, msg) -> None:  # noqa: ANN001
-        self.sent.append(("msg", account.name, subject, reply, list(queues), hdr_len, msg))
+        # no queue list (None) and an empty one mean the same on the wire
+        self.sent.append(("msg", account.name, subject, reply, list(queues or ()), hdr_len, msg))
 
     def send_batch(self, account, subject, msgs, total) -> None:  # noqa: ANN001
         self.sent.append(("batch", account.name, subject, list(msgs), total))
@@ -672,3 +673,191 @@ def test_batch_on_a_routed_subject_goes_to_the_named_cluster(acc: Account) -> No
     process_batch(Server(Gateway(a, b)), Conn(), acc, subject, [b"1", b"2"], 2)
     assert b.sent == [(subject, None, None, -1, b"1"), (subject, None, None, -1, b"2")]
     assert a.sent == []
+
+
+class InterestOnly:
+    """A link's per-account state in interest-only mode: the remote's subscriptions, mirrored."""
+
+    def __init__(self, account: Account) -> None:
+        self.ni = None
+        self.nil = False
+        self.sl = account.sublist
+
+
+def test_interest_only_link_follows_the_remote_subscriptions(acc: Account) -> None:
+    remote = Account("A")  # what the remote cluster subscribed to, as we learned it
+    sub(remote, Conn(GATEWAY), b"foo.*")
+    sub(remote, Conn(GATEWAY), b"foo.bar", b"q", sid=b"2")
+    link = GwLink("far", psi=False)  # its interest() would say no: the mirror decides
+    link.out_accounts[b"A"] = InterestOnly(remote)
+    gw = Gateway(link)
+    assert process_msg(Server(gw), Conn(), acc, b"foo.bar", None, -1, b"m") is True
+    assert process_msg(Server(gw), Conn(), acc, b"foo.baz", None, -1, b"n") is True
+    assert process_msg(Server(gw), Conn(), acc, b"other", None, -1, b"o") is False
+    assert link.sent == [(b"foo.bar", None, [b"q"], -1, b"m"), (b"foo.baz", None, None, -1, b"n")]
+
+
+@pytest.mark.parametrize("state", ["optimistic", "no-interest-list"])
+def test_link_not_in_interest_only_mode_asks_the_link(acc: Account, state: str) -> None:
+    st = InterestOnly(Account("A"))
+    if state == "optimistic":
+        st.ni = set()  # a no-interest set: the link's own rules apply
+    else:
+        st.nil = True
+    link = GwLink("far", psi=True)
+    link.out_accounts[b"A"] = st
+    assert process_msg(Server(Gateway(link)), Conn(), acc, b"foo", None, -1, b"m") is True
+    assert link.sent == [(b"foo", None, None, -1, b"m")]
+
+
+# ------------------------------------------------------------------- routed replies
+
+
+class Routes:
+    def __init__(self, *conns: Conn) -> None:
+        self.conns = list(conns)
+
+    def connections(self) -> list[Conn]:
+        return self.conns
+
+
+class GwServer(Server):
+    def __init__(self, gateway: Gateway | None, routes: Routes | None = None) -> None:
+        super().__init__(gateway)
+        self.routes = routes
+
+
+def routed(gw: Gateway, real: bytes, server_hash: bytes = b"SRVHSH") -> bytes:
+    return b"_GR_." + gw.cluster_hash + b"." + server_hash + b"." + real
+
+
+def test_routed_reply_without_gateways_is_an_ordinary_subject(acc: Account) -> None:
+    from scserver.routing import process_routed_reply
+
+    assert process_routed_reply(GwServer(None), Conn(), acc, b"_GR_.x", None, -1, b"m") is False
+
+
+def test_routed_reply_for_us_reaches_the_requester_and_its_queue_group(acc: Account) -> None:
+    from scserver.routing import process_routed_reply
+
+    requester, member = Conn(), Conn()
+    sub(acc, requester, b"_INBOX.1")
+    sub(acc, member, b"_INBOX.1", b"q", sid=b"2")
+    link = GwLink("far")
+    gw = Gateway(link)
+    subject = routed(gw, b"_INBOX.1")
+    src = Conn(GATEWAY)
+    assert process_routed_reply(GwServer(gw), src, acc, subject, b"r", -1, b"ans") is True
+    assert requester.frames == [b"MSG _INBOX.1 1 r 3\r\nans\r\n"]
+    assert member.frames == [b"MSG _INBOX.1 2 r 3\r\nans\r\n"]
+    # and on to other clusters that subscribed to the plain reply subject
+    assert link.sent == [(b"_INBOX.1", b"r", None, -1, b"ans")]
+
+
+def test_routed_reply_to_a_route_reply_subject_stays_in_the_cluster(acc: Account) -> None:
+    from scserver.routing import process_routed_reply
+
+    requester = Conn()
+    sub(acc, requester, b"_R_.abc.x")
+    link = GwLink("far")
+    gw = Gateway(link)
+    assert process_routed_reply(
+        GwServer(gw), Conn(GATEWAY), acc, routed(gw, b"_R_.abc.x"), None, -1, b"a"
+    )
+    assert requester.payloads == [b"a"]
+    assert link.sent == []
+
+
+def test_routed_reply_for_another_cluster_is_dropped(acc: Account) -> None:
+    from scserver.routing import process_routed_reply
+
+    requester = Conn()
+    sub(acc, requester, b"_INBOX.1")
+    gw = Gateway(GwLink("far"))
+    other = b"_GR_." + gw_hash("elsewhere") + b".SRVHSH._INBOX.1"
+    too_short = b"_GR_." + gw.cluster_hash + b".SRVHSH."
+    for subject in (other, too_short):
+        assert process_routed_reply(GwServer(gw), Conn(GATEWAY), acc, subject, None, -1, b"a")
+    assert requester.frames == []
+
+
+def test_routed_reply_for_another_server_of_ours_goes_to_its_route(acc: Account) -> None:
+    from scserver.routing import process_routed_reply
+
+    requester, r1, r2 = Conn(), Conn(ROUTE), Conn(ROUTE)
+    r1.remote_id, r2.remote_id = "NSERVER1", "NSERVER2"
+    sub(acc, requester, b"_INBOX.1")
+    gw = Gateway(GwLink("far"))
+    subject = routed(gw, b"_INBOX.1", gw_hash("NSERVER2"))
+    server = GwServer(gw, Routes(r1, r2))
+    assert process_routed_reply(server, Conn(GATEWAY), acc, subject, b"r", 2, b"hhans") is True
+    assert r2.sent == [("msg", "A", subject, b"r", [], 2, b"hhans")]
+    assert r1.sent == []
+    assert requester.frames == []
+
+
+def test_routed_reply_for_an_unknown_server_of_ours_is_delivered_here(acc: Account) -> None:
+    from scserver.routing import process_routed_reply
+
+    requester, r1 = Conn(), Conn(ROUTE)
+    r1.remote_id = "NSERVER1"
+    sub(acc, requester, b"_INBOX.1")
+    gw = Gateway()
+    subject = routed(gw, b"_INBOX.1", gw_hash("NGONE"))
+    assert process_routed_reply(
+        GwServer(gw, Routes(r1)), Conn(GATEWAY), acc, subject, None, -1, b"a"
+    )
+    assert requester.payloads == [b"a"]
+    assert r1.sent == []
+    # without routes at all, likewise
+    assert process_routed_reply(GwServer(gw, None), Conn(GATEWAY), acc, subject, None, -1, b"b")
+    assert requester.payloads == [b"a", b"b"]
+
+
+def test_routed_reply_from_inside_the_cluster_is_delivered_here(acc: Account) -> None:
+    from scserver.routing import process_routed_reply
+
+    requester, r1 = Conn(), Conn(ROUTE)
+    r1.remote_id = "NSERVER1"
+    sub(acc, requester, b"_INBOX.1")
+    gw = Gateway()
+    subject = routed(gw, b"_INBOX.1", gw_hash("NSERVER1"))
+    assert process_routed_reply(GwServer(gw, Routes(r1)), Conn(ROUTE), acc, subject, None, -1, b"a")
+    assert requester.payloads == [b"a"]
+    assert r1.sent == []
+
+
+def test_old_form_routed_reply(acc: Account) -> None:
+    from scserver.routing import process_routed_reply
+
+    requester = Conn()
+    sub(acc, requester, b"_INBOX.1")
+    gw = Gateway()
+    ours = b"$GR." + gw.old_cluster_hash + b"._INBOX.1"
+    theirs = b"$GR." + old_gw_hash("elsewhere") + b"._INBOX.1"
+    assert process_routed_reply(GwServer(gw), Conn(GATEWAY), acc, theirs, None, -1, b"x") is True
+    assert process_routed_reply(GwServer(gw), Conn(GATEWAY), acc, ours, None, -1, b"y") is True
+    assert requester.payloads == [b"y"]
+
+
+def test_answer_to_a_remote_requester_goes_straight_back(acc: Account) -> None:
+    from scserver.routing import send_routed_reply
+
+    a, b = GwLink("a", psi=False), GwLink("b", psi=False)
+    gw = Gateway(a, b)
+    subject = b"_GR_." + gw_hash("b") + b".SRVHSH._INBOX.1"
+    send_routed_reply(GwServer(gw), acc, subject, None, -1, b"ans")
+    assert b.sent == [(subject, None, None, -1, b"ans")]
+    assert a.sent == []
+
+
+def test_answer_to_a_requester_in_our_own_cluster_is_delivered_here(acc: Account) -> None:
+    from scserver.routing import send_routed_reply
+
+    requester = Conn()
+    sub(acc, requester, b"_INBOX.1")
+    link = GwLink("a", psi=False)
+    gw = Gateway(link)
+    send_routed_reply(GwServer(gw), acc, routed(gw, b"_INBOX.1"), b"r", -1, b"ans")
+    assert requester.frames == [b"MSG _INBOX.1 1 r 3\r\nans\r\n"]
+    assert link.sent == []
