@@ -26,6 +26,7 @@ from tests.cluster.helpers import (
     unique,
 )
 from tests.cluster.topology import SC, Node, Topology, running
+from tests.server.conftest import RawClient
 from tests.tls.link_certs import make_pki
 from tests.tools import LOOPBACK, ServerProcess, free_ports, scserver_command, wait_for
 
@@ -233,6 +234,47 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     ]
     assert found, (name, labels)
     return sum(found)
+
+
+def test_slow_consumer_counters_follow_a_cut(servers) -> None:
+    """A client that never reads is cut as a slow consumer: the total and the per-kind
+    counter (clients) both move, the others stay."""
+    sp = servers.start(
+        "scserver", 'max_pending: 65536\nmax_payload: 8192\nwrite_deadline: "1s"\n', http=True
+    )
+
+    def now() -> Samples:
+        return parse(fetch(f"http://{LOOPBACK}:{sp.http_port}/metrics")[1])[0]
+
+    before = now()
+    slow = RawClient(sp.port, rcvbuf=4096)
+    slow.connect()
+    assert slow.exchange("SUB flood 1\r\nPING\r\n") == ["PONG"]
+    pub = RawClient(sp.port)
+    pub.connect()
+    chunk = b"PUB flood 4096\r\n" + b"x" * 4096 + b"\r\n"
+
+    def cut() -> bool:
+        pub.send(chunk * 64)
+        assert pub.exchange("PING\r\n") == ["PONG"]
+        return value(now(), "gnatsd_varz_slow_consumers") >= 1
+
+    try:
+        wait_for(cut, 30, 0.01, "the slow consumer cut")
+        after = now()
+    finally:
+        pub.close()
+        slow.close()
+    assert value(before, "gnatsd_varz_slow_consumers") == 0
+    assert value(after, "gnatsd_varz_slow_consumer_stats_clients") == 1
+    for kind in ("routes", "gateways", "leafs"):
+        assert value(after, f"gnatsd_varz_slow_consumer_stats_{kind}") == 0
+    varz = sp_varz(sp)
+    assert value(after, "gnatsd_varz_slow_consumers") == varz["slow_consumers"]
+
+
+def sp_varz(sp: ServerProcess) -> dict:
+    return json.loads(fetch(f"http://{LOOPBACK}:{sp.http_port}/varz")[1])
 
 
 # --- https ---------------------------------------------------------------------------------------
