@@ -20,6 +20,8 @@ are built straight from the connection objects: formatting a full ``/connz`` doc
 scrape would cost far more than reading a few integers per connection.
 
 scserver additions (the exporter has no equivalent): ``gnatsd_routez_route_*`` per route.
+``/metrics?prefix=nats`` names the families as the exporter's ``-prefix=nats`` does (what the
+NATS Helm chart runs): ``nats_varz_*``, ``nats_gatewayz_*``, ...
 """
 
 from __future__ import annotations
@@ -60,24 +62,24 @@ LABEL_KEYS = frozenset(
 
 #: Help text for the families dashboards use most (the exporter's help is the bare name).
 HELP = {
-    "gnatsd_varz_connections": "Open client connections.",
-    "gnatsd_varz_total_connections": "Client connections accepted since the server started.",
-    "gnatsd_varz_in_msgs": "Messages received from clients, routes and gateways.",
-    "gnatsd_varz_out_msgs": "Messages sent to clients, routes and gateways.",
-    "gnatsd_varz_in_bytes": "Payload bytes received.",
-    "gnatsd_varz_out_bytes": "Payload bytes sent.",
-    "gnatsd_varz_slow_consumers": "Connections closed as slow consumers since the start.",
-    "gnatsd_varz_subscriptions": "Subscriptions in every account.",
-    "gnatsd_varz_routes": "Open route connections.",
-    "gnatsd_varz_remotes": "Open route connections (remote servers).",
-    "gnatsd_varz_mem": "Resident memory in bytes.",
-    "gnatsd_varz_cpu": "CPU percent since the previous reading.",
-    "gnatsd_varz_slow_consumer_stats_clients": "Client connections cut as slow consumers.",
-    "gnatsd_varz_slow_consumer_stats_routes": "Route connections cut as slow consumers.",
-    "gnatsd_varz_slow_consumer_stats_gateways": "Gateway connections cut as slow consumers.",
-    "gnatsd_varz_slow_consumer_stats_leafs": "Leafnode connections cut as slow consumers.",
-    "gnatsd_varz_cluster_name": "The server's cluster name (value label), always 1.",
-    "gnatsd_varz_gateway_name": "The server's gateway (supercluster member) name, always 1.",
+    "varz_connections": "Open client connections.",
+    "varz_total_connections": "Client connections accepted since the server started.",
+    "varz_in_msgs": "Messages received from clients, routes and gateways.",
+    "varz_out_msgs": "Messages sent to clients, routes and gateways.",
+    "varz_in_bytes": "Payload bytes received.",
+    "varz_out_bytes": "Payload bytes sent.",
+    "varz_slow_consumers": "Connections closed as slow consumers since the start.",
+    "varz_subscriptions": "Subscriptions in every account.",
+    "varz_routes": "Open route connections.",
+    "varz_remotes": "Open route connections (remote servers).",
+    "varz_mem": "Resident memory in bytes.",
+    "varz_cpu": "CPU percent since the previous reading.",
+    "varz_slow_consumer_stats_clients": "Client connections cut as slow consumers.",
+    "varz_slow_consumer_stats_routes": "Route connections cut as slow consumers.",
+    "varz_slow_consumer_stats_gateways": "Gateway connections cut as slow consumers.",
+    "varz_slow_consumer_stats_leafs": "Leafnode connections cut as slow consumers.",
+    "varz_cluster_name": "The server's cluster name (value label), always 1.",
+    "varz_gateway_name": "The server's gateway (supercluster member) name, always 1.",
 }
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
@@ -115,7 +117,7 @@ def flatten(
         if fqn in SKIP_FQN or any(fq_name(path[:i]) in SKIP_FQN for i in range(1, len(path))):
             continue
         name = f"{system}_{endpoint}_{fqn}"
-        help_text = HELP.get(name, fqn)
+        help_text = HELP.get(f"{endpoint}_{fqn}", fqn)
         if isinstance(value, bool):
             continue
         if isinstance(value, int | float):
@@ -154,7 +156,7 @@ def _pending(c: Any) -> int:
     return transport.get_write_buffer_size() if transport is not None else 0
 
 
-def connz_families(server: Any) -> Iterator[GaugeMetricFamily]:
+def connz_families(server: Any, system: str = SYSTEM) -> Iterator[GaugeMetricFamily]:
     """The exporter's ``-connz`` summary: open client connections and their sums. The
     exporter sums the first ``/connz`` page (1,024 connections by default); here the sums
     cover every open client connection, so paging's ``offset``/``limit`` have no equivalent."""
@@ -178,19 +180,19 @@ def connz_families(server: Any) -> Iterator[GaugeMetricFamily]:
         ("in_msgs", "Messages received from open client connections.", in_m),
         ("out_msgs", "Messages sent to open client connections.", out_m),
     ):
-        yield _gauge(f"{SYSTEM}_connz_{field}", help_text, ["server_id"], [([sid], value)])
+        yield _gauge(f"{system}_connz_{field}", help_text, ["server_id"], [([sid], value)])
 
 
 ROUTE_LABELS = ["server_id", "rid", "remote_id", "remote_name"]
 
 
-def routez_families(server: Any) -> Iterator[GaugeMetricFamily]:
+def routez_families(server: Any, system: str = SYSTEM) -> Iterator[GaugeMetricFamily]:
     """``gnatsd_routez_num_routes`` (the exporter's) and, as a scserver addition, per-route
     traffic and queue depth (labels ``rid``, ``remote_id``, ``remote_name``)."""
     sid = server.server_id
     routes = list(server.routes.connections()) if server.routes is not None else []
     yield _gauge(
-        f"{SYSTEM}_routez_num_routes",
+        f"{system}_routez_num_routes",
         "Open route connections.",
         ["server_id"],
         [([sid], len(routes))],
@@ -209,7 +211,7 @@ def routez_families(server: Any) -> Iterator[GaugeMetricFamily]:
     )
     for field, help_text, read in fields:
         yield _gauge(
-            f"{SYSTEM}_routez_route_{field}",
+            f"{system}_routez_route_{field}",
             help_text,
             ROUTE_LABELS,
             (([sid, str(r.cid), r.remote_id or "", r.name or ""], read(r)) for r in routes),
@@ -265,7 +267,7 @@ def _configured(manager: Any, name: str) -> bool:
     return bool(remote and remote.configured)
 
 
-def gatewayz_families(server: Any) -> Iterator[GaugeMetricFamily]:
+def gatewayz_families(server: Any, system: str = SYSTEM) -> Iterator[GaugeMetricFamily]:
     """gatewayz.go's families: ``gnatsd_gatewayz_{outbound,inbound}_gateway_*`` per link,
     labelled with the local gateway name, the link's cid, the remote gateway name and
     ``server_id``."""
@@ -275,7 +277,7 @@ def gatewayz_families(server: Any) -> Iterator[GaugeMetricFamily]:
     sid = server.server_id
     now = time.time()
     for direction, links in gateway_links(manager).items():
-        prefix = f"{SYSTEM}_gatewayz_{direction}"
+        prefix = f"{system}_gatewayz_{direction}"
         labels = [[manager.name, str(c.cid), remote, sid] for remote, c, _ in links]
         yield _gauge(
             f"{prefix}_configured",
@@ -292,20 +294,20 @@ def gatewayz_families(server: Any) -> Iterator[GaugeMetricFamily]:
             )
 
 
-def healthz_families(server: Any) -> Iterator[GaugeMetricFamily]:
+def healthz_families(server: Any, system: str = SYSTEM) -> Iterator[GaugeMetricFamily]:
     """healthz.go: ``status`` is 0 when healthy (1 otherwise); ``status_value`` is 1 when
     healthy, labelled with the status text."""
     sid = server.server_id
     _code, doc = monitor.healthz(server, {})
     ok = doc.get("status") == "ok"
     yield _gauge(
-        f"{SYSTEM}_healthz_status",
+        f"{system}_healthz_status",
         "0 when /healthz is ok.",
         ["server_id"],
         [([sid], 0.0 if ok else 1.0)],
     )
     yield _gauge(
-        f"{SYSTEM}_healthz_status_value",
+        f"{system}_healthz_status_value",
         "1 when /healthz is ok, labelled with its status.",
         ["server_id", "value"],
         [([sid, str(doc.get("status", ""))], 1.0 if ok else 0.0)],
@@ -313,38 +315,59 @@ def healthz_families(server: Any) -> Iterator[GaugeMetricFamily]:
 
 
 class ServerCollector:
-    """A prometheus_client collector over one live server: each scrape reads current state."""
+    """A prometheus_client collector over one live server: each scrape reads current state.
 
-    def __init__(self, server: Any) -> None:
+    ``system`` is the names' first word: ``gnatsd`` as the exporter's default, or what its
+    ``-prefix`` flag would make it (the NATS Helm chart runs the exporter with
+    ``-prefix=nats``, so dashboards built on the chart use ``nats_varz_*``)."""
+
+    def __init__(self, server: Any, system: str = SYSTEM) -> None:
         self.server = server
+        self.system = system
 
     def collect(self) -> Iterator[Metric]:
-        server = self.server
+        server, system = self.server, self.system
         sid = server.server_id
-        yield from flatten(monitor.varz(server), SYSTEM, "varz", sid)
-        yield from connz_families(server)
-        yield from routez_families(server)
-        yield from _subsz(server, sid)
-        yield from gatewayz_families(server)
-        yield from healthz_families(server)
+        yield from flatten(monitor.varz(server), system, "varz", sid)
+        yield from connz_families(server, system)
+        yield from routez_families(server, system)
+        yield from _subsz(server, sid, system)
+        yield from gatewayz_families(server, system)
+        yield from healthz_families(server, system)
 
 
-def _subsz(server: Any, sid: str) -> Iterator[GaugeMetricFamily]:
+def _subsz(server: Any, sid: str, system: str) -> Iterator[GaugeMetricFamily]:
     doc = monitor.subsz(server, {})
     # The exporter's generic collector keeps server_id as a value-labelled gauge; a second
     # copy of the ID says nothing a dashboard needs, so only the numbers are exported.
     doc = {k: v for k, v in doc.items() if k not in ("server_id", "now")}
-    yield from flatten(doc, SYSTEM, "subsz", sid)
+    yield from flatten(doc, system, "subsz", sid)
 
 
-def registry_for(server: Any) -> CollectorRegistry:
+_PREFIX = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
+
+
+def check_prefix(prefix: str | None) -> str:
+    """The names' first word for a ``?prefix=`` query: ``gnatsd`` when absent, else a metric
+    name word (letters, digits, ``_``), refused with a message naming the problem."""
+    if prefix is None or prefix == "":
+        return SYSTEM
+    if not _PREFIX.match(prefix):
+        raise ValueError(
+            f"invalid metrics prefix {prefix!r}: use letters, digits and _ "
+            "(not starting with a digit, at most 64 characters), e.g. prefix=nats"
+        )
+    return prefix
+
+
+def registry_for(server: Any, system: str = SYSTEM) -> CollectorRegistry:
     """A registry of its own per server (several servers may share one process in tests).
 
     prometheus_client's ``process_*`` collector is left out on purpose: it lists
     ``/proc/self/fd`` on every scrape, which with thousands of connections cost more than all
     the server's families together; ``gnatsd_varz_mem`` and ``gnatsd_varz_cpu`` cover it."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServerCollector(server))
+    registry.register(ServerCollector(server, system))
     return registry
 
 

@@ -502,7 +502,7 @@ class Monitor:
         self.req_stats: dict[str, int] = {}
         self.runner: web.AppRunner | None = None
         self.port = 0
-        self._registry: Any = None
+        self._registries: dict[str, Any] = {}
 
     def _json(self, path: str, build: Any) -> Any:
         async def handler(request: web.Request) -> web.Response:
@@ -525,9 +525,16 @@ class Monitor:
         from scserver import metrics  # prometheus_client is loaded only if someone scrapes
 
         self.req_stats["/metrics"] = self.req_stats.get("/metrics", 0) + 1
-        if self._registry is None:
-            self._registry = metrics.registry_for(self.server)
-        body, content_type = metrics.render(self._registry, request.headers.get("Accept", ""))
+        try:
+            system = metrics.check_prefix(request.query.get("prefix"))
+        except ValueError as exc:
+            return web.Response(status=400, text=str(exc))
+        registry = self._registries.get(system)
+        if registry is None:
+            if len(self._registries) >= 8:  # bounded: one per prefix in use, never per request
+                self._registries.clear()
+            registry = self._registries[system] = metrics.registry_for(self.server, system)
+        body, content_type = metrics.render(registry, request.headers.get("Accept", ""))
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def _root(self, request: web.Request) -> web.Response:

@@ -28,7 +28,14 @@ from tests.cluster.helpers import (
 from tests.cluster.topology import SC, Node, Topology, running
 from tests.server.conftest import RawClient
 from tests.tls.link_certs import make_pki
-from tests.tools import LOOPBACK, ServerProcess, free_ports, scserver_command, wait_for
+from tests.tools import (
+    LOOPBACK,
+    ServerProcess,
+    free_ports,
+    http_get,
+    scserver_command,
+    wait_for,
+)
 
 from scserver.metrics import flatten
 
@@ -119,6 +126,27 @@ def test_openmetrics_when_asked(sc: Topology) -> None:
     assert ctype.startswith("application/openmetrics-text")
     assert body.rstrip().endswith("# EOF")
     assert "gnatsd_varz_in_msgs{" in body
+
+
+def test_prefix_names_families_like_the_chart(sc: Topology) -> None:
+    """The NATS Helm chart runs the exporter with -prefix=nats: ?prefix=nats gives its names."""
+    node = sc.node("A1")
+    plain = scrape(node)
+    body = fetch(f"http://{LOOPBACK}:{node.http_port}/metrics?prefix=nats")[1]
+    prefixed, _ = parse(body)
+    assert not [n for n, _ in prefixed if n.startswith("gnatsd_")]
+    want = {("nats" + n[len("gnatsd") :], lv) for n, lv in plain if n.startswith("gnatsd_")}
+    assert {(n, lv) for n, lv in prefixed} == want
+    assert value(prefixed, "nats_varz_max_payload") == value(plain, "gnatsd_varz_max_payload")
+    assert series(prefixed, "nats_gatewayz_outbound_gateway_conn_out_msgs")
+
+
+@pytest.mark.parametrize("prefix", ["9lives", "nats-io", "a%20b", "x" * 65])
+def test_bad_prefix_is_a_clear_400(sc: Topology, prefix: str) -> None:
+    node = sc.nodes[0]
+    status, body = http_get(LOOPBACK, node.http_port, f"/metrics?prefix={prefix}")
+    assert status == 400
+    assert body.decode().startswith("invalid metrics prefix"), body
 
 
 def test_varz_families_match_varz(sc: Topology) -> None:
