@@ -95,6 +95,32 @@ async def settle(*clients: Client, delay: float = 0.3) -> None:
     await asyncio.sleep(delay)
 
 
+MARKER = b"~marker"
+
+
+async def through(pubs: Iterable[Client], subject: str, box: Inbox, timeout: float = 15.0) -> None:
+    """Send a marker on ``subject`` from each publisher and wait until ``box`` has them all.
+
+    Messages from one publisher on one subject arrive in order, so once a publisher's marker is
+    in, everything it sent before on ``subject`` is in too: a count taken then is final, where a
+    fixed sleep only hoped so (a duplicate sent ahead of the marker is counted too). Markers
+    start with :data:`MARKER`; count the rest with :func:`unmarked`.
+    """
+    pubs = list(pubs)
+    before = box.count(MARKER)
+    for i, pub in enumerate(pubs):
+        await pub.publish(subject, MARKER + b"-%d" % i)
+        await pub.flush()
+    await eventually(
+        lambda: box.count(MARKER) >= before + len(pubs), timeout, f"markers on {subject}"
+    )
+
+
+def unmarked(box: Inbox) -> list[bytes]:
+    """Payloads of ``box`` without the markers :func:`through` sent."""
+    return [d for d in box.data() if not d.startswith(MARKER)]
+
+
 async def eventually(predicate, timeout: float = 5.0, what: str = "condition") -> None:
     """Await until ``predicate()`` (sync) is true."""
     deadline = time.monotonic() + timeout

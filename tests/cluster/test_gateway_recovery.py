@@ -7,8 +7,6 @@ that west had before the kill and not after must not survive on east's side.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from tests.cluster.helpers import (
     close_all,
@@ -16,9 +14,10 @@ from tests.cluster.helpers import (
     eventually,
     reach,
     sentinel,
-    settle,
     subscribe,
+    through,
     unique,
+    unmarked,
 )
 from tests.cluster.scenarios import outbound_msgs, outbound_subs, wait_async
 from tests.cluster.topology import GO, SC, Topology, running
@@ -44,13 +43,13 @@ async def test_killed_gateway_server_recovers_without_stale_interest(pair: Topol
         for name, pub in pubs.items():
             await pub.publish(keep, name.encode())
             await pub.publish(gone, name.encode())
-        await settle(*pubs.values(), delay=0.3)
-        # on a loaded machine delivery may take longer than the settle: poll (bounded) for both
-        # messages of each subject, then check that nothing came twice
-        await eventually(lambda: keep_box.count() >= 2 and gone_box.count() >= 2, 15, "delivery")
-        await settle(*pubs.values(), delay=0.3)
+        # a marker from each publisher behind its message: once both are in, the counts are
+        # final, and a duplicate would have arrived before them
+        await through(pubs.values(), keep, keep_box)
+        await through(pubs.values(), gone, gone_box)
         state = (keep_box.data(), gone_box.data(), pair.logs())
-        assert keep_box.count() == 2 and gone_box.count() == 2, state
+        assert sorted(unmarked(keep_box)) == [b"east1", b"east2"], state
+        assert sorted(unmarked(gone_box)) == [b"east1", b"east2"], state
 
         assert west.proc is not None
         west.proc.kill()
@@ -67,17 +66,14 @@ async def test_killed_gateway_server_recovers_without_stale_interest(pair: Topol
         await pubs["east2"].flush()
         await reach(pubs["east1"], [(keep, local)], timeout=15)
 
-        t0 = time.monotonic()
         pair.restart(west)
         w = await connect(west.url)
         keep_box = await subscribe(w, keep)
         await w.flush()
-        # messages flow again: every east server reaches west's new subscription (a bound, not
-        # a speed check: the time is printed; east redials every second)
+        # messages flow again: every east server reaches west's new subscription (the timeout
+        # only guards against a hang; how soon is python -m bench.bench_recovery's figure)
         for pub in pubs.values():
             await reach(pub, [(keep, keep_box)], timeout=30)
-        recovery = time.monotonic() - t0
-        print(f"west-{west.impl}: traffic east->west flows {recovery:.2f}s after restart")
         pair.wait_ready(20)
 
         # west forgot `gone`; east must not believe otherwise
@@ -92,7 +88,6 @@ async def test_killed_gateway_server_recovers_without_stale_interest(pair: Topol
             # a marker behind them on the same link: once west has it, east has sent (or
             # dropped) every `gone` message before it, so the counters below are final
             await pub.publish(keep, f"end-{name}".encode())
-        await settle(*pubs.values(), delay=0.3)
         await eventually(lambda: keep_box.count(b"end-") == 2, 15, "end markers at west")
         after = {name: outbound_msgs(pair, name, "west") for name in pubs}
         # $SYS heartbeats cross the gateway too: allow a few (and the marker), not the 100

@@ -8,16 +8,16 @@ Two single-server scserver clusters, east and west, joined by gateways:
 * one east client sends 200k SUBs in one burst while another east client makes requests:
   every request is answered (the burst is processed in slices between other work).
 
-Time bounds are generous robustness bounds (150 crossings in 6 s, where a server pausing the
-gateway link 50 ms per read while any consumer is behind needs more than 7 s; 2 s per request,
-where processing the burst in one go froze the server for seconds).
+No test here asserts on elapsed time: the crossings must all arrive while the backlog is there,
+and requests must be answered while the burst is half applied (``/subsz`` shows some of its
+subscriptions, not all). How fast is a benchmark's figure (``make bench-robustness``: "stuck
+consumer" across the gateway, "subscription flood" worst request round trip).
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-import time
 
 import nats
 import pytest
@@ -27,7 +27,7 @@ from tests.server.conftest import RawClient
 from tests.tools import LOOPBACK, wait_for
 
 CROSSINGS = 150
-CROSSING_BOUND = 6.0
+BURST = 200_000
 
 
 @pytest.fixture(scope="module")
@@ -60,20 +60,20 @@ def test_stuck_consumer_behind_gateway_does_not_slow_the_link(pair: Topology) ->
     feeder = Feeder(east.port, "flood")
     try:
         wait_for(lambda: (pending_of(pair, "west1", cid) or 0) > 20 << 20, 30, 0.1, "a backlog")
-        start = time.monotonic()
+        crossed = 0
         for i in range(CROSSINGS):
             body = str(i % 10)
             pub.send(f"PUB other 1\r\n{body}\r\n")
             assert sub.readline() == "MSG other 9 1"
             assert sub.read_exact(3) == body.encode() + b"\r\n"
-        took = time.monotonic() - start
+            crossed += 1
         still = pending_of(pair, "west1", cid)
     finally:
         feeder.close()
         for c in (stuck, sub, pub):
             c.close()
-    assert still is not None, "the stuck consumer must still be there while we measured"
-    assert took < CROSSING_BOUND, f"{CROSSINGS} crossings took {took:.1f}s"
+    assert still is not None, "the stuck consumer must still be there while the others crossed"
+    assert crossed == CROSSINGS
     gwz = east.get("/gatewayz")
     assert "west" in gwz["outbound_gateways"], gwz
 
@@ -99,6 +99,11 @@ def _sub_burst(port: int, n: int) -> bool:
         s.close()
 
 
+def subscriptions(topo: Topology) -> int:
+    """How many subscriptions east1 holds (``/subsz``)."""
+    return int(topo.node("east1").get("/subsz")["num_subscriptions"])
+
+
 async def test_requests_succeed_during_a_200k_sub_burst(pair: Topology) -> None:
     east = pair.node("east1")
     responder = await nats.connect(east.url, allow_reconnect=False)
@@ -110,18 +115,20 @@ async def test_requests_succeed_during_a_200k_sub_burst(pair: Topology) -> None:
 
         await responder.subscribe("svc.burst", cb=answer)
         await responder.flush()
-        burst = asyncio.create_task(asyncio.to_thread(_sub_burst, east.port, 200_000))
+        base = await asyncio.to_thread(subscriptions, pair)
+        burst = asyncio.create_task(asyncio.to_thread(_sub_burst, east.port, BURST))
         answered = 0
-        worst = 0.0
+        mid_burst: list[int] = []  # burst subscriptions applied when a reply came back
         while not burst.done():
-            t0 = time.monotonic()
-            reply = await requester.request("svc.burst", b"%d" % answered, timeout=2.0)
-            worst = max(worst, time.monotonic() - t0)
+            # the timeout guards against a hang; a slow answer is the benchmark's concern
+            reply = await requester.request("svc.burst", b"%d" % answered, timeout=10.0)
             assert reply.data == b"%d" % answered
             answered += 1
-            await asyncio.sleep(0.01)
+            applied = await asyncio.to_thread(subscriptions, pair) - base
+            if 0 < applied < BURST:
+                mid_burst.append(applied)
         assert await burst, "the SUB burst must complete"
-        assert answered > 0
+        assert mid_burst, f"no request was answered while the burst was half applied ({answered})"
     finally:
         await requester.close()
         await responder.close()

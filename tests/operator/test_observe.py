@@ -228,10 +228,12 @@ async def test_probe_of_closed_port_is_an_observation() -> None:
     import aiohttp
 
     async with aiohttp.ClientSession() as http:
-        t0 = time.monotonic()
-        probe = await probe_server(http, "x-0", f"127.0.0.1:{free_port()}", timeout=1.0)
+        # the outer bound only guards against a hang; how long a probe of a dead server takes
+        # is a benchmark's figure (python -m bench.bench_recovery)
+        probe = await asyncio.wait_for(
+            probe_server(http, "x-0", f"127.0.0.1:{free_port()}", timeout=1.0), 30
+        )
     assert not probe.healthy and probe.error and probe.error.startswith("unreachable")
-    assert time.monotonic() - t0 < 1.5
 
 
 def _server_commands() -> list[pytest.param]:
@@ -297,18 +299,16 @@ async def test_observer_against_real_servers(local_supercluster: LocalSuperclust
         )
 
     # nats-server opens its route pool (3 + a pinned $SYS route) one connection at a time after
-    # the first route is up; wait until the route count settles so "no churn" below compares
-    # two rounds of a topology that is really done forming.
-    previous: list[int] = []
+    # the first route is up; wait until the route counts settle (the same in three observed
+    # rounds in a row) so "no churn" below compares rounds of a topology done forming.
+    seen: list[list[int]] = []
 
     def settled(rnd) -> bool:  # type: ignore[no-untyped-def]
         routes = [s["routes"] for c in rnd.clusters.values() for s in c.get("servers", [])]
-        done = all_ok(rnd) and routes == previous
-        previous[:] = routes
-        return done
+        seen.append(routes if all_ok(rnd) else [])
+        return len(seen) >= 3 and seen[-1] != [] and seen[-3] == seen[-2] == seen[-1]
 
     await _wait_round(local, all_ok)
-    await asyncio.sleep(1.0)
     rnd = await _wait_round(local, settled)
     assert all_ok(rnd), rnd.supercluster["conditions"]
     east, west = rnd.clusters["east"], rnd.clusters["west"]
@@ -359,14 +359,12 @@ async def test_observer_against_real_servers(local_supercluster: LocalSuperclust
     ClusterStatus.model_validate(west)
     SuperClusterStatus.model_validate(mixed.supercluster)
 
-    # stop west-0: reported unreachable within the probe timeout, Degraded set
+    # stop west-0: the very next round reports it unreachable, Degraded set
     west0 = next(s for s in local.servers if s.name == "west-0")
     assert west0.process is not None
     west0.process.kill()
     west0.process.wait()
-    t0 = time.monotonic()
     down = await _wait_round(local, lambda r: True)
-    assert time.monotonic() - t0 < 1.5
     west = down.clusters["west"]
     assert west["readyServers"] == 0
     assert _conds(west)["Ready"] == ("False", "ServersUnhealthy")
