@@ -383,7 +383,8 @@ async def run_status(
 ) -> int:
     """Print the table once, or (`watch`) clear the screen and reprint every `interval` s.
 
-    `rounds` bounds the watch loop (tests); Ctrl-C ends it normally."""
+    `rounds` bounds the watch loop (tests); Ctrl-C ends it normally. While watching, a failed
+    read is shown instead of the table and retried at the next refresh."""
     out = out or sys.stdout
     if client_factory is None:
         from scoperator.kube import Credentials, KubeClient
@@ -400,8 +401,14 @@ async def run_status(
     done = 0
     try:
         while True:
-            snap = await read_snapshot(client, namespace, name)
-            text = render(snap, events=events)
+            try:
+                text = render(await read_snapshot(client, namespace, name), events=events)
+            except (LookupError, OSError, RuntimeError) as exc:
+                # Once: the caller prints it. Watching: a passing API hiccup (or the
+                # SuperCluster not created yet) shows in place of the table, and the watch goes on.
+                if not watch:
+                    raise
+                text = f"error: {exc}\n"
             if watch:
                 stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 text = f"\x1b[H\x1b[2J{stamp}  every {interval:g}s (Ctrl-C to stop)\n\n{text}"

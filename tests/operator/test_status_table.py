@@ -304,6 +304,32 @@ async def test_run_status_watch_rounds_and_closes_client() -> None:
     assert out.getvalue().count("SuperCluster demo in namespace demo") == 2
 
 
+async def test_watch_shows_a_failed_read_and_goes_on() -> None:
+    snap = snapshot()
+
+    class Flaky(FakeClient):
+        calls = 0
+
+        async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+            self.calls += 1
+            if self.calls == 1:
+                raise ConnectionResetError("API server went away")
+            return await super().get(kind, namespace, name)
+
+    client = Flaky([snap.supercluster, *snap.clusters])
+    out = io.StringIO()
+    rc = await run_status(
+        NS, "demo", watch=True, interval=0.01, out=out, client_factory=lambda: client, rounds=2
+    )
+    frames = out.getvalue().split("\x1b[H\x1b[2J")[1:]
+    assert rc == 0 and len(frames) == 2
+    assert "error: API server went away" in frames[0]
+    assert "SuperCluster demo in namespace demo" in frames[1]
+    # Without --watch the error is the caller's to print (one line, exit 1).
+    with pytest.raises(ConnectionResetError):
+        await run_status(NS, "demo", out=io.StringIO(), client_factory=lambda: Flaky([]))
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
