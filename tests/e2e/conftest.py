@@ -1,4 +1,8 @@
-"""Session fixtures of the end-to-end tier: one Kubernetes, one install, shared by every step.
+"""Fixtures of the end-to-end tier: one Kubernetes, one install, shared by every step.
+
+They are module-scoped: the whole scenario is one module, and its cluster is torn down as soon
+as the module ends rather than at the end of a `make test` session (other tiers then run on a
+quiet machine).
 
 Order of a session: choose the provider (tests/e2e/providers.py: kind where it can really
 create a cluster, else the host node) → bring it up → build and load the image → `helm install`
@@ -37,12 +41,12 @@ from tests.e2e.session import (
     diagnostics,
     toolbox_tar,
 )
-from tests.tools import skip_or_fail
+from tests.tools import cache_dir, skip_or_fail
 
 # ------------------------------------------------------------------------------ cluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def provider() -> Iterator[Provider]:
     """The cluster provider, up for the whole session and torn down at its end."""
     chosen, reasons = choose_provider()
@@ -73,7 +77,7 @@ def _down(chosen: Provider) -> None:
             raise
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def image(provider: Provider) -> str:
     """The project image, built from the Dockerfile and loaded into the cluster's nodes."""
     with Phase("image: build + load"):
@@ -81,19 +85,23 @@ def image(provider: Provider) -> str:
     return IMAGE
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def load_image(provider: Provider) -> Callable[[str], None]:
     """Build the image under another tag and load it (the rolling-update step's new tag)."""
     return provider.load_image
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kube(provider: Provider) -> Kube:
+    tools = {}
     for tool in ("kubectl", "helm"):
-        if shutil.which(tool) is None:
+        cached = cache_dir() / "bin" / tool
+        found = str(cached) if cached.is_file() else shutil.which(tool)
+        if found is None:
             skip_or_fail(f"{tool} not found (hack/envtest.sh installs it into .cache/bin)")
+        tools[tool] = found
     assert provider.kubeconfig is not None
-    k = Kube(provider.kubeconfig, NS)
+    k = Kube(provider.kubeconfig, NS, kubectl_bin=tools["kubectl"], helm_bin=tools["helm"])
     KUBES[:] = [k]
     return k
 
@@ -101,7 +109,7 @@ def kube(provider: Provider) -> Kube:
 # ------------------------------------------------------------------------------ install
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def installed(kube: Kube, image: str) -> Iterator[Kube]:
     """The README's install: helm install the chart, apply the example, wait for Ready."""
     repo, tag = image.rsplit(":", 1)
@@ -137,7 +145,7 @@ def installed(kube: Kube, image: str) -> Iterator[Kube]:
             kube._run([kube.helm_bin, "uninstall", RELEASE, "-n", OP_NS], None, 120, False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client(installed: Kube, image: str) -> Kube:
     """The client pod (e2e-client), ready, with its tools unpacked in /tmp/e2e."""
     kube = installed
@@ -162,7 +170,7 @@ def client(installed: Kube, image: str) -> Kube:
 # ------------------------------------------------------------------------------ stream
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stream(client: Kube) -> Stream:
     """A steady request stream west → east, answered, before the first change."""
     s = Stream(client)

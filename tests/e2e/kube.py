@@ -92,9 +92,10 @@ class Kube:
                 return cond
         return {}
 
-    def events(self, name: str) -> list[dict[str, Any]]:
-        """Events about the object called `name` in the namespace, oldest first."""
-        evs = self.items("events", f"--field-selector=involvedObject.name={name}")
+    def events(self, kind: str, name: str) -> list[dict[str, Any]]:
+        """Events about the `kind` object called `name` in the namespace, oldest first."""
+        selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+        evs = self.items("events", f"--field-selector={selector}")
         return sorted(evs, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
 
 

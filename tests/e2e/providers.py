@@ -108,8 +108,9 @@ def probe_kind(runner: Runner = run) -> str | None:
         ["docker", "run", "--rm", "--privileged", "--entrypoint", "true", candidates[0]], 120
     )
     if res.returncode != 0:
-        last = (res.stderr.strip().splitlines() or ["?"])[-1]
-        return f"privileged containers fail here, and kind's nodes are privileged: {last}"
+        lines = [ln.strip() for ln in res.stderr.splitlines() if ln.strip()]
+        errors = [ln for ln in lines if "rror" in ln] or lines or ["?"]
+        return f"privileged containers fail here, and kind's nodes are privileged: {errors[0]}"
     return None
 
 

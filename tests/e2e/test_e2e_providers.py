@@ -59,7 +59,14 @@ def _fake_docker(privileged_rc: int, images: str = "debian:bookworm\n"):
             return subprocess.CompletedProcess(list(cmd), 1, "", "no registry")
         if cmd[:2] == ["docker", "run"]:
             assert "--privileged" in cmd
-            err = "" if privileged_rc == 0 else "runc create failed: unable to apply caps"
+            err = (
+                ""
+                if privileged_rc == 0
+                else (
+                    "WARNING: IPv4 forwarding is disabled.\ndocker: Error response from daemon: "
+                    "runc create failed: unable to apply caps\n\nRun 'docker run --help' for more"
+                )
+            )
             return subprocess.CompletedProcess(list(cmd), privileged_rc, "", err)
         raise AssertionError(f"unexpected command {cmd}")
 

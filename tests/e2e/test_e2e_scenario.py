@@ -9,10 +9,10 @@ and one client pod serve every step, in this order:
 3. routes and gateways are mutual TLS with the operator's certificates (/varz), and a gateway
    port refuses a peer without the CA's certificate or without the credentials;
 4. a steady request stream (nats-py, west → east) keeps every client connected and loses
-   nothing while a Cluster scales up and down, a third Cluster comes and goes, and a password
-   changes in a referenced Secret;
-5. a rolling update to a rebuilt image tag, with lame duck: zero failed requests for clients
-   that reconnect as nats-py does;
+   nothing while Clusters scale up (east 3, west 2) and down (east 2), a third Cluster comes and
+   goes, and a password changes in a referenced Secret;
+5. a rolling update to a rebuilt image tag, with lame duck, two servers per Cluster: zero failed
+   requests for clients that reconnect as nats-py does;
 6. a deleted pod: the Cluster goes Degraded with a Warning Event, then Ready again;
 7. `kubectl describe` shows conditions and Events; the operator's metrics answer in-cluster.
 """
@@ -222,21 +222,29 @@ def test_routes_and_gateways_are_mutual_tls(client: Kube) -> None:
 # ------------------------------------------------------------------------------ 4. changes
 
 
+def scale(kube: Kube, cluster: str, replicas: int) -> None:
+    kube.kubectl("patch", "cluster.supercluster.dev", cluster, "--type=merge",
+                 "-p", json.dumps({"spec": {"replicas": replicas}}))  # fmt: skip
+
+
 def test_scale_up_and_down_keeps_clients(stream: Stream) -> None:
+    """east 1 → 3 and west 1 → 2, then east 3 → 2: the servers the clients are on stay, so
+    nobody is disconnected and no request fails. Two servers per Cluster from here on (what a
+    rolling update without downtime needs)."""
     kube = stream.kube
     before = stream.snapshot()
-    with Phase("step: scale east 1 -> 3"):
-        kube.kubectl("patch", "cluster.supercluster.dev", "east", "--type=merge",
-                     "-p", '{"spec":{"replicas":3}}')  # fmt: skip
-        wait_settled(kube, ("east", "west"), "east at 3 ready servers, Ready")
+    with Phase("step: scale east 1 -> 3, west 1 -> 2"):
+        scale(kube, "east", 3)
+        scale(kube, "west", 2)
+        wait_settled(kube, ("east", "west"), "east at 3 and west at 2 ready servers, Ready")
         routez = http_json(kube, f"http://east-0.east-headless.{NS}.svc.cluster.local:8222/routez")
-        assert routez["num_routes"] >= 2, routez
-        mid = keeps_streaming(stream, before, "scaling east to 3")
-    with Phase("step: scale east 3 -> 1"):
-        kube.kubectl("patch", "cluster.supercluster.dev", "east", "--type=merge",
-                     "-p", '{"spec":{"replicas":1}}')  # fmt: skip
-        wait_settled(kube, ("east", "west"), "east back at 1 server, Ready")
-        keeps_streaming(stream, mid, "scaling east back to 1")
+        assert routez["num_routes"] == 2, routez
+        mid = keeps_streaming(stream, before, "scaling up")
+    with Phase("step: scale east 3 -> 2"):
+        scale(kube, "east", 2)
+        wait_settled(kube, ("east", "west"), "east back at 2 servers, Ready")
+        wait_until(lambda: kube.result("get", "pod", "east-2")[0] != 0, WAIT, "east-2 gone")
+        keeps_streaming(stream, mid, "scaling east down")
 
 
 NORTH = f"""
@@ -296,8 +304,8 @@ def test_password_change_in_secret_keeps_clients(stream: Stream) -> None:
 
 
 def test_rolling_update_loses_no_request(stream: Stream, load_image: Callable[[str], None]) -> None:
-    """A rebuilt image tag rolls every server (lame duck first); nats-py clients reconnect and
-    not one request fails."""
+    """A rebuilt image tag rolls every server (lame duck first, one pod per Cluster at a time,
+    two servers per Cluster); nats-py clients reconnect and not one request fails."""
     kube = stream.kube
     with Phase("image: rebuilt tag"):
         load_image(IMAGE_NEXT)
@@ -322,7 +330,7 @@ def test_rolling_update_loses_no_request(stream: Stream, load_image: Callable[[s
     assert after["requester"]["reconnects"] + after["replier"]["reconnects"] > (
         before["requester"]["reconnects"] + before["replier"]["reconnects"]
     ), "no client reconnected: did the servers really restart?"
-    for pod in ("east-0", "west-0"):
+    for pod in ("east-0", "east-1", "west-0", "west-1"):
         assert kube.get("pod", pod)["spec"]["containers"][0]["image"] == IMAGE_NEXT
 
 
@@ -330,7 +338,14 @@ def test_rolling_update_loses_no_request(stream: Stream, load_image: Callable[[s
 
 
 def test_deleted_pod_degraded_then_ready(client: Kube) -> None:
+    """Deleting west-0: the Cluster reports Degraded (or not Ready) with a Warning Event, then
+    Ready again with a Normal one once the StatefulSet has recreated the pod."""
     kube = client
+
+    def seen() -> dict[str, int]:
+        return {e["metadata"]["name"]: e.get("count") or 1 for e in kube.events("Cluster", "west")}
+
+    before = seen()
     with Phase("step: delete west-0"):
         uid = kube.get("pod", "west-0")["metadata"]["uid"]
         kube.kubectl("delete", "pod", "west-0", "--wait=false")
@@ -346,11 +361,14 @@ def test_deleted_pod_degraded_then_ready(client: Kube) -> None:
         wait_until(lambda: kube.get("pod", "west-0")["metadata"]["uid"] != uid, WAIT,
                    "the StatefulSet recreating west-0")  # fmt: skip
         wait_settled(kube, ("east", "west"), "west Ready again")
-    events = kube.events("west")
-    warnings = [e for e in events if e.get("type") == "Warning"]
-    assert warnings, f"no Warning Event on Cluster west: {events}"
-    normal_after = [e for e in events if e.get("type") == "Normal"]
-    assert normal_after, f"no Normal (recovered) Event on Cluster west: {events}"
+    new = [
+        e
+        for e in kube.events("Cluster", "west")
+        if (e.get("count") or 1) > before.get(e["metadata"]["name"], 0)
+    ]
+    warnings = [e for e in new if e.get("type") == "Warning"]
+    assert warnings, f"no new Warning Event on Cluster west: {new}"
+    assert [e for e in new if e.get("type") == "Normal"], f"no Normal (recovered) Event: {new}"
     described = kube.kubectl("describe", "cluster.supercluster.dev", "west")
     assert warnings[-1]["reason"] in described, described
 
@@ -365,6 +383,13 @@ def test_describe_shows_conditions_and_events(installed: Kube) -> None:
         for ctype in CONDITIONS:
             assert re.search(rf"Type:\s+{ctype}\b", text), (kind, ctype, text)
         assert "Events:" in text, text
+    # docs/tls.md: `-o wide` adds the TLS mode and the CA fingerprint; issuing the certificates
+    # posted a Normal CertificatesIssued Event on the SuperCluster.
+    wide = kube.kubectl("get", "scl", "demo", "-o", "wide")
+    fingerprint = kube.get("supercluster", "demo")["status"]["tls"]["caFingerprint"]
+    assert "Managed" in wide and fingerprint[:12] in wide, wide
+    reasons = {e.get("reason") for e in kube.events("SuperCluster", "demo")}
+    assert "CertificatesIssued" in reasons, reasons
 
 
 def test_operator_metrics_answer_in_cluster(client: Kube) -> None:
@@ -381,3 +406,7 @@ def test_operator_metrics_answer_in_cluster(client: Kube) -> None:
     out = kube.exec(CLIENT_POD, "python", "-c", code)
     assert out.startswith("200"), out[:300]
     assert "scoperator_reconciles_total" in out, out[:2000]
+    # docs/tls.md: certificate expiry for alerting, one series per certificate Secret.
+    assert re.search(
+        r'scoperator_certificate_expiry_timestamp_seconds\{[^}]*secret="east-tls"', out
+    ), out
