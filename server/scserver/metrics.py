@@ -20,6 +20,7 @@ are built straight from the connection objects: formatting a full ``/connz`` doc
 scrape would cost far more than reading a few integers per connection.
 
 scserver additions (the exporter has no equivalent): ``gnatsd_routez_route_*`` per route.
+``/metrics?connz_detailed=true`` adds the exporter's per-connection ``-connz_detailed`` series.
 ``/metrics?prefix=nats`` names the families as the exporter's ``-prefix=nats`` does (what the
 NATS Helm chart runs): ``nats_varz_*``, ``nats_gatewayz_*``, ...
 """
@@ -35,6 +36,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.samples import Sample
 
 from scserver import monitor
 
@@ -156,10 +158,17 @@ def _pending(c: Any) -> int:
     return transport.get_write_buffer_size() if transport is not None else 0
 
 
-def connz_families(server: Any, system: str = SYSTEM) -> Iterator[GaugeMetricFamily]:
+def connz_families(
+    server: Any, system: str = SYSTEM, detailed: bool = False
+) -> Iterator[GaugeMetricFamily]:
     """The exporter's ``-connz`` summary: open client connections and their sums. The
     exporter sums the first ``/connz`` page (1,024 connections by default); here the sums
-    cover every open client connection, so paging's ``offset``/``limit`` have no equivalent."""
+    cover every open client connection, so paging's ``offset``/``limit`` have no equivalent.
+
+    ``detailed`` adds the exporter's ``-connz_detailed`` series: one per client connection in
+    the same families (labels :data:`DETAIL_LABELS`) plus ``start``, ``last_activity`` (epoch
+    ms), ``rtt`` (µs), ``uptime`` and ``idle`` (ms). Opt-in, as with the exporter: a series
+    set per connection is a cardinality cost for Prometheus."""
     sid = server.server_id
     pending = subs = in_b = out_b = in_m = out_m = 0
     conns = list(server.clients.values())
@@ -170,6 +179,7 @@ def connz_families(server: Any, system: str = SYSTEM) -> Iterator[GaugeMetricFam
         out_b += c.out_bytes
         in_m += c.in_msgs
         out_m += c.out_msgs
+    families: dict[str, GaugeMetricFamily] = {}
     for field, help_text, value in (
         ("num_connections", "Open client connections.", len(conns)),
         ("total", "Open client connections (connz total).", len(conns)),
@@ -180,7 +190,59 @@ def connz_families(server: Any, system: str = SYSTEM) -> Iterator[GaugeMetricFam
         ("in_msgs", "Messages received from open client connections.", in_m),
         ("out_msgs", "Messages sent to open client connections.", out_m),
     ):
-        yield _gauge(f"{system}_connz_{field}", help_text, ["server_id"], [([sid], value)])
+        families[field] = _gauge(
+            f"{system}_connz_{field}", help_text, ["server_id"], [([sid], value)]
+        )
+    if detailed:
+        _add_details(families, system, sid, conns)
+    yield from families.values()
+
+
+#: connz.go's detailed label set (``account_id`` repeats ``account``, as the exporter does).
+DETAIL_LABELS = (
+    "server_id", "cid", "kind", "type", "ip", "port", "name", "name_tag", "account",
+    "account_id", "lang", "version", "tls_version", "tls_cipher_suite",
+)  # fmt: skip
+DETAIL_ONLY = (
+    ("start", "Epoch milliseconds the connection started."),
+    ("last_activity", "Epoch milliseconds of the connection's last activity."),
+    ("rtt", "Round-trip time in microseconds."),
+    ("uptime", "Milliseconds since the connection started."),
+    ("idle", "Milliseconds since the connection's last activity."),
+)
+
+
+def _add_details(
+    families: dict[str, GaugeMetricFamily], system: str, sid: str, conns: list[Any]
+) -> None:
+    for field, help_text in DETAIL_ONLY:
+        families[field] = GaugeMetricFamily(f"{system}_connz_{field}", help_text)
+    now = time.time()
+    for c in conns:
+        account = c.account.name if c.account.name != "$G" else ""  # as /connz?auth=true
+        tls_info = getattr(c, "tls_info", None)
+        values = (
+            sid, str(c.cid), "Client", "nats", c.host or "", str(c.port), c.name or "", "",
+            account, account, c.lang or "", c.version or "",
+            tls_info.version if tls_info is not None else "",
+            tls_info.cipher_suite if tls_info is not None else "",
+        )  # fmt: skip
+        labels = dict(zip(DETAIL_LABELS, values, strict=True))
+        for field, value in (
+            ("pending_bytes", _pending(c)),
+            ("subscriptions", len(c.subs)),
+            ("in_bytes", c.in_bytes),
+            ("out_bytes", c.out_bytes),
+            ("in_msgs", c.in_msgs),
+            ("out_msgs", c.out_msgs),
+            ("start", int(c.start * 1000)),
+            ("last_activity", int(c.last_activity * 1000)),
+            ("rtt", int(c.rtt * 1e6)),
+            ("uptime", int((now - c.start) * 1000)),
+            ("idle", int((now - c.last_activity) * 1000)),
+        ):
+            family = families[field]
+            family.samples.append(Sample(family.name, labels, float(value)))
 
 
 ROUTE_LABELS = ["server_id", "rid", "remote_id", "remote_name"]
@@ -321,15 +383,16 @@ class ServerCollector:
     ``-prefix`` flag would make it (the NATS Helm chart runs the exporter with
     ``-prefix=nats``, so dashboards built on the chart use ``nats_varz_*``)."""
 
-    def __init__(self, server: Any, system: str = SYSTEM) -> None:
+    def __init__(self, server: Any, system: str = SYSTEM, detailed: bool = False) -> None:
         self.server = server
         self.system = system
+        self.detailed = detailed
 
     def collect(self) -> Iterator[Metric]:
         server, system = self.server, self.system
         sid = server.server_id
         yield from flatten(monitor.varz(server), system, "varz", sid)
-        yield from connz_families(server, system)
+        yield from connz_families(server, system, self.detailed)
         yield from routez_families(server, system)
         yield from _subsz(server, sid, system)
         yield from gatewayz_families(server, system)
@@ -360,14 +423,14 @@ def check_prefix(prefix: str | None) -> str:
     return prefix
 
 
-def registry_for(server: Any, system: str = SYSTEM) -> CollectorRegistry:
+def registry_for(server: Any, system: str = SYSTEM, detailed: bool = False) -> CollectorRegistry:
     """A registry of its own per server (several servers may share one process in tests).
 
     prometheus_client's ``process_*`` collector is left out on purpose: it lists
     ``/proc/self/fd`` on every scrape, which with thousands of connections cost more than all
     the server's families together; ``gnatsd_varz_mem`` and ``gnatsd_varz_cpu`` cover it."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServerCollector(server, system))
+    registry.register(ServerCollector(server, system, detailed))
     return registry
 
 

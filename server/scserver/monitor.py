@@ -527,13 +527,16 @@ class Monitor:
         self.req_stats["/metrics"] = self.req_stats.get("/metrics", 0) + 1
         try:
             system = metrics.check_prefix(request.query.get("prefix"))
-        except ValueError as exc:
+            detailed = parse_bool(request.query.get("connz_detailed"), "connz_detailed")
+        except (ValueError, BadRequest) as exc:
             return web.Response(status=400, text=str(exc))
-        registry = self._registries.get(system)
+        key = f"{system}/{detailed}"
+        registry = self._registries.get(key)
         if registry is None:
-            if len(self._registries) >= 8:  # bounded: one per prefix in use, never per request
+            if len(self._registries) >= 8:  # bounded: one per variant in use, never per request
                 self._registries.clear()
-            registry = self._registries[system] = metrics.registry_for(self.server, system)
+            registry = metrics.registry_for(self.server, system, detailed)
+            self._registries[key] = registry
         body, content_type = metrics.render(registry, request.headers.get("Accept", ""))
         return web.Response(body=body, headers={"Content-Type": content_type})
 

@@ -87,12 +87,14 @@ def scrape(node: Node) -> Samples:
     return parse(fetch(f"http://{LOOPBACK}:{node.http_port}/metrics")[1])[0]
 
 
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """The one sample of ``name`` whose labels include ``labels``."""
+def value(samples: Samples, metric: str, /, **labels: str) -> float:
+    """The one sample of ``metric`` whose labels include ``labels``."""
     found = [
-        v for (n, lv), v in samples.items() if n == name and set(labels.items()) <= dict(lv).items()
+        v
+        for (n, lv), v in samples.items()
+        if n == metric and set(labels.items()) <= dict(lv).items()
     ]
-    assert len(found) == 1, (name, labels, found)
+    assert len(found) == 1, (metric, labels, found)
     return found[0]
 
 
@@ -147,6 +149,37 @@ def test_bad_prefix_is_a_clear_400(sc: Topology, prefix: str) -> None:
     status, body = http_get(LOOPBACK, node.http_port, f"/metrics?prefix={prefix}")
     assert status == 400
     assert body.decode().startswith("invalid metrics prefix"), body
+
+
+async def test_connz_detailed_is_per_connection_and_opt_in(sc: Topology) -> None:
+    node = sc.node("A2")
+    nc = await connect(node.url, "detail-me")
+    try:
+        for _ in range(3):
+            await nc.publish("detail.x", b"abc")
+        await nc.flush()
+        url = f"http://{LOOPBACK}:{node.http_port}/metrics"
+        detailed, _ = parse(fetch(url + "?connz_detailed=true")[1])
+        plain = scrape(node)
+        connz = node.get("/connz")
+    finally:
+        await close_all(nc)
+    cid = str(next(c["cid"] for c in connz["connections"] if c.get("name") == "detail-me"))
+    mine = {"name": "detail-me", "cid": cid, "kind": "Client", "lang": "python3"}
+    assert value(detailed, "gnatsd_connz_in_msgs", **mine) == 3
+    assert value(detailed, "gnatsd_connz_in_bytes", **mine) == 9
+    assert value(detailed, "gnatsd_connz_start", **mine) > 0
+    labels = next(s for s in series(detailed, "gnatsd_connz_rtt") if s.get("cid") == cid)
+    assert set(labels) == {
+        "server_id", "cid", "kind", "type", "ip", "port", "name", "name_tag", "account",
+        "account_id", "lang", "version", "tls_version", "tls_cipher_suite",
+    }  # fmt: skip
+    # The summary series stay, and without the parameter there is nothing per connection.
+    assert [s for s in series(detailed, "gnatsd_connz_in_msgs") if set(s) == {"server_id"}]
+    assert series(plain, "gnatsd_connz_in_msgs") == [{"server_id": connz["server_id"]}]
+    assert not series(plain, "gnatsd_connz_rtt")
+    status, body = http_get(LOOPBACK, node.http_port, "/metrics?connz_detailed=maybe")
+    assert status == 400 and b"connz_detailed" in body
 
 
 def test_varz_families_match_varz(sc: Topology) -> None:
