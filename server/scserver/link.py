@@ -8,6 +8,7 @@ only what they do with interest and with their manager differs.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -17,13 +18,27 @@ from scserver.core.ports import LinkServices
 from scserver.log import logger, trace_enabled
 from scserver.protocol import encode, models
 from scserver.protocol import errors as E
-from scserver.protocol.parser import OP_CONNECT, OP_ERROR, Parser
+from scserver.protocol.parser import (
+    OP_CONNECT,
+    OP_ERR,
+    OP_ERROR,
+    OP_INFO,
+    OP_PING,
+    OP_PONG,
+    OP_RMSG,
+    Parser,
+)
 from scserver.routing import process_batch
 
 M = TypeVar("M", bound=models.LinkConnect | models.ServerInfo)
 
 # First bytes of subjects a run never batches: `_GR_.`/`$GR.` routed replies and the like.
 _SPECIAL_FIRST = frozenset(b"_$")
+
+
+def link_closed(server: LinkServices, conn: LinkConnection) -> None:
+    """The close hook of every link kind (KindSpec.on_closed): its manager forgets it."""
+    conn.manager.connection_closed(conn)
 
 
 class LinkConnection(Connection):
@@ -48,6 +63,9 @@ class LinkConnection(Connection):
         self.got_connect = False
         self.got_info = False
         self.registered = False
+        #: Whether RMSG/HMSG from this peer go straight to the message path (hot-path guard):
+        #: a route once its CONNECT is accepted (or we dialled it), a gateway once registered.
+        self.accepts_msgs = False
         self.echo = True
         self.remote_info: dict[str, Any] = {}
         #: The accepted peer's CONNECT, checked again on every reload (scserver.link_reload).
@@ -129,6 +147,58 @@ class LinkConnection(Connection):
             )
         self.close("Authentication Failure", E.AUTH_VIOLATION, log_error=True)
         return True
+
+    # --- inbound bytes: the dispatch every link kind shares ----------------------------------
+
+    def handle_data(self, data: bytes) -> None:
+        """Parse and dispatch: messages join runs (take_rmsg) on the hot path; every other
+        op first flushes the run, is refused before an accepted CONNECT, and is either one
+        every link answers the same way (PING, PONG, INFO, CONNECT, -ERR, parser errors) or
+        the kind's own (handle_op: interest, account and gateway-direction rules)."""
+        self.last_activity = time.time()
+        for op in self.parser.feed(data):
+            if self.closed:
+                return
+            t = op[0]
+            if t == OP_RMSG and self.accepts_msgs:
+                self.take_rmsg(op)
+                continue
+            if self.run:
+                self.flush_run()
+                if self.closed:
+                    return
+            if self.refused_before_connect(op):
+                return
+            if t == OP_PING:
+                self.queue(encode.PONG)
+            elif t == OP_PONG:
+                self.got_pong()
+            elif t == OP_INFO:
+                self.process_info(op[1])
+            elif t == OP_CONNECT:
+                self.process_connect(op[1])
+            elif t == OP_ERR:
+                logger.error("%s %s Error %r", self.label(), self.log_kind, op[1])
+                self.close("Parse Error")
+                return
+            elif t == OP_ERROR:
+                logger.error("%s %s protocol error: %s", self.label(), self.spec.label, op[1])
+                self.close("Protocol Violation", op[1] if op[2] else None)
+                return
+            elif self.handle_op(op):
+                return
+        if self.run and not self.closed:
+            self.flush_run()
+
+    def handle_op(self, op: tuple) -> bool:  # pragma: no cover - overridden
+        """The kind's own operations; True when the link was closed for one."""
+        return False
+
+    def process_info(self, raw: bytes) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def process_connect(self, raw: bytes) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
 
     # --- JSON handshake lines ------------------------------------------------------------------
 

@@ -10,15 +10,15 @@ seed meets every peer through gossip of route INFOs.
 from __future__ import annotations
 
 import asyncio
-import random
 import secrets
 import time
 from typing import Any
 
-from scserver import NATS_COMPAT_VERSION, auth, link_tls
+from scserver import NATS_COMPAT_VERSION, link_tls
 from scserver.core import kinds
 from scserver.core.ports import LinkServices
-from scserver.link import LinkConnection, connect_line, parse_url
+from scserver.link import LinkConnection, connect_line, link_closed, parse_url
+from scserver.link_manager import RECONNECT_DELAY, LinkManager
 from scserver.log import logger, tracef
 from scserver.protocol import encode
 from scserver.protocol import errors as E
@@ -26,18 +26,6 @@ from scserver.protocol.models import LinkConnect, ServerInfo
 from scserver.protocol.parser import (
     CLIENT,
     GATEWAY,
-    OP_ASUB,
-    OP_AUNSUB,
-    OP_CONNECT,
-    OP_ERR,
-    OP_ERROR,
-    OP_INFO,
-    OP_LSUB,
-    OP_LUNSUB,
-    OP_OK,
-    OP_PING,
-    OP_PONG,
-    OP_RMSG,
     OP_RSUB,
     OP_RUNSUB,
     ROUTE,
@@ -47,11 +35,6 @@ from scserver.routing import GR_PREFIX, OLD_GR_PREFIX, process_msg, process_rout
 from scserver.subscription import Subscription
 
 ROUTE_PROTO = 2
-RECONNECT_DELAY = 1.0
-
-
-def _route_closed(server: LinkServices, conn: RouteConnection) -> None:
-    conn.manager.route_closed(conn)
 
 
 ROUTE_SPEC = kinds.register(
@@ -66,7 +49,7 @@ ROUTE_SPEC = kinds.register(
         max_ping=30.0,
         slow_key="routes",
         pending_factor=4,
-        on_closed=_route_closed,
+        on_closed=link_closed,
     )
 )
 
@@ -89,6 +72,9 @@ class RouteConnection(LinkConnection):
         super().__init__(server, manager, outbound=url is not None)
         self.url = url
         self.explicit = explicit
+        # Messages from a route we dialled are taken as they come (its INFO gates them in
+        # the parser); an accepted route's only once its CONNECT is accepted.
+        self.accepts_msgs = self.outbound
         self.headers = True
         self.remote_subs: dict[tuple[bytes, bytes, bytes | None], Subscription] = {}
         self.connect_urls: list[str] = []
@@ -149,45 +135,18 @@ class RouteConnection(LinkConnection):
 
     # --- inbound ---------------------------------------------------------------------------
 
-    def handle_data(self, data: bytes) -> None:
-        self.last_activity = time.time()
-        for op in self.parser.feed(data):
-            if self.closed:
-                return
-            t = op[0]
-            if t == OP_RMSG and (self.got_connect or self.outbound):
-                self.take_rmsg(op)
-                continue
-            if self.run:
-                self.flush_run()
-                if self.closed:
-                    return
-            if self.refused_before_connect(op):
-                return
-            if t == OP_RSUB:
-                self.process_rsub(op[1], op[2], op[3], op[4])
-            elif t == OP_RUNSUB:
-                self.process_runsub(op[1], op[2], op[3])
-            elif t == OP_PING:
-                self.queue(encode.PONG)
-            elif t == OP_PONG:
-                self.got_pong()
-            elif t == OP_INFO:
-                self.process_info(op[1])
-            elif t == OP_CONNECT:
-                self.process_connect(op[1])
-            elif t == OP_ERR:
-                logger.error("%s Router Error %r", self.label(), op[1])
-                self.close("Parse Error")
-                return
-            elif t in (OP_OK, OP_ASUB, OP_AUNSUB, OP_LSUB, OP_LUNSUB):
-                pass
-            elif t == OP_ERROR:
-                logger.error("%s Route protocol error: %s", self.label(), op[1])
-                self.close("Protocol Violation", op[1] if op[2] else None)
-                return
-        if self.run and not self.closed:
-            self.flush_run()
+    def handle_op(self, op: tuple) -> bool:
+        """RS+/RS- change the peer's interest; +OK, A+/A- and LS+/LS- are read and ignored."""
+        t = op[0]
+        if t == OP_RSUB:
+            self.process_rsub(op[1], op[2], op[3], op[4])
+        elif t == OP_RUNSUB:
+            self.process_runsub(op[1], op[2], op[3])
+        return False
+
+    def connect_accepted(self) -> None:
+        self.accepts_msgs = True
+        super().connect_accepted()
 
     def process_connect(self, raw: bytes) -> None:
         connect = self.load_json(raw, "CONNECT", LinkConnect)
@@ -367,11 +326,15 @@ class RouteConnection(LinkConnection):
         process_msg(self.server, self, account, subject, reply, hdr_len, msg, queues)
 
 
-class RouteManager:
+class RouteManager(LinkManager):
     """Listens on the cluster port, dials routes, and keeps one registered route per peer."""
 
+    kind = ROUTE
+    default_port = 6222
+    what = "route"
+
     def __init__(self, server: LinkServices) -> None:
-        self.server = server
+        super().__init__(server)
         cl = server.opts.cluster
         self.configured_name = cl.name or (
             server.opts.gateway.name if server.opts.gateway else None
@@ -379,13 +342,10 @@ class RouteManager:
         self.dynamic = not self.configured_name
         self.cluster_name = self.configured_name or secrets.token_hex(11)
         self.routes: dict[str, RouteConnection] = {}
-        self.pending: set[RouteConnection] = set()
-        self.listener: asyncio.base_events.Server | None = None
         self.port = cl.port
         self.self_urls: set[str] = set()
         self.supervisors: dict[str, asyncio.Task] = {}
         self.implicit_dials: set[str] = set()
-        self.stopping = False
 
     @property
     def opts(self) -> Any:
@@ -400,15 +360,7 @@ class RouteManager:
     async def start(self) -> None:
         cl = self.opts
         host = cl.host or "0.0.0.0"
-        self.listener = await link_tls.listen(
-            self.server,
-            lambda: RouteConnection(self.server, self),
-            ROUTE,
-            None if host == "0.0.0.0" else host,
-            cl.port,
-        )
-        self.port = self.listener.sockets[0].getsockname()[1]
-        self.server.listeners.append(self.listener)
+        self.port = await self.listen(lambda: RouteConnection(self.server, self), host, cl.port)
         logger.info("Cluster name is %s", self.cluster_name)
         logger.info("Listening for route connections on %s:%d", host, self.port)
         for url in cl.routes:
@@ -419,8 +371,7 @@ class RouteManager:
         for task in self.supervisors.values():
             task.cancel()
         self.supervisors.clear()
-        for r in list(self.routes.values()) + list(self.pending):
-            r.close("Server Shutdown")
+        self.close_links("Server Shutdown")
 
     def ensure_supervisor(self, url: str) -> None:
         if url not in self.supervisors:
@@ -428,7 +379,7 @@ class RouteManager:
 
     async def _supervise(self, url: str) -> None:
         """Keep an explicit route connected for as long as it is configured."""
-        await asyncio.sleep(random.uniform(0, 0.1))
+        await self.pause(0.0)
         known_id: str | None = None
         while not self.stopping and url not in self.self_urls:
             if known_id is not None and known_id in self.routes:
@@ -436,47 +387,25 @@ class RouteManager:
                 continue
             conn = await self.dial(url, explicit=True)
             if conn is not None:
-                while not conn.closed:
-                    await asyncio.sleep(0.2)
+                await self.until_closed(conn)
                 if conn.remote_id:
                     known_id = conn.remote_id
             if url in self.self_urls or self.stopping:
                 return
-            await asyncio.sleep(RECONNECT_DELAY + random.uniform(0, 0.1))
+            await self.pause()
 
     async def dial(self, url: str, explicit: bool) -> RouteConnection | None:
-        host, port, _, _ = parse_url(url, 6222)
-        try:
-            proto = await link_tls.dial(
-                self.server,
-                lambda: RouteConnection(self.server, self, url, explicit),
-                ROUTE,
-                url,
-                host,
-                port,
-                known=list(self.opts.routes),
-            )
-        except OSError as exc:
-            logger.debug("Error trying to connect to route (%s): %s", url, exc)
-            return None
-        assert isinstance(proto, RouteConnection)
-        return proto
+        host, port, _, _ = parse_url(url, self.default_port)
+        return await self.dial_link(
+            lambda: RouteConnection(self.server, self, url, explicit),
+            url,
+            host,
+            port,
+            f"Error trying to connect to route ({url})",
+            known=list(self.opts.routes),
+        )
 
     # --- handshake pieces --------------------------------------------------------------------
-
-    def auth_timeout(self) -> float:
-        return float(getattr(self.opts, "auth_timeout", None) or 2.0)
-
-    def authorized(self, opts: dict[str, Any], conn: Any = None) -> bool:
-        verdict = link_tls.cert_authorized(self.server, ROUTE, conn)
-        if verdict is not None:
-            return verdict  # the certificate decides (tls verify_and_map / check_known_urls)
-        cl = self.opts
-        if not cl.username and not getattr(cl, "token", None):
-            return True
-        if getattr(cl, "token", None) and opts.get("auth_token") == cl.token:
-            return True
-        return auth.link_login_ok(opts, cl.username, cl.password)
 
     def cluster_names_agree(self, theirs: str, their_dynamic: bool) -> bool:
         if theirs == self.cluster_name:
@@ -570,7 +499,7 @@ class RouteManager:
         self.server.info_changed()
         return True
 
-    def route_closed(self, conn: RouteConnection) -> None:
+    def connection_closed(self, conn: RouteConnection) -> None:
         self.pending.discard(conn)
         if self.routes.get(conn.remote_id) is conn:
             del self.routes[conn.remote_id]
@@ -587,7 +516,7 @@ class RouteManager:
     async def _redial_implicit(self, url: str, remote_id: str) -> None:
         retries = int(getattr(self.opts, "connect_retries", 0) or 0)
         for _ in range(retries + 1):
-            await asyncio.sleep(RECONNECT_DELAY + random.uniform(0, 0.1))
+            await self.pause()
             if self.stopping or remote_id in self.routes:
                 return
             conn = await self.dial(url, explicit=False)
@@ -642,15 +571,11 @@ class RouteManager:
 
         async def go() -> None:
             try:
-                retries = int(getattr(cl, "connect_retries", 0) or 0)
-                for attempt in range(retries + 1):
-                    if rid in self.routes or self.stopping:
-                        return
-                    conn = await self.dial(url, explicit=False)
-                    if conn is not None:
-                        return
-                    if attempt < retries:
-                        await asyncio.sleep(RECONNECT_DELAY)
+                await self.retry(
+                    int(getattr(cl, "connect_retries", 0) or 0) + 1,
+                    lambda: rid in self.routes,
+                    lambda: self.dial(url, explicit=False),
+                )
             finally:
                 self.implicit_dials.discard(key)
 

@@ -3,7 +3,6 @@ the shared link base, and the output hold of an interest barrier."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from scserver.core import kinds
@@ -19,9 +18,8 @@ from scserver.gateway.interest import (
     OutAccount,
 )
 from scserver.gateway.replies import ROUTED_FIRST
-from scserver.link import LinkConnection
+from scserver.link import LinkConnection, link_closed
 from scserver.log import logger, tracef
-from scserver.protocol import encode
 from scserver.protocol import errors as E
 from scserver.protocol.models import LinkConnect, ServerInfo
 from scserver.protocol.parser import (
@@ -29,13 +27,6 @@ from scserver.protocol.parser import (
     GATEWAY_OPS,
     OP_ASUB,
     OP_AUNSUB,
-    OP_CONNECT,
-    OP_ERR,
-    OP_ERROR,
-    OP_INFO,
-    OP_OK,
-    OP_PING,
-    OP_PONG,
     OP_RMSG,
     OP_RSUB,
     OP_RUNSUB,
@@ -46,10 +37,6 @@ from scserver.subscription import Subscription
 
 if TYPE_CHECKING:
     from scserver.gateway.manager import GatewayManager
-
-
-def _gateway_closed(server: LinkServices, conn: GatewayConnection) -> None:
-    conn.manager.connection_closed(conn)
 
 
 GATEWAY_SPEC = kinds.register(
@@ -64,7 +51,7 @@ GATEWAY_SPEC = kinds.register(
         max_ping=15.0,
         slow_key="gateways",
         pending_factor=4,
-        on_closed=_gateway_closed,
+        on_closed=link_closed,
     )
 )
 
@@ -86,8 +73,8 @@ class GatewayConnection(LinkConnection):
     ) -> None:
         super().__init__(server, manager, outbound=remote is not None)
         self.gw_name = remote or ""
-        # Messages flow only on inbound links, once registered: the hot-path guard.
-        self.accepts_msgs = False
+        # Messages flow only on inbound links, once registered (register_inbound sets
+        # accepts_msgs, the hot-path guard).
         self.url = url
         self.headers = False
         self.remote_iom = True
@@ -135,65 +122,37 @@ class GatewayConnection(LinkConnection):
 
     # --- inbound bytes -------------------------------------------------------------------------
 
-    def handle_data(self, data: bytes) -> None:
-        self.last_activity = time.time()
-        for op in self.parser.feed(data):
-            if self.closed:
-                return
-            t = op[0]
-            if t == OP_RMSG and self.accepts_msgs:
-                self.take_rmsg(op)
-                continue
-            if self.run:
-                self.flush_run()
-                if self.closed:
-                    return
-            if self.refused_before_connect(op):
-                return
-            if t == OP_RMSG:
-                if self.outbound or not self.registered:
-                    logger.error("%s Gateway message on the wrong direction", self.label())
-                    self.close("Protocol Violation")
-                    return
-                self.process_rmsg(op[1], op[2], op[3], op[4], op[5], op[6])
-                continue
-            if t == OP_PING:
-                self.queue(encode.PONG)
-            elif t == OP_PONG:
-                self.got_pong()
-                if self.outbound:
-                    self.manager.sort_outbound()
-            elif t == OP_INFO:
-                self.process_info(op[1])
-            elif t == OP_CONNECT:
-                self.process_connect(op[1])
-            elif t in (OP_RSUB, OP_RUNSUB, OP_ASUB, OP_AUNSUB):
-                if not self.outbound:
-                    logger.error(
-                        "%s Received interest from gateway on inbound connection", self.label()
-                    )
-                    self.close("Protocol Violation")
-                    return
-                if t == OP_RSUB:
-                    self.process_rsub(op[1], op[2], op[3])
-                elif t == OP_RUNSUB:
-                    self.process_runsub(op[1], op[2], op[3])
-                elif t == OP_ASUB:
-                    self.out_accounts.pop(op[1], None)
-                else:
-                    self.process_aunsub(op[1])
-            elif t == OP_ERR:
-                logger.error("%s Gateway Error %r", self.label(), op[1])
-                self.close("Parse Error")
-                return
-            elif t == OP_OK:
-                pass
-            elif t == OP_ERROR:
-                logger.error("%s Gateway protocol error: %s", self.label(), op[1])
-                self.close("Protocol Violation", op[1] if op[2] else None)
-                return
-        if self.run and not self.closed:
-            self.flush_run()
+    def handle_op(self, op: tuple) -> bool:
+        """Messages flow only on inbound links, interest (RS+/RS-, A+/A-) only on outbound
+        ones: the wrong direction is a protocol violation. +OK is ignored."""
+        t = op[0]
+        if t == OP_RMSG:
+            if self.outbound or not self.registered:
+                logger.error("%s Gateway message on the wrong direction", self.label())
+                self.close("Protocol Violation")
+                return True
+            self.process_rmsg(op[1], op[2], op[3], op[4], op[5], op[6])
+        elif t in (OP_RSUB, OP_RUNSUB, OP_ASUB, OP_AUNSUB):
+            if not self.outbound:
+                logger.error(
+                    "%s Received interest from gateway on inbound connection", self.label()
+                )
+                self.close("Protocol Violation")
+                return True
+            if t == OP_RSUB:
+                self.process_rsub(op[1], op[2], op[3])
+            elif t == OP_RUNSUB:
+                self.process_runsub(op[1], op[2], op[3])
+            elif t == OP_ASUB:
+                self.out_accounts.pop(op[1], None)
+            else:
+                self.process_aunsub(op[1])
+        return False
+
+    def got_pong(self) -> None:
+        super().got_pong()
+        if self.outbound:
+            self.manager.sort_outbound()
 
     def run_needs_singles(self, subject: bytes) -> bool:
         # Optimistic links answer "no interest" per subject: keep that per message.

@@ -12,7 +12,7 @@ import base64
 import random
 from typing import Any
 
-from scserver import NATS_COMPAT_VERSION, auth, link_tls
+from scserver import NATS_COMPAT_VERSION, link_tls
 from scserver.core.ports import LinkServices
 from scserver.gateway import monitor
 from scserver.gateway.conn import GatewayConnection
@@ -30,6 +30,7 @@ from scserver.gateway.interest import (
 from scserver.gateway.replies import gw_hash, old_gw_hash
 from scserver.gossip_limits import GatewayUrls, UrlBudget
 from scserver.link import connect_line, parse_url
+from scserver.link_manager import RECONNECT_DELAY, LinkManager
 from scserver.log import logger
 from scserver.net.addresses import local_ips
 from scserver.protocol import encode
@@ -43,7 +44,8 @@ from scserver.subjects import subject_matches
 # Longest we hold gateway output for an interest barrier (GatewayManager.interest_barrier).
 BARRIER_MAX = 0.25
 SOLICIT_DELAY = 1.0
-RECONNECT_DELAY = 1.0
+#: Between attempts at an implicit (gossiped) gateway, which is forgotten after connect_retries.
+IMPLICIT_RETRY_DELAY = 0.2
 
 
 class RemoteGateway:
@@ -63,24 +65,25 @@ class RemoteGateway:
         self.urls.add(urls, configured)
 
 
-class GatewayManager:
+class GatewayManager(LinkManager):
     """Owns this server's gateway listener, its links, and the supercluster's interest state."""
 
+    kind = GATEWAY
+    default_port = 7222
+    what = "gateway"
+
     def __init__(self, server: LinkServices) -> None:
-        self.server = server
+        super().__init__(server)
         gw = server.opts.gateway
         self.name: str = gw.name
         self.port = gw.port
-        self.listener: asyncio.base_events.Server | None = None
         self.remotes: dict[str, RemoteGateway] = {}
         self.url_budget = UrlBudget()
         self.outbound: dict[str, GatewayConnection] = {}
         self.out_sorted: list[GatewayConnection] = []
         self.inbound: dict[int, GatewayConnection] = {}
-        self.pending: set[GatewayConnection] = set()
         self.cluster_urls: list[str] = []
         self.removed: set[str] = set()
-        self.stopping = False
         self.cluster_hash = gw_hash(self.name)
         self.old_cluster_hash = old_gw_hash(self.name)
         self.server_hash = gw_hash(server.server_id)
@@ -110,15 +113,9 @@ class GatewayManager:
     async def start(self) -> None:
         gw = self.opts
         host = gw.host or "0.0.0.0"
-        self.listener = await link_tls.listen(
-            self.server,
-            lambda: GatewayConnection(self.server, self),
-            GATEWAY,
-            None if host == "0.0.0.0" else host,
-            gw.port if gw.port > 0 else 0,
+        self.port = await self.listen(
+            lambda: GatewayConnection(self.server, self), host, gw.port if gw.port > 0 else 0
         )
-        self.port = self.listener.sockets[0].getsockname()[1]
-        self.server.listeners.append(self.listener)
         self.cluster_urls = [self.own_url()]
         logger.info("Gateway name is %s", self.name)
         logger.info("Listening for gateways connections on %s:%d", host, self.port)
@@ -130,8 +127,7 @@ class GatewayManager:
         for r in self.remotes.values():
             if r.task is not None:
                 r.task.cancel()
-        for c in self.connections() + list(self.pending):
-            c.close("Server Shutdown")
+        self.close_links("Server Shutdown")
 
     def own_url(self) -> str:
         gw = self.opts
@@ -161,7 +157,7 @@ class GatewayManager:
     async def _solicit_loop(self, remote: RemoteGateway, delay: float) -> None:
         """Keep one outbound link to the remote cluster; explicit ones retry forever."""
         if delay:
-            await asyncio.sleep(delay + random.uniform(0, 0.1))
+            await self.pause(delay)
         failures = 0
         retries = int(self.opts.connect_retries or 0)
         while not self.stopping and self.remotes.get(remote.name) is remote:
@@ -179,8 +175,7 @@ class GatewayManager:
                 if conn is not None:
                     break
             if conn is not None:
-                while not conn.closed:
-                    await asyncio.sleep(0.25)
+                await self.until_closed(conn)
                 if conn.registered:
                     failures = 0
                 else:
@@ -196,48 +191,26 @@ class GatewayManager:
                 self.remotes.pop(remote.name, None)
                 remote.urls.release()
                 return
-            await asyncio.sleep(
-                RECONNECT_DELAY + random.uniform(0, 0.1)
-                if remote.configured
-                else random.uniform(0, 0.1) + 0.2
-            )
+            await self.pause(RECONNECT_DELAY if remote.configured else IMPLICIT_RETRY_DELAY)
 
     async def _dial(self, name: str, url: str) -> GatewayConnection | None:
-        host, port, _, _ = parse_url(url, 7222)
+        host, port, _, _ = parse_url(url, self.default_port)
         logger.debug("Connecting to explicit gateway %r (%s:%d)", name, host, port)
         remote = self.remotes.get(name)
-        try:
-            proto = await link_tls.dial(
-                self.server,
-                lambda: GatewayConnection(self.server, self, name, url),
-                GATEWAY,
-                url,
-                host,
-                port,
-                remote=name,
-                known=list(remote.urls) if remote is not None else [],
-            )
-        except OSError as exc:
-            logger.debug("Error connecting to gateway %r (%s): %s", name, url, exc)
-            return None
-        return proto  # type: ignore[return-value]
+        return await self.dial_link(
+            lambda: GatewayConnection(self.server, self, name, url),
+            url,
+            host,
+            port,
+            f"Error connecting to gateway {name!r} ({url})",
+            remote=name,
+            known=list(remote.urls) if remote is not None else [],
+        )
 
     def _has_inbound(self, name: str) -> bool:
         return any(c.gw_name == name and not c.closed for c in self.inbound.values())
 
     # --- handshake pieces --------------------------------------------------------------------
-
-    def auth_timeout(self) -> float:
-        return float(getattr(self.opts, "auth_timeout", None) or 2.0)
-
-    def authorized(self, opts: dict[str, Any], conn: Any = None) -> bool:
-        verdict = link_tls.cert_authorized(self.server, GATEWAY, conn)
-        if verdict is not None:
-            return verdict  # the certificate decides (tls verify_and_map / check_known_urls)
-        gw = self.opts
-        if not gw.username:
-            return True
-        return auth.link_login_ok(opts, gw.username, gw.password)
 
     def accepts(self, name: str) -> bool:
         if name == self.name:
