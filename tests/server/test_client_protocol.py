@@ -6,13 +6,11 @@ observes must be the same.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import nats
 import pytest
 from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 from tests.server.conftest import IMPLS
 
 
@@ -33,9 +31,17 @@ async def _collect(sub, n: int, timeout: float = 3.0) -> list:
     return out
 
 
-async def _nothing_more(sub, wait: float = 0.2) -> None:
-    with pytest.raises(NatsTimeoutError):
-        await sub.next_msg(timeout=wait)
+SENTINEL = b"~sentinel"
+
+
+async def _nothing_more(sub, nc, subject: str) -> None:
+    """ "Nothing else arrived", proven: ``nc`` publishes a sentinel on ``subject`` (one ``sub``
+    sees) after the messages under test; it must be ``sub``'s next message. A late or extra
+    message from before would come first (a fixed wait only hoped it would have come by then)."""
+    await nc.publish(subject, SENTINEL)
+    await nc.flush()
+    got = await sub.next_msg(timeout=5)
+    assert (got.subject, got.data) == (subject, SENTINEL), (got.subject, got.data)
 
 
 async def test_pub_sub_order(url: str) -> None:
@@ -48,7 +54,7 @@ async def test_pub_sub_order(url: str) -> None:
         msgs = await _collect(sub, 50)
         assert [m.data for m in msgs] == [f"m{i}".encode() for i in range(50)]
         assert {m.subject for m in msgs} == {"orders.new"}
-        await _nothing_more(sub)
+        await _nothing_more(sub, nc, "orders.new")
     finally:
         await nc.close()
 
@@ -81,8 +87,15 @@ async def test_wildcards(url: str) -> None:
         assert [m.subject for m in await _collect(gt, 4)] == ["w.b", "w.b.c", "w.b.d", "w.x.c.d"]
         assert [m.subject for m in await _collect(mid, 1)] == ["w.b.c"]
         assert [m.subject for m in await _collect(lit, 1)] == ["w.b"]
-        for s in (star, gt, mid, lit):
-            await _nothing_more(s, 0.1)
+        # Nothing else, proven by sentinels published after: each subscription's next messages
+        # are exactly the sentinels its pattern matches, in order.
+        for subj in ("w.s", "w.s.c", "w.b"):
+            await nc.publish(subj, SENTINEL)
+        await nc.flush()
+        expected = {star: ["w.s", "w.b"], gt: ["w.s", "w.s.c", "w.b"], mid: ["w.s.c"], lit: ["w.b"]}
+        for s, subjects in expected.items():
+            got = await _collect(s, len(subjects))
+            assert [(m.subject, m.data) for m in got] == [(x, SENTINEL) for x in subjects]
     finally:
         await nc.close()
 
@@ -98,16 +111,22 @@ async def test_queue_group_one_member_per_message(url: str) -> None:
         ]
         other_group = await c2.subscribe("work", queue="auditors")
         plain = await c2.subscribe("work")
+        # a plain sentinel subscription on each member connection (see below)
+        sentinels = [await c.subscribe("work.sentinel") for c in (c1, c2)]
         await c1.flush()
         await c2.flush()
         n = 300
         for i in range(n):
             await pub.publish("work", str(i).encode())
+        await pub.publish("work.sentinel", SENTINEL)
         await pub.flush()
         # Every message reaches the plain subscriber and exactly one member of each group.
         assert len(await _collect(plain, n)) == n
         assert len(await _collect(other_group, n)) == n
-        await asyncio.sleep(0.2)
+        # Once each member connection has the sentinel the publisher sent last, it has every
+        # message sent to it before: the members' counts are final.
+        for s in sentinels:
+            assert (await s.next_msg(timeout=5)).data == SENTINEL
         counts = [m.pending_msgs for m in members]
         assert sum(counts) == n, counts
         got: list[bytes] = []
@@ -176,7 +195,13 @@ async def test_unsubscribe_with_max(url: str) -> None:
             await nc.publish("limited", str(i).encode())
         await nc.flush()
         assert [m.data for m in await _collect(sub, 3)] == [b"0", b"1", b"2"]
-        await _nothing_more(sub)
+        # A sentinel on another subscription of the same connection, published after: once it
+        # is in, every MSG the server sent before it is counted (nats-py counts MSGs even for a
+        # subscription it already dropped).
+        probe = await nc.subscribe("limited.sentinel")
+        await nc.publish("limited.sentinel", SENTINEL)
+        assert (await probe.next_msg(timeout=5)).data == SENTINEL
+        assert nc.stats["in_msgs"] == 3 + 1
     finally:
         await nc.close()
 
@@ -212,7 +237,7 @@ async def test_no_echo(url: str) -> None:
         await quiet.flush()
         await other.flush()
         assert [m.data for m in await _collect(own, 1)] == [b"from-other"]
-        await _nothing_more(own)
+        await _nothing_more(own, other, "echo.test")
         assert sorted(m.data for m in await _collect(theirs, 2)) == [b"from-other", b"from-quiet"]
     finally:
         await quiet.close()

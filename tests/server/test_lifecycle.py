@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import nats
@@ -229,7 +228,10 @@ def test_configmap_symlink_swap_triggers_reload(servers, tmp_path: Path) -> None
 
 
 async def test_lame_duck_mode(servers) -> None:
-    conf = 'lame_duck_duration: "30s"\nlame_duck_grace_period: "1s"\n'
+    """SIGUSR2: INFO with ``ldm``, new connections refused, existing clients still served in the
+    grace period, then closed, then the process exits 0. How long each step takes is a
+    benchmark's figure (``python -m bench.bench_recovery``)."""
+    conf = 'lame_duck_duration: "30s"\nlame_duck_grace_period: "3s"\n'
     sp = servers.start("scserver", conf)
     ldm = asyncio.Event()
     closed = asyncio.Event()
@@ -244,19 +246,24 @@ async def test_lame_duck_mode(servers) -> None:
     assert nc.is_connected
     raw = RawClient(sp.port)
     raw.connect()  # protocol 1: gets the async INFO with ldm
-    t0 = time.monotonic()
     sp.signal(signal.SIGUSR2)
-    await asyncio.wait_for(ldm.wait(), 3)
-    got = await asyncio.to_thread(raw.lines, None, 6.0)
-    assert any(i.get("ldm") is True for i in raw.infos), raw.infos
-    assert got[-1] == EOF
-    # New connections are refused while in lame duck mode.
+    await asyncio.wait_for(ldm.wait(), 10)
+
+    def ldm_info() -> bool:
+        raw.lines(None, 0.05)  # INFO lines land in raw.infos
+        return any(i.get("ldm") is True for i in raw.infos)
+
+    await asyncio.to_thread(wait_for, ldm_info, 10, 0.0, "INFO with ldm")
+    # In the grace period the existing clients are still served ...
+    assert raw.exchange("PING\r\n", timeout=10) == ["PONG"]
+    assert nc.is_connected
+    # ... while new connections are refused.
     with pytest.raises(OSError):
         RawClient(sp.port, timeout=1)
-    await asyncio.wait_for(closed.wait(), 6)
-    await asyncio.to_thread(wait_for, lambda: not sp.alive(), 8, 0.05, "exit after lame duck")
-    elapsed = time.monotonic() - t0
-    # Clients are closed only after the 1s grace period, and the process then exits.
-    assert 0.9 <= elapsed < 10, elapsed
+    # Then they are closed and the process exits.
+    got = await asyncio.to_thread(raw.lines, None, 30.0)
+    assert got[-1] == EOF, got
+    await asyncio.wait_for(closed.wait(), 30)
+    await asyncio.to_thread(wait_for, lambda: not sp.alive(), 30, 0.05, "exit after lame duck")
     assert sp.returncode == 0
     assert "lame duck" in sp.log_text().lower()

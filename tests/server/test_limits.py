@@ -9,7 +9,7 @@ import time
 import nats
 import pytest
 from nats.errors import MaxPayloadError
-from tests.server.conftest import EOF, IMPLS, TIMEOUT, RawClient
+from tests.server.conftest import EOF, IMPLS, RawClient
 from tests.tools import LOOPBACK, http_get_json, wait_for
 
 LIMITS_CONF = """
@@ -126,19 +126,32 @@ def test_max_subscriptions(started) -> None:
 # --- max_connections -----------------------------------------------------------------------
 
 
+def _admitted(port: int, timeout: float = 10.0) -> RawClient:
+    """A client the server admits, retried while the slots are taken (a readiness probe of the
+    fixture, or a client whose close the server has not processed yet, still counts)."""
+    got: list[RawClient] = []
+
+    def admit() -> bool:
+        c = RawClient(port)
+        reply = c.exchange('CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n')
+        if reply[-1:] == ["PONG"]:
+            got.append(c)
+            return True
+        c.close()
+        return False
+
+    wait_for(admit, timeout, 0.05, f"a connection slot on port {port}")
+    return got[0]
+
+
 def test_max_connections(started) -> None:
     def scenario(port: int) -> list[str]:
-        # Readiness probes of the fixture may still be counted for a moment.
-        time.sleep(0.3)
-        a, b = RawClient(port), RawClient(port)
-        a.connect()
-        b.connect()
+        a = _admitted(port)
+        b = _admitted(port)
         third = RawClient(port)
         refused = third.lines(timeout=4)
         a.close()
-        time.sleep(0.3)
-        again = RawClient(port)
-        again.connect()
+        again = _admitted(port)  # the slot `a` held is given back
         after = again.exchange("PING\r\n")
         b.close()
         again.close()
@@ -206,20 +219,39 @@ def test_stale_connection(started) -> None:
     assert _both(started, "ping", scenario) == ["PING", "-ERR 'Stale Connection'", EOF]
 
 
+def _answer_pings(c: RawClient, n: int) -> list[str]:
+    """Wait for ``n`` server PINGs, answering each; what came (only PINGs, if all is well)."""
+    got: list[str] = []
+    for _ in range(n):
+        got += c.lines(until="PING", timeout=10, answer_pings=False)
+        c.send("PONG\r\n")
+    return got
+
+
 def test_client_answering_pings_stays(started) -> None:
     def scenario(port: int) -> list[str]:
         c = RawClient(port)
         c.connect()
-        return c.lines(until=None, timeout=1.5)  # PINGs are answered
+        # ping_max 1: a client that missed one PONG would be cut by the third PING; after
+        # four answered PINGs our own PING is still answered (the sentinel that nothing else came)
+        return _answer_pings(c, 4) + c.exchange("PING\r\n")
 
-    assert _both(started, "ping", scenario) == [TIMEOUT]
+    assert _both(started, "ping", scenario) == ["PING"] * 4 + ["PONG"]
 
 
 async def test_nats_py_survives_short_ping_interval(started, impl) -> None:
     nc = await nats.connect(started[(impl, "ping")].url, allow_reconnect=False)
     try:
         sub = await nc.subscribe("p")
-        await asyncio.sleep(1.2)
+        await nc.flush()
+        # The server PINGs every client at the same interval: once an observer has seen four
+        # PINGs, nats-py has been through several too (and had to answer them to stay).
+        observer = RawClient(started[(impl, "ping")].port)
+        observer.connect()
+        try:
+            assert await asyncio.to_thread(_answer_pings, observer, 4) == ["PING"] * 4
+        finally:
+            observer.close()
         await nc.publish("p", b"still here")
         assert (await sub.next_msg(timeout=3)).data == b"still here"
         assert nc.is_connected
