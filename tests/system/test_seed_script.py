@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 from tests.system.sysutil import NatsCli, Supercluster, table, wait_sys_ready
+from tests.tools import wait_for
 
 pytestmark = pytest.mark.natscli
 
@@ -121,6 +122,13 @@ def test_seed_script(seed: Supercluster, cli: NatsCli, background: list) -> None
     read_until(replier, r'\[#0\] Received on subject "greet"')
 
 
+def gateway_interest(node: object, remote: str) -> list[str]:
+    """What ``node`` believes cluster ``remote`` is interested in, every account (/gatewayz)."""
+    gwz = node.get("/gatewayz?accs=1&subs=1")  # type: ignore[attr-defined]
+    out = (gwz.get("outbound_gateways") or {}).get(remote) or {}
+    return [s for acc in out.get("accounts") or [] for s in acc.get("subscriptions_list") or []]
+
+
 def test_request_many_replies(seed: Supercluster, cli: NatsCli, background: list) -> None:
     """Queue-group replier in east, a plain replier in west: `--replies 0` collects both."""
     east, west = seed.node("n1"), seed.node("n2")
@@ -131,7 +139,14 @@ def test_request_many_replies(seed: Supercluster, cli: NatsCli, background: list
     background.extend([r1, r2])
     read_until(r1, "Listening on")
     read_until(r2, "Listening on")
-    time.sleep(0.3)  # gateway interest (interest-only mode for queue subs) settles
+    # gateway queue interest is sent explicitly (interest-only for queue subs): wait until east
+    # knows west's queue subscriber, instead of a fixed sleep
+    wait_for(
+        lambda: any("svc.many" in s for s in gateway_interest(east, "west")),
+        15,
+        0.05,
+        "east to learn west's queue interest in svc.many",
+    )
     res = cli.run(
         "--server",
         east.url,

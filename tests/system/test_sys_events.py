@@ -114,6 +114,21 @@ async def test_sys_user_answered_other_account_not(two_accounts: Supercluster) -
         await sys_nc.close()
 
 
+async def until_received(pub: nats.NATS, subject: str, sub: object, data: bytes) -> None:
+    """Publish ``data`` on ``subject`` until ``sub`` receives it: the subscription's interest has
+    crossed the gateway (in place of a fixed sleep). Later copies may still arrive: skip them."""
+    for _ in range(200):
+        await pub.publish(subject, data)
+        await pub.flush()
+        try:
+            msg = await sub.next_msg(timeout=0.1)  # type: ignore[attr-defined]
+        except NatsTimeout:
+            continue
+        if msg.data == data:
+            return
+    raise AssertionError(f"{subject} never reached the subscriber")
+
+
 async def test_sys_subject_in_other_account_stays_there(two_accounts: Supercluster) -> None:
     """A publish on `$SYS.>` in account A reaches A's subscribers, never the system account's."""
     n1, n2 = two_accounts.node("n1"), two_accounts.node("n2")
@@ -133,26 +148,39 @@ async def test_sys_subject_in_other_account_stays_there(two_accounts: Superclust
         await sys_local.flush()
         await sys_remote.flush()
         await a_sub_nc.flush()
-        await asyncio.sleep(0.3)  # interest crosses the gateway
+        await until_received(a_pub, "$SYS.PROBE.warm", a_sub, b"warm")
         for i in range(3):
             await a_pub.publish(f"$SYS.PROBE.{i}", b"from A")
         await a_pub.flush()
-        got = [(await a_sub.next_msg(timeout=5)).subject for _ in range(3)]
+        got: list[str] = []
+        while len(got) < 3:
+            msg = await a_sub.next_msg(timeout=5)
+            if msg.subject != "$SYS.PROBE.warm":  # later copies of the warm-up, ahead in order
+                got.append(msg.subject)
         assert got == ["$SYS.PROBE.0", "$SYS.PROBE.1", "$SYS.PROBE.2"]
-        # control: the system account's own publish reaches both system subscribers
+        # control: the system account's own publish reaches both system subscribers; it is
+        # also the sentinel behind A's probes (a leak of those would have arrived before it)
         await sys_local.publish("$SYS.PROBE.sys", b"from $SYS")
         await sys_local.flush()
-        for _ in range(50):
-            if seen_sys.count("$SYS.PROBE.sys") == 2:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: seen_sys.count("$SYS.PROBE.sys") == 2, "$SYS.PROBE.sys twice")
         assert seen_sys.count("$SYS.PROBE.sys") == 2
         assert [s for s in seen_sys if s.startswith("$SYS.PROBE.") and s != "$SYS.PROBE.sys"] == []
-        with pytest.raises(NatsTimeout):
-            await a_sub.next_msg(timeout=0.3)  # and A does not see the system account's
+        # and A does not see the system account's: A's own sentinel, published after, is next
+        await a_pub.publish("$SYS.PROBE.end", b"sentinel")
+        await a_pub.flush()
+        assert (await a_sub.next_msg(timeout=5)).subject == "$SYS.PROBE.end"
     finally:
         for nc in (a_sub_nc, a_pub, sys_remote, sys_local):
             await nc.close()
+
+
+async def wait_until(predicate: object, what: str, timeout: float = 10.0) -> None:
+    """Poll ``predicate()`` until true (fail naming ``what`` after ``timeout`` s)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
 
 
 async def next_json(sub: object, timeout: float, want: dict) -> dict:
@@ -190,8 +218,16 @@ async def test_connect_disconnect_advisories(two_accounts: Supercluster, where: 
         conn_sub = await sys_nc.subscribe("$SYS.ACCOUNT.*.CONNECT")
         disc_sub = await sys_nc.subscribe("$SYS.ACCOUNT.*.DISCONNECT")
         await sys_nc.flush()
-        await asyncio.sleep(0.3)  # the subscriptions' interest crosses the gateway
         target = n1 if where == "local" else n2
+        if where == "remote":  # the subscriptions' interest has crossed the gateway once a
+            sys_remote = await connect(n2, "sys")  # probe published on n2 reaches both
+            try:
+                for subject, sub in (("CONNECT", conn_sub), ("DISCONNECT", disc_sub)):
+                    await until_received(
+                        sys_remote, f"$SYS.ACCOUNT.PROBE.{subject}", sub, b'{"probe": 1}'
+                    )
+            finally:
+                await sys_remote.close()
         name = f"advisory-probe-{where}"
         nc = await connect(target, "a", name)
         doc = await next_json(conn_sub, 5, {"client.name": name})
