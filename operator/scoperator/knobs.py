@@ -29,6 +29,7 @@ from scoperator.naming import LABEL_CLUSTER, LABEL_SUPERCLUSTER, ClusterNames, l
 from scoperator.patches import PatchError, json_patch, strategic_merge
 
 INVALID_PATCH = "InvalidPatch"
+INVALID_SERVICE = "InvalidService"
 PODMONITOR_API = "monitoring.coreos.com/v1"
 METRICS_PATH = "/metrics"
 
@@ -195,23 +196,30 @@ def _client_settings(sc: SuperCluster, cluster: Cluster, service: dict[str, Any]
         for name in dict.fromkeys(wanted)
     ]
     node_port = b.node_port if b.node_port is not None else a.node_port
-    if node_port is not None:
-        if kind == "ClusterIP":
+    policy = b.external_traffic_policy or a.external_traffic_policy
+    lb_class = b.load_balancer_class or a.load_balancer_class
+    ranges = b.load_balancer_source_ranges or a.load_balancer_source_ranges
+    needs = [
+        ("nodePort", node_port is not None, ("NodePort", "LoadBalancer")),
+        ("externalTrafficPolicy", bool(policy), ("NodePort", "LoadBalancer")),
+        ("loadBalancerClass", bool(lb_class), ("LoadBalancer",)),
+        ("loadBalancerSourceRanges", bool(ranges), ("LoadBalancer",)),
+    ]
+    for field, given, types in needs:
+        if given and kind not in types:
             raise KnobError(
-                "InvalidService", "services.client.nodePort needs type NodePort or LoadBalancer"
+                INVALID_SERVICE,
+                f"spec.services.client.{field} needs type {' or '.join(types)} (the client "
+                f"Service of {cluster.name} is {kind})",
             )
+    if node_port is not None:
         spec["ports"][0]["nodePort"] = node_port
-    if kind != "ClusterIP":
-        policy = b.external_traffic_policy or a.external_traffic_policy
-        if policy:
-            spec["externalTrafficPolicy"] = policy
-    if kind == "LoadBalancer":
-        lb_class = b.load_balancer_class or a.load_balancer_class
-        if lb_class:
-            spec["loadBalancerClass"] = lb_class
-        ranges = b.load_balancer_source_ranges or a.load_balancer_source_ranges
-        if ranges:
-            spec["loadBalancerSourceRanges"] = list(ranges)
+    if policy:
+        spec["externalTrafficPolicy"] = policy
+    if lb_class:
+        spec["loadBalancerClass"] = lb_class
+    if ranges:
+        spec["loadBalancerSourceRanges"] = list(ranges)
 
 
 # ---------------------------------------------------------------------------------- metrics

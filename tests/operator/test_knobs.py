@@ -416,8 +416,13 @@ def test_client_service_settings_and_service_patches() -> None:
     assert headless["metadata"]["labels"]["scrape"] == "no"
     assert headless["metadata"]["labels"]["app.kubernetes.io/instance"] == "east"
     assert _kind(objects, "Service", "east-gateway")["spec"]["sessionAffinity"] == "ClientIP"
-    with pytest.raises(KnobError, match="nodePort needs type"):
+    with pytest.raises(KnobError, match="nodePort needs type NodePort or LoadBalancer"):
         _render(_sc(), _cl(services={"client": {"nodePort": 30001}}))
+    # settings folded from both kinds: the class on the SuperCluster, NodePort on the Cluster
+    lb_class = _sc(services={"client": {"loadBalancerClass": "metallb"}})
+    with pytest.raises(KnobError, match="loadBalancerClass needs type LoadBalancer") as info:
+        _render(lb_class, _cl(services={"client": {"type": "NodePort"}}))
+    assert info.value.reason == "InvalidService"
     with pytest.raises(KnobError, match="Cluster spec.services.headless.jsonPatch"):
         _render(_sc(), _cl(services={"headless": {"jsonPatch": [{"op": "remove", "path": "/x"}]}}))
 
