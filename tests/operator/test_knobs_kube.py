@@ -301,3 +301,29 @@ async def test_chart_values_example_applied_with_owner_references(
     assert await client.get("Deployment", ns, "edge-toolbox") is None
     assert await client.get("Secret", ns, "edge-toolbox") is None
     assert await client.get("Secret", ns, "edge-credentials") is not None
+
+
+async def test_free_form_fields_survive_the_crd_schema(client: KubeClient, namespace: str) -> None:
+    """Patches, JSON-patch values of any type and config fragments are stored as written
+    (the generated CRD preserves them; a structural schema would otherwise prune them)."""
+    ns = namespace
+    ops = [
+        {"op": "add", "path": "/spec/hostNetwork", "value": True},
+        {"op": "add", "path": "/metadata/annotations/x", "value": "y"},
+        {"op": "add", "path": "/spec/dnsConfig", "value": {"options": [{"name": "ndots"}]}},
+        {"op": "remove", "path": "/spec/tolerations"},
+        {"op": "move", "from": "/a", "path": "/b"},
+    ]
+    spec = {
+        "superCluster": "sc",
+        "podTemplateJsonPatch": ops,
+        "podTemplatePatch": {"spec": {"containers": [{"name": "x", "$patch": "delete"}]}},
+        "config": {"merge": {"websocket": {"port": 8080, "no_tls": True}, "max_payload": "2MB"}},
+        "services": {
+            "client": {"patch": {"spec": {"ports": [{"port": 4222, "$patch": "delete"}]}}}
+        },
+    }
+    await client.create(_doc("Cluster", "a", ns, **copy.deepcopy(spec)))
+    stored = await client.get("Cluster", ns, "a")
+    assert stored is not None
+    assert {k: stored["spec"][k] for k in spec} == spec
