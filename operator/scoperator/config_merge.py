@@ -9,6 +9,8 @@ with the fragment's keys for that block. A later key wins in the NATS config lan
 a fragment key overrides the rendered one, and a mapping whose block the operator renders is
 merged into it (deep merge) instead of replacing it. Any other value (scalars, lists, blocks the
 operator does not render such as websocket or jetstream) is written as is and replaces.
+Strings are quoted; the chart's raw-token syntax writes a token unquoted, for sizes and
+variables: `max_payload: "<< 2MB >>"` becomes `max_payload: 2MB`.
 
 Before the config is applied the operator loads it the way `scserver -t` does (scserver's own
 config parser and options loader, with the credentials include and placeholder certificates in
@@ -33,6 +35,8 @@ from scoperator.secrets import quote
 
 INVALID_CONFIG_MERGE = "InvalidConfigMerge"
 BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+# The chart's raw-token syntax: "<< 2MB >>" is written as 2MB (a size), "<< $VAR >>" as $VAR.
+RAW_TOKEN = re.compile(r"^<<\s*([A-Za-z0-9_.$-]+)\s*>>$")
 # Keys the operator must own: changing them breaks routes, gateways, probes or Services.
 PROTECTED: dict[tuple[str, ...], str] = {
     ("server_name",): "the server name is the pod name",
@@ -43,7 +47,7 @@ PROTECTED: dict[tuple[str, ...], str] = {
     ("https",): "set spec.ports.monitor",
     ("http_port",): "set spec.ports.monitor",
     ("https_port",): "set spec.ports.monitor",
-    ("include",): "mount files with spec.pod.extraVolumes and include them from a merge",
+    ("include",): "includes cannot be merged: write the options into the merge itself",
     ("cluster", "name"): "the cluster name is the Cluster's name",
     ("cluster", "listen"): "set spec.ports.cluster",
     ("cluster", "port"): "set spec.ports.cluster",
@@ -117,7 +121,8 @@ def conf_value(value: Any, indent: int = 0) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        return quote(value)
+        raw = RAW_TOKEN.match(value)
+        return raw.group(1) if raw else quote(value)
     if isinstance(value, list):
         return "[" + ", ".join(conf_value(v, indent) for v in value) + "]"
     if isinstance(value, dict):

@@ -230,6 +230,15 @@ def test_merge_is_deep_into_rendered_blocks_and_cluster_wins() -> None:
     assert effective_merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
 
 
+def test_merge_raw_tokens_as_in_the_chart() -> None:
+    """`<< 2MB >>` is written unquoted (a size), as the chart's config.merge does; a plain
+    string stays a quoted string (and a size in quotes is refused by the server)."""
+    conf = _parsed(_render(_sc(config={"merge": {"max_payload": "<< 2MB >>"}}))["east"])
+    assert conf["max_payload"] == 2 * 1024**2  # MB: powers of 1024, as nats-server
+    text = _render(_sc(config={"merge": {"authorization": {"token": "<<x y>>"}}}))["east"]
+    assert 'token: "<<x y>>"' in text[0]["data"]["scserver.conf"]
+
+
 def test_merge_into_tls_and_accounts_blocks() -> None:
     sc = _sc(
         tls={"mode": "Managed", "clients": {"enabled": True}},
