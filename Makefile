@@ -9,7 +9,8 @@ CACHE ?= $(CURDIR)/.cache
 export SC_CACHE := $(CACHE)
 export PATH := $(CURDIR)/$(BIN):$(CACHE)/bin:$(PATH)
 
-.PHONY: demo test lint format bench bench-robustness fuzz venv tools natscli envtest linters crds clean unit e2e mutate
+.PHONY: demo test lint format bench bench-robustness fuzz venv tools natscli envtest linters crds clean unit e2e mutate \
+	node-up node-down image
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -74,6 +75,21 @@ crds: venv
 
 e2e: venv
 	bash hack/e2e-kind.sh
+
+# A real single-node Kubernetes on this host (root; Debian packages via apt; see hack/node-up.sh).
+# `make node-up` also builds the image; the kubeconfig is .cache/node/kubeconfig.
+# `make node-down` stops it and restores the host (NODE_DOWN_ARGS=--purge drops image caches).
+node-up:
+	bash hack/node-up.sh
+
+node-down:
+	bash hack/node-down.sh $(NODE_DOWN_ARGS)
+
+# The project's image from the Dockerfile (IMAGE=ref, default supercluster:dev), loaded into the
+# node's containerd when the node is up.
+IMAGE ?= supercluster:dev
+image:
+	bash hack/build-image.sh $(IMAGE) $(if $(wildcard $(CACHE)/node/containerd/containerd.sock),,--no-import)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
