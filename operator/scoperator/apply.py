@@ -497,7 +497,7 @@ def _render_members(
         try:
             objects = render_member(topology, member.name, secrets)
             if _has_merge(topology, member):
-                check_config(_config_files(objects), f"{member.name}-0")
+                check_config(_config_files(objects), f"{member.name}-0", env=_server_env(objects))
         except ConfigMergeError as exc:
             refused[member.name] = (exc.reason, f"{exc}; the servers keep their current config")
             continue
@@ -510,6 +510,19 @@ def _render_members(
 
 def _has_merge(topology: Topology, member: Cluster) -> bool:
     return bool(topology.supercluster.spec.config.merge or member.spec.config.merge)
+
+
+def _server_env(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """The server container's environment from the rendered StatefulSet: literal values as
+    they are, values from elsewhere (fieldRef, Secret) as a placeholder string."""
+    env: dict[str, str] = {}
+    for obj in objects:
+        if obj["kind"] != "StatefulSet":
+            continue
+        container = obj["spec"]["template"]["spec"]["containers"][0]
+        for var in container.get("env") or []:
+            env[var["name"]] = str(var["value"]) if "value" in var else "placeholder"
+    return env
 
 
 def _config_files(objects: list[dict[str, Any]]) -> dict[str, str]:

@@ -199,9 +199,16 @@ def _placeholder_pair() -> tuple[str, str]:
 
 
 def check_config(
-    files: dict[str, str], pod_name: str, *, config_file: str = "scserver.conf"
+    files: dict[str, str],
+    pod_name: str,
+    *,
+    env: dict[str, str] | None = None,
+    config_file: str = "scserver.conf",
 ) -> None:
     """Load the rendered files as `scserver -t` would; raise ConfigMergeError when rejected.
+
+    `env` is the server container's environment as far as the operator knows it (`$VAR`
+    references in a merge resolve against it; values from fieldRefs or Secrets are placeholders).
 
     `files` maps names (scserver.conf, auth.conf, ...) to text. The certificates come from
     Secrets the operator does not read here: placeholders stand in for them. Files named by a
@@ -224,7 +231,7 @@ def check_config(
             (root / TLS_DIR / name).write_text(content)
         try:
             parsed = parse_string(
-                text, str(root / config_file), str(root), env={"POD_NAME": pod_name}
+                text, str(root / config_file), str(root), env={**(env or {}), "POD_NAME": pod_name}
             )
             options.from_dict(parsed, source=config_file)
         except options.OptionsError as exc:

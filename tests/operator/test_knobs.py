@@ -235,6 +235,18 @@ def test_merge_raw_tokens_as_in_the_chart() -> None:
     string stays a quoted string (and a size in quotes is refused by the server)."""
     conf = _parsed(_render(_sc(config={"merge": {"max_payload": "<< 2MB >>"}}))["east"])
     assert conf["max_payload"] == 2 * 1024**2  # MB: powers of 1024, as nats-server
+    # a variable from the pod's env resolves when the operator checks the config
+    sc = _sc(
+        pod={"env": [{"name": "MAX_CONN", "value": "77"}]},
+        config={"merge": {"max_connections": "<< $MAX_CONN >>"}},
+    )
+    topology = Topology.build(sc, [_cl()], KubeTarget("ns"))
+    rendered, refused = _render_members(topology, _secrets(sc))
+    assert refused == {}
+    assert "max_connections: $MAX_CONN\n" in rendered["east"][0]["data"]["scserver.conf"]
+    sc = _sc(config={"merge": {"max_connections": "<< $NOT_SET >>"}})
+    _, refused = _render_members(Topology.build(sc, [_cl()], KubeTarget("ns")), _secrets(sc))
+    assert "NOT_SET" in refused["east"][1]
     text = _render(_sc(config={"merge": {"authorization": {"token": "<<x y>>"}}}))["east"]
     assert 'token: "<<x y>>"' in text[0]["data"]["scserver.conf"]
 
