@@ -53,12 +53,22 @@ class MetricsSpec(Model):
     pod_monitor: PodMonitorSpec = Field(default_factory=PodMonitorSpec)
 
 
+def _free_form_without_default(schema: dict[str, Any]) -> None:
+    """Any JSON value; no `default: null` in the CRD (the API server would store it)."""
+    schema.pop("default", None)
+    schema["x-kubernetes-preserve-unknown-fields"] = True
+
+
 class JsonPatchOp(Model):
     """One RFC 6902 operation (paths are JSON pointers into the patched object)."""
 
     op: Literal["add", "remove", "replace", "move", "copy", "test"]
     path: str = Field(pattern=r"^(/.*)?$")
-    value: Any = Field(default=None, **preserve_unknown("Value of add/replace/test."))
+    value: Any = Field(
+        default=None,
+        description="Value of add/replace/test.",
+        json_schema_extra=_free_form_without_default,
+    )
     from_: str | None = Field(default=None, alias="from", pattern=r"^(/.*)?$")
 
     @model_validator(mode="after")
