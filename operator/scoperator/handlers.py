@@ -41,6 +41,7 @@ import kopf
 
 from scoperator import metrics as metrics_mod
 from scoperator.apply import (
+    PODMONITOR_CRD_MISSING,
     ApplyCache,
     Coalescer,
     Outcome,
@@ -65,6 +66,7 @@ log = logging.getLogger("scoperator")
 
 FINALIZER = f"{GROUP}/finalizer"  # declared for kopf; no handler of ours requires it
 RETRY_DELAY = 30.0  # seconds before retrying a problem that may fix itself (missing Secret)
+MONITOR_RETRY = 60.0  # seconds between looks for the PodMonitor CRD while one is wanted
 
 
 @dataclass
@@ -104,7 +106,8 @@ class Context:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     metrics_runner: Any = None
     metrics_bound_port: int | None = None
-    # supercluster -> when its certificates need the reconciler next (pki.py's next_due)
+    # supercluster -> when it needs the reconciler next: its certificates (pki.py's next_due),
+    # or a PodMonitor waiting for its CRD (retry_monitoring)
     pki_due: dict[tuple[str, str], datetime.datetime] = field(default_factory=dict)
     # supercluster -> CA bundle of its certificates (https monitoring probes verify with it)
     trust: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -139,6 +142,7 @@ class Context:
         )
         self.metrics.reconciles.inc(result="problem" if bad else "ok")
         self._pki_metrics(report)
+        self.retry_monitoring(report)
         await self.publish(report)
         body = self.superclusters.get(key)
         if report.pki is not None and report.pki.issued and body is not None:
@@ -172,6 +176,20 @@ class Context:
             self.pki_due[key] = pki.next_due
         else:
             self.pki_due.pop(key, None)
+
+    def retry_monitoring(self, report: Report) -> None:
+        """A PodMonitor waits for its CRD: reconcile again in MONITOR_RETRY seconds (the
+        Prometheus Operator may be installed any time; pki_loop runs what falls due)."""
+        missing = any(
+            c.get("reason") == PODMONITOR_CRD_MISSING
+            for outcome in report.clusters.values()
+            for c in outcome.conditions
+        )
+        if not missing:
+            return
+        key = (report.namespace, report.supercluster)
+        soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=MONITOR_RETRY)
+        self.pki_due[key] = min(self.pki_due.get(key, soon), soon)
 
     async def pki_loop(self, interval: float = 1.0) -> None:
         """Reconcile superclusters whose certificates fall due (renewal, rotation, expiry)."""

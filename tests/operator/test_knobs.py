@@ -580,3 +580,38 @@ def test_toolbox_contexts_work_with_the_nats_cli(impl: str, tmp_path: Path) -> N
             )
             assert proc.returncode == 0, proc.stdout + proc.stderr
             assert "east-0" in proc.stdout, proc.stdout
+
+
+def test_a_missing_podmonitor_crd_schedules_another_reconcile() -> None:
+    """The operator looks again for the CRD within MONITOR_RETRY seconds (pki_loop runs it)."""
+    import datetime
+
+    from scoperator import metrics as m
+    from scoperator.apply import PODMONITOR_CRD_MISSING, Report
+    from scoperator.handlers import MONITOR_RETRY, Context, OperatorConfig
+    from scoperator.observe import StaticResolver
+    from scoperator.status import StatusWriter
+
+    client: Any = object()
+    ctx = Context(
+        OperatorConfig(),
+        client,
+        StatusWriter(client, manager="r"),
+        StatusWriter(client, manager="o"),
+        m.Metrics(),
+        StaticResolver({}),
+    )
+    report = Report("ns", "sc")
+    report.clusters["a"] = Outcome(True, "Applied", "", 1)
+    ctx.retry_monitoring(report)
+    assert ctx.pki_due == {}
+    missing = {"type": "MonitoringReady", "status": "False", "reason": PODMONITOR_CRD_MISSING}
+    report.clusters["a"] = Outcome(True, "Applied", "", 1, conditions=[missing])
+    before = datetime.datetime.now(datetime.UTC)
+    ctx.retry_monitoring(report)
+    due = ctx.pki_due[("ns", "sc")]
+    assert before < due <= before + datetime.timedelta(seconds=MONITOR_RETRY + 1)
+    earlier = before + datetime.timedelta(seconds=1)  # an earlier certificate date is kept
+    ctx.pki_due[("ns", "sc")] = earlier
+    ctx.retry_monitoring(report)
+    assert ctx.pki_due[("ns", "sc")] == earlier
