@@ -174,7 +174,24 @@ def stage(module: Module) -> Path:
     mutants = d / "mutants"
     if mutants.exists():
         shutil.rmtree(mutants / "tests", ignore_errors=True)
+        _rejudge(mutants / (module.path + ".meta"))
     return d
+
+
+def _rejudge(meta: Path) -> None:
+    """Forget the verdicts new tests could change (survived, no tests, suspicious).
+
+    mutmut keeps every decided verdict while the mutated function is unchanged, even when
+    tests were added since; killed and timed-out mutants stay decided, the rest run again.
+    """
+    if not meta.exists():
+        return
+    data = json.loads(meta.read_text())
+    codes = data["exit_code_by_key"]
+    for key, code in codes.items():
+        if code is not None and _status(code) not in ("killed", "timeout"):
+            codes[key] = None
+    meta.write_text(json.dumps(data, indent=4))
 
 
 def run(names: list[str], children: int) -> int:

@@ -100,14 +100,20 @@ class GwLink:
         self.remote_nrp = True
         self.out_accounts: dict[bytes, Any] = {}
         self.sent: list[tuple[Any, ...]] = []
+        self.accounts: list[str] = []  # the account of every send
 
     def interest(self, acc: bytes, subject: bytes) -> tuple[bool, list[list[Q]]]:
+        # the remote cluster's interest is known per account, for real subjects
+        if acc != b"A" or not isinstance(subject, bytes):
+            return False, []
         return self.psi, [[Q(q)] for q in self.queues]
 
     def send_msg(self, account, subject, reply, queues, hdr_len, msg) -> None:  # noqa: ANN001
+        self.accounts.append(account.name)
         self.sent.append((subject, reply, None if queues is None else list(queues), hdr_len, msg))
 
     def send_batch(self, account, subject, msgs, total) -> None:  # noqa: ANN001
+        self.accounts.append(account.name)
         self.sent.append(("batch", subject, list(msgs), total))
 
 
@@ -121,8 +127,10 @@ class Gateway:
         self.server_hash = b"SRVHSH"
         self.old_cluster_hash = old_gw_hash("here")
         self.barriers = 0
+        self.map_asked: list[tuple[str, bytes]] = []
 
     def should_map_reply(self, account: Account, reply: bytes) -> bool:
+        self.map_asked.append((account.name, reply))
         return self.map_replies
 
     def interest_barrier(self) -> None:
@@ -178,6 +186,15 @@ def test_deliver_frames_msg_and_hmsg_with_and_without_reply() -> None:
         b"HMSG foo 7 r 5 9\r\nH:v\r\nbody\r\n",
     ]
     assert (c.out_msgs, c.out_bytes, s.delivered) == (4, 5 + 2 + 9 + 9, 4)
+
+
+def test_empty_header_block_is_still_a_header_message() -> None:
+    c, plain = Conn(), Conn(headers=False)
+    s = Subscription(b"foo", None, b"1", c)
+    deliver(c, s, b"foo", None, 0, b"body")
+    deliver(plain, s, b"foo", None, 0, b"body")
+    assert c.frames == [b"HMSG foo 1 0 4\r\nbody\r\n"]
+    assert plain.frames == [b"MSG foo 1 4\r\nbody\r\n"]
 
 
 def test_client_without_headers_gets_the_payload_only() -> None:
@@ -236,10 +253,10 @@ def test_every_plain_subscriber_gets_one_copy_except_the_non_echo_publisher(acc:
     sub(acc, a, b"foo")
     sub(acc, a, b"*", sid=b"2")
     sub(acc, b, b">")
-    assert process_msg(Server(), pub, acc, b"foo", None, -1, b"m") is True
+    assert process_msg(Server(), pub, acc, b"foo", b"r", -1, b"m") is True
     assert pub.frames == []
-    assert sorted(a.frames) == [b"MSG foo 1 1\r\nm\r\n", b"MSG foo 2 1\r\nm\r\n"]
-    assert b.frames == [b"MSG foo 1 1\r\nm\r\n"]
+    assert sorted(a.frames) == [b"MSG foo 1 r 1\r\nm\r\n", b"MSG foo 2 r 1\r\nm\r\n"]
+    assert b.frames == [b"MSG foo 1 r 1\r\nm\r\n"]
 
 
 def test_echo_publisher_gets_its_own_message(acc: Account) -> None:
@@ -343,9 +360,9 @@ def test_queue_member_that_is_the_non_echo_publisher_is_passed_over(acc: Account
     sub(acc, pub, b"foo", b"q")
     sub(acc, peer, b"foo", b"q")
     for _ in range(40):
-        process_msg(Server(), pub, acc, b"foo", None, -1, b"m")
+        process_msg(Server(), pub, acc, b"foo", b"r", -1, b"m")
     assert pub.frames == []
-    assert len(peer.frames) == 40
+    assert peer.frames == [b"MSG foo 1 r 1\r\nm\r\n"] * 40
 
 
 def test_echo_publisher_can_be_drawn_from_its_own_group(acc: Account) -> None:
@@ -405,6 +422,8 @@ def test_routed_message_serves_only_the_queue_groups_it_names(acc: Account) -> N
     src = Conn(ROUTE)
     assert process_msg(Server(), src, acc, b"foo", None, -1, b"m", (b"qb",)) is True
     assert (len(a.frames), len(b.frames), len(plain.frames)) == (0, 1, 1)
+    assert process_msg(Server(), src, acc, b"foo", None, -1, b"m", (b"qa",)) is True
+    assert (len(a.frames), len(b.frames), len(plain.frames)) == (1, 1, 2)
 
 
 def test_routed_message_without_queue_list_serves_no_queue_group(acc: Account) -> None:
@@ -443,8 +462,30 @@ def test_routed_message_with_only_route_members_is_not_delivered(acc: Account) -
 def test_routed_message_can_go_to_an_internal_queue_member(acc: Account) -> None:
     svc = Conn(SYSTEM)
     sub(acc, svc, b"foo", b"q", sid=b"s")
-    assert process_msg(Server(), Conn(ROUTE), acc, b"foo", None, -1, b"m", (b"q",)) is True
-    assert len(svc.internal) == 1
+    src = Conn(ROUTE)
+    assert process_msg(Server(), src, acc, b"foo", b"r", 3, b"hhhm", (b"q",)) is True
+    assert svc.internal == [(b"s", b"foo", b"r", 3, b"hhhm", src)]
+
+
+def test_queue_member_that_refuses_does_not_stop_other_groups(acc: Account) -> None:
+    for first in (b"a", b"b"):
+        a = Account("A")
+        svc, client = Conn(SYSTEM), Conn()
+        svc.accept = False
+        other = b"b" if first == b"a" else b"a"
+        sub(a, svc, b"foo", first, sid=b"s")
+        sub(a, client, b"foo", other, sid=b"c")
+        assert process_msg(Server(), Conn(), a, b"foo", None, -1, b"m") is True
+        assert client.payloads == [b"m"]
+
+
+def test_plain_route_and_queue_route_each_get_their_own_list(acc: Account) -> None:
+    r1, r2 = Conn(ROUTE), Conn(ROUTE)
+    sub(acc, r1, b"foo")
+    sub(acc, r2, b"foo", b"q")
+    process_msg(Server(), Conn(), acc, b"foo", None, -1, b"m")
+    assert r1.sent == [("msg", "A", b"foo", None, [], -1, b"m")]
+    assert r2.sent == [("msg", "A", b"foo", None, [b"q"], -1, b"m")]
 
 
 def test_internal_queue_member_that_refuses_serves_nothing(acc: Account) -> None:
@@ -471,6 +512,7 @@ def test_gateway_alone_can_take_the_message(acc: Account) -> None:
     link = GwLink("far")
     assert process_msg(Server(Gateway(link)), Conn(), acc, b"foo", None, -1, b"m") is True
     assert link.sent == [(b"foo", None, None, -1, b"m")]
+    assert link.accounts == ["A"]
     no_interest = Gateway(GwLink("far", psi=False))
     assert process_msg(Server(no_interest), Conn(), acc, b"foo", None, -1, b"m") is False
     assert process_msg(Server(Gateway()), Conn(), acc, b"foo", None, -1, b"m") is False
@@ -516,6 +558,7 @@ def test_batch_reaches_each_subscriber_as_one_write(acc: Account) -> None:
     assert pub.frames == []
     assert route.sent == [("batch", "A", b"foo", msgs, 8)]
     assert link.sent == [("batch", b"foo", msgs, 8)]
+    assert link.accounts == ["A"]
     assert deaf.sent == []
 
 
@@ -632,6 +675,7 @@ def test_replies_are_mapped_to_the_routed_form_when_the_manager_says_so(acc: Acc
     assert new.sent[0][1] == b"_GR_." + here + b".SRVHSH._INBOX.1"
     assert old.sent[0][1] == b"$GR." + old_gw_hash("here") + b"._INBOX.1"
     assert gw.barriers == 1
+    assert gw.map_asked == [("A", b"_INBOX.1")]
 
 
 def test_replies_stay_plain_when_not_mapped(acc: Account) -> None:
@@ -649,8 +693,9 @@ def test_routed_reply_goes_only_to_the_cluster_it_names(acc: Account, form: str)
         subject = b"_GR_." + gw_hash("b") + b".SRVHSH._INBOX.1"
     else:
         subject = b"$GR." + old_gw_hash("b") + b"._INBOX.1"
-    assert process_msg(Server(Gateway(a, b, c)), Conn(), acc, subject, None, -1, b"m") is True
-    assert b.sent == [(subject, None, None, -1, b"m")]
+    assert process_msg(Server(Gateway(a, b, c)), Conn(), acc, subject, b"r", -1, b"m") is True
+    assert b.sent == [(subject, b"r", None, -1, b"m")]
+    assert b.accounts == ["A"]
     assert a.sent == c.sent == []
 
 
@@ -662,8 +707,10 @@ def test_routed_reply_for_an_unknown_cluster_goes_nowhere(acc: Account) -> None:
 
 
 def test_batch_to_clusters_with_queue_interest_goes_message_by_message(acc: Account) -> None:
+    closed = GwLink("closed")
+    closed.closed = True
     link = GwLink("a", psi=False, queues=(b"q",))
-    process_batch(Server(Gateway(link)), Conn(), acc, b"foo", [b"1", b"2"], 2)
+    process_batch(Server(Gateway(closed, link)), Conn(), acc, b"foo", [b"1", b"2"], 2)
     assert link.sent == [(b"foo", None, [b"q"], -1, b"1"), (b"foo", None, [b"q"], -1, b"2")]
 
 
@@ -672,6 +719,7 @@ def test_batch_on_a_routed_subject_goes_to_the_named_cluster(acc: Account) -> No
     subject = b"_GR_." + gw_hash("b") + b".SRVHSH.x"
     process_batch(Server(Gateway(a, b)), Conn(), acc, subject, [b"1", b"2"], 2)
     assert b.sent == [(subject, None, None, -1, b"1"), (subject, None, None, -1, b"2")]
+    assert b.accounts == ["A", "A"]
     assert a.sent == []
 
 
@@ -846,8 +894,9 @@ def test_answer_to_a_remote_requester_goes_straight_back(acc: Account) -> None:
     a, b = GwLink("a", psi=False), GwLink("b", psi=False)
     gw = Gateway(a, b)
     subject = b"_GR_." + gw_hash("b") + b".SRVHSH._INBOX.1"
-    send_routed_reply(GwServer(gw), acc, subject, None, -1, b"ans")
-    assert b.sent == [(subject, None, None, -1, b"ans")]
+    send_routed_reply(GwServer(gw), acc, subject, b"r", 2, b"hhans")
+    assert b.sent == [(subject, b"r", None, 2, b"hhans")]
+    assert b.accounts == ["A"]
     assert a.sent == []
 
 
@@ -861,3 +910,44 @@ def test_answer_to_a_requester_in_our_own_cluster_is_delivered_here(acc: Account
     send_routed_reply(GwServer(gw), acc, routed(gw, b"_INBOX.1"), b"r", -1, b"ans")
     assert requester.frames == [b"MSG _INBOX.1 1 r 3\r\nans\r\n"]
     assert link.sent == []
+
+
+def test_gateway_leg_reports_whether_any_cluster_took_the_message(acc: Account) -> None:
+    from scserver.routing import gateway_leg
+
+    assert gateway_leg(Gateway(GwLink("a", psi=False)), acc, b"foo", None, -1, b"m", None) is False
+    assert gateway_leg(Gateway(), acc, b"foo", None, -1, b"m", None) is False
+    assert gateway_leg(Gateway(GwLink("a")), acc, b"foo", None, -1, b"m", None) is True
+
+
+def test_remote_groups_not_yet_served_are_all_offered(acc: Account) -> None:
+    link = GwLink("far", psi=False, queues=(b"qa", b"qb"))
+    process_msg(Server(Gateway(link)), Conn(), acc, b"foo", None, -1, b"m")
+    assert link.sent == [(b"foo", None, [b"qa", b"qb"], -1, b"m")]
+
+
+def test_batch_counters_accumulate(acc: Account) -> None:
+    a = Conn()
+    s = sub(acc, a, b"foo")
+    process_batch(Server(), Conn(), acc, b"foo", [b"x", b"y"], 2)
+    process_batch(Server(), Conn(), acc, b"foo", [b"zzz"], 3)
+    assert (a.out_msgs, a.out_bytes, s.delivered) == (3, 5, 3)
+
+
+def test_batch_reaches_every_route_once(acc: Account) -> None:
+    r1, r2 = Conn(ROUTE), Conn(ROUTE)
+    sub(acc, r1, b"foo")
+    sub(acc, r2, b"foo")
+    sub(acc, r2, b"foo.>", sid=b"2")
+    sub(acc, r1, b">", sid=b"3")
+    process_batch(Server(), Conn(), acc, b"foo", [b"x"], 1)
+    assert r1.sent == r2.sent == [("batch", "A", b"foo", [b"x"], 1)]
+
+
+def test_batch_falling_back_sends_plain_messages_everywhere(acc: Account) -> None:
+    a = Conn()
+    sub(acc, a, b"foo", b"q")
+    link = GwLink("far")
+    process_batch(Server(Gateway(link)), Conn(), acc, b"foo", [b"1", b"2"], 2)
+    assert a.frames == [b"MSG foo 1 1\r\n1\r\n", b"MSG foo 1 1\r\n2\r\n"]
+    assert [e[3] for e in link.sent] == [-1, -1]
