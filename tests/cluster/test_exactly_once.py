@@ -21,17 +21,29 @@ have arrived before them. Then: every plain subscription has every id exactly on
 group has every id exactly once over all its members in the whole supercluster. Run on scserver
 only, on a mix of scserver and nats-server (in one cluster too), and on nats-server only (the
 reference: the same assertions must hold there).
+
+The queue lists themselves are checked on the wire against a fake route peer (a raw socket
+logged in to a single server's route port), both servers, transcripts compared: what a server
+routes to a peer with plain and queue interest, and whom a routed message with each form of
+queue list reaches.
 """
 
 from __future__ import annotations
 
+import json
+import socket
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 from nats.aio.client import Client
 from tests.cluster.helpers import Inbox, close_all, connect, eventually, reach, sentinel, unique
 from tests.cluster.topology import GO, SC, Topology, running
+from tests.server.conftest import IMPLS, RawClient, Servers
+from tests.tools import LOOPBACK, free_port
 
 LAYOUTS = {
     "scserver": {"A": [SC, SC, SC], "B": [SC, SC], "C": [SC]},
@@ -182,3 +194,169 @@ async def test_each_plain_subscription_and_each_queue_group_gets_each_message_on
     finally:
         await close_all(pub)
         await layout.close()
+
+
+# --- the queue lists on the wire, against a fake route peer ---------------------------------
+
+
+class FakeRoute:
+    """A raw socket that logs in to a server's route port as a peer of its cluster."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection((LOOPBACK, port), timeout=5)
+        self.buf = b""
+        info = json.loads(self._line()[5:])
+        connect = {"echo": True, "verbose": False, "pedantic": False, "tls_required": False}
+        connect.update(name="NFAKEROUTE", cluster="X", headers=True)
+        mine = {"server_id": "NFAKEROUTE", "name": "fake", "cluster": "X", "headers": True}
+        mine.update(port=1, route_pool_size=info.get("route_pool_size", 0))
+        self.send(f"CONNECT {json.dumps(connect)}\r\nINFO {json.dumps(mine)}\r\n".encode())
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            assert chunk, f"route closed: {self.buf!r}"
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def until_pong(self) -> None:
+        while (line := self._line()) != b"PONG":
+            if line == b"PING":
+                self.send(b"PONG\r\n")
+
+    def messages_until(self, end: bytes) -> list[str]:
+        """RMSG/HMSG control lines (queue names sorted) up to the one on subject ``end``."""
+        out = []
+        while True:
+            line = self._line()
+            if line.startswith((b"RMSG ", b"HMSG ")):
+                parts = line.split()
+                self._line()  # the payload line
+                if parts[2] == end:
+                    return out
+                out.append(normal_queue_order(parts))
+            elif line == b"PING":
+                self.send(b"PONG\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def normal_queue_order(parts: list[bytes]) -> str:
+    """``RMSG acc subj [+ reply | |] q.. [hdr] size`` with its queue names sorted (nats-server
+    lists them in map order)."""
+    if len(parts) > 4 and parts[3] in (b"+", b"|"):
+        head = 5 if parts[3] == b"+" else 4
+        tail = 2 if parts[0] == b"HMSG" else 1
+        parts = parts[:head] + sorted(parts[head:-tail]) + parts[-tail:]
+    return b" ".join(parts).decode()
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    s = Servers(tmp_path)
+    yield s
+    s.stop_all()
+
+
+def route_server(servers: Servers, impl: str) -> tuple[Any, int]:
+    port = free_port()
+    sp = servers.start(impl, f"cluster {{\n  name: X\n  listen: {LOOPBACK}:{port}\n}}\n")
+    return sp, port
+
+
+HDR = b"NATS/1.0\r\n\r\n"  # 12 bytes
+
+
+@pytest.mark.nats_server
+def test_queue_lists_a_server_routes(servers) -> None:
+    """What a server sends a route peer with plain and queue interest: ``+ reply q..`` and
+    ``| q..`` (the peer's members are the only ones, so every group is named)."""
+
+    def scenario(impl: str) -> list[str]:
+        sp, port = route_server(servers, impl)
+        peer = FakeRoute(port)
+        try:
+            peer.send(
+                b"RS+ $G foo q1 1\r\nRS+ $G foo q2 1\r\nRS+ $G foo\r\nRS+ $G bar q1 1\r\n"
+                b"RS+ $G end\r\nPING\r\n"
+            )
+            peer.until_pong()  # the server has read the interest before it
+            c = RawClient(sp.port)
+            c.connect(headers=True)
+            c.send(
+                b"PUB foo r 2\r\nhi\r\nPUB foo 2\r\nho\r\n"
+                + b"HPUB foo r2 12 14\r\n"
+                + HDR
+                + b"hx\r\nHPUB foo 12 14\r\n"
+                + HDR
+                + b"hy\r\n"
+                + b"PUB bar r3 2\r\nhz\r\nPUB bar 2\r\nhw\r\nPUB end 1\r\nx\r\nPING\r\n"
+            )
+            return peer.messages_until(b"end")
+        finally:
+            peer.close()
+
+    res = {impl: scenario(impl) for impl in IMPLS}
+    assert res["scserver"] == res["nats-server"], res
+    assert res["scserver"] == [
+        "RMSG $G foo + r q1 q2 2",
+        "RMSG $G foo | q1 q2 2",
+        "HMSG $G foo + r2 q1 q2 12 14",
+        "HMSG $G foo | q1 q2 12 14",
+        "RMSG $G bar + r3 q1 2",
+        "RMSG $G bar | q1 2",
+    ]
+
+
+@pytest.mark.nats_server
+def test_queue_lists_a_server_receives(servers) -> None:
+    """A routed message reaches the plain subscriptions and only the queue groups it names."""
+
+    def scenario(impl: str) -> list[str]:
+        sp, port = route_server(servers, impl)
+        c = RawClient(sp.port)
+        c.connect(headers=True)
+        c.exchange(b"SUB foo 1\r\nSUB foo q1 2\r\nSUB foo q2 3\r\nSUB end 9\r\nPING\r\n")
+        peer = FakeRoute(port)
+        try:
+            peer.send(
+                b"RMSG $G foo + r q1 2\r\na1\r\nRMSG $G foo | q2 2\r\na2\r\n"
+                + b"RMSG $G foo r 2\r\na3\r\nRMSG $G foo 2\r\na4\r\n"
+                + b"HMSG $G foo | q1 q2 12 14\r\n"
+                + HDR
+                + b"a5\r\n"
+                + b"HMSG $G foo + r q2 12 14\r\n"
+                + HDR
+                + b"a6\r\n"
+                + b"RMSG $G foo | q3 2\r\na7\r\nRMSG $G end 1\r\nx\r\n"
+            )
+            got = c.lines(until="MSG end 9 1", timeout=5)
+            return sorted(" ".join((got[i], got[i + 1])) for i in range(0, len(got) - 1, 2))
+        finally:
+            peer.close()
+
+    res = {impl: scenario(impl) for impl in IMPLS}
+    assert res["scserver"] == res["nats-server"], res
+    h = repr(HDR)[2:-1]  # the header block as the payload's repr shows it
+    assert res["scserver"] == sorted(
+        [
+            "MSG foo 1 r 2 b'a1'",  # + r q1: the plain subscription and q1
+            "MSG foo 2 r 2 b'a1'",
+            "MSG foo 1 2 b'a2'",  # | q2
+            "MSG foo 3 2 b'a2'",
+            "MSG foo 1 r 2 b'a3'",  # a reply, no queue list: plain only
+            "MSG foo 1 2 b'a4'",
+            f"HMSG foo 1 12 14 b'{h}a5'",  # | q1 q2
+            f"HMSG foo 2 12 14 b'{h}a5'",
+            f"HMSG foo 3 12 14 b'{h}a5'",
+            f"HMSG foo 1 r 12 14 b'{h}a6'",  # + r q2
+            f"HMSG foo 3 r 12 14 b'{h}a6'",
+            "MSG foo 1 2 b'a7'",  # | q3: nobody here is in q3
+            "MSG end 9 1 b'x'",
+        ]
+    )
