@@ -19,7 +19,7 @@ import pytest
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from tests.server.conftest import IMPLS
-from tests.tools import LOOPBACK, http_get_json
+from tests.tools import LOOPBACK, http_get_json, wait_for
 
 CONF = """
 accounts {
@@ -266,10 +266,10 @@ def test_streamed_response_tracking_expires_after_threshold(started) -> None:
         await svc.subscribe("help.>", cb=handler)
         await svc.flush()
         inbox = cli.new_inbox()
-        await cli.subscribe(inbox)
+        sub = await cli.subscribe(inbox)
         await cli.publish("ask.track", b"", reply=inbox)
         await cli.flush()
-        await asyncio.sleep(0.3)
+        await sub.next_msg(timeout=5)  # the response streamed back: it is tracked now
         detail = http_get_json(LOOPBACK, sp.http_port, "/accountz?acc=SVC")["account_detail"]
         during = len(detail.get("responses", {}))
         deadline = time.monotonic() + 10
@@ -314,7 +314,8 @@ def test_requester_unsubscribe_ends_response_tracking(started) -> None:
         before = pending()
         await sub.unsubscribe()
         await cli.flush()
-        await asyncio.sleep(0.2)
+        # the threshold is 1m: within this wait only the unsubscribe can end the tracking
+        await asyncio.to_thread(wait_for, lambda: pending() == 0, 15, 0.05, "tracking ended")
         after = pending()
         await svc.close()
         await cli.close()
@@ -500,20 +501,20 @@ def test_account_connection_advisories(with_sys) -> None:
         await sys_nc.flush()
         cli = await _connect(sp, "cli", "c")
         await cli.flush()
-        await asyncio.sleep(0.3)
         await cli.close()
-        await asyncio.sleep(0.5)
 
-        async def docs(sub):
-            out = []
-            while True:
-                try:
-                    m = await sub.next_msg(timeout=0.3)
-                except NatsTimeoutError:
-                    return out
+        async def docs(sub, n: int, sentinel_subject: str) -> list:
+            """The next ``n`` documents, then whatever came before a sentinel the system user
+            publishes on the subscription's subject (nothing, unless an advisory repeated)."""
+            out = [json.loads((await sub.next_msg(timeout=10)).data) for _ in range(n)]
+            await sys_nc.publish(sentinel_subject, b'"sentinel"')
+            while (m := await sub.next_msg(timeout=10)).data != b'"sentinel"':
                 out.append(json.loads(m.data))
+            return out
 
-        new, legacy, evs = await docs(conns), await docs(old), await docs(events)
+        new = await docs(conns, 2, "$SYS.ACCOUNT.CLI.SERVER.CONNS")
+        legacy = await docs(old, 2, "$SYS.SERVER.ACCOUNT.CLI.CONNS")
+        evs = await docs(events, 2, "$SYS.ACCOUNT.CLI.SENTINEL")
         await sys_nc.close()
         return (
             [(d["type"], d["acc"], d["conns"]) for d in new],
