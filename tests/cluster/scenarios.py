@@ -18,9 +18,10 @@ from tests.cluster.helpers import (
     eventually,
     reach,
     sentinel,
-    settle,
     subscribe,
+    through,
     unique,
+    unmarked,
 )
 from tests.cluster.topology import Topology
 
@@ -47,14 +48,15 @@ async def pubsub_every_pair(
         except TimeoutError:
             got = {k: len(b.msgs) for k, b in boxes.items()}
             raise AssertionError(f"expected {total} messages per subscriber, got {got}") from None
-        await settle(*pubs.values(), delay=0.3)
+        for box in boxes.values():  # markers behind every publisher's messages: counts final
+            await through(pubs.values(), subject, box)
         want = sorted(f"{src}-{i}".encode() for src in pubs for i in range(n))
         for name, box in boxes.items():
-            assert sorted(box.data()) == want, f"subscriber on {name}: {len(box.msgs)} messages"
+            assert sorted(unmarked(box)) == want, f"subscriber on {name}: {len(box.msgs)} messages"
             for src in pubs:
                 seq = [
                     int(d.rsplit(b"-", 1)[1])
-                    for d in box.data()
+                    for d in unmarked(box)
                     if d.startswith(f"{src}-".encode())
                 ]
                 assert seq == list(range(n)), (name, src, seq)
@@ -101,6 +103,7 @@ class QueueGroup:
         self.subject = subject
         self.conns: dict[str, object] = {}
         self.boxes: dict[str, Inbox] = {}
+        self.sentinels: dict[str, tuple[str, Inbox]] = {}
 
     async def join(self, servers: Sequence[str]) -> list:
         sentinels = []
@@ -108,12 +111,28 @@ class QueueGroup:
             nc = await connect(self.topo.node(name).url)
             self.conns[name] = nc
             self.boxes[name] = await subscribe(nc, self.subject, queue="workers")
-            sentinels.append(await sentinel(nc))
+            self.sentinels[name] = await sentinel(nc)
+            sentinels.append(self.sentinels[name])
         return sentinels
 
     async def leave(self, name: str) -> None:
         nc = self.conns.pop(name)
+        self.sentinels.pop(name)
         await nc.close()  # type: ignore[attr-defined]
+
+    async def drained(self, pub, timeout: float = 15.0) -> None:
+        """A marker from ``pub`` on every remaining member's plain sentinel subject, awaited:
+        it takes the same path as the queue messages ``pub`` sent that member before, so once
+        all are in, the counts are final (a fixed sleep only hoped so)."""
+        seen = {name: box.count(b"drain") for name, (_, box) in self.sentinels.items()}
+        for subj, _ in self.sentinels.values():
+            await pub.publish(subj, b"drain")
+        await pub.flush()
+        await eventually(
+            lambda: all(box.count(b"drain") > seen[n] for n, (_, box) in self.sentinels.items()),
+            timeout,
+            "drain markers at every member",
+        )
 
     def per_cluster(self) -> dict[str, int]:
         out = {cl: 0 for cl in self.topo.clusters}
@@ -153,7 +172,7 @@ async def queue_once_local_preferred(topo: Topology, origin: str, n: int = 90) -
         await reach(pub, sentinels)
         await publish_batch(pub, group.subject, 0, n)
         await group.until_total(n)
-        await settle(pub, delay=0.3)
+        await group.drained(pub)
         assert group.payloads() == sorted(f"m-{i}".encode() for i in range(n))
         per = group.per_cluster()
         home = topo.node(origin).cluster
@@ -181,6 +200,12 @@ def outbound_subs(topo: Topology, node: str, remote: str, account: str = "$G") -
         if acc["name"] == account:
             return acc.get("subscriptions_list") or []
     return []
+
+
+def route_interest(topo: Topology, node: str) -> list[str]:
+    """Subscriptions ``node``'s routes have told it about (/routez?subs=1)."""
+    doc = topo.node(node).get("/routez?subs=1")
+    return [s for r in doc.get("routes") or [] for s in r.get("subscriptions_list") or []]
 
 
 def outbound_msgs(topo: Topology, node: str, remote: str) -> int:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from tests.cluster.helpers import (
     close_all,
     connect,
+    eventually,
     reach,
     sentinel,
-    settle,
     subscribe,
+    through,
     unique,
+    unmarked,
 )
 from tests.cluster.scenarios import (
     QueueGroup,
@@ -22,6 +22,7 @@ from tests.cluster.scenarios import (
     pubsub_every_pair,
     queue_once_local_preferred,
     request_reply_every_pair,
+    route_interest,
     wait_async,
 )
 from tests.cluster.topology import SC, Topology, running
@@ -108,15 +109,29 @@ async def test_wildcard_subscriptions(sc3x3: Topology) -> None:
         await reach(pub, sentinels)
         for subj in (f"{base}.x", f"{base}.x.y", f"{base}.x.z", f"{base}.x.y.z", "other.x"):
             await pub.publish(subj, subj.encode())
-        await settle(pub, delay=0.5)
-        assert [m.subject for m in star.msgs] == [f"{base}.x"]
+        # sentinels behind them, one each pattern sees: once in, nothing earlier is missing
+        for subj in (f"{base}.s", f"{base}.s.z"):
+            await pub.publish(subj, b"sentinel")
+        await pub.flush()
+        await eventually(
+            lambda: (
+                star.count(b"sentinel") == 1
+                and gt.count(b"sentinel") == 2
+                and mid.count(b"sentinel") == 1
+            ),
+            15,
+            "the sentinels",
+        )
+        assert [m.subject for m in star.msgs] == [f"{base}.x", f"{base}.s"]
         assert [m.subject for m in gt.msgs] == [
             f"{base}.x",
             f"{base}.x.y",
             f"{base}.x.z",
             f"{base}.x.y.z",
+            f"{base}.s",
+            f"{base}.s.z",
         ]
-        assert [m.subject for m in mid.msgs] == [f"{base}.x.z"]
+        assert [m.subject for m in mid.msgs] == [f"{base}.x.z", f"{base}.s.z"]
     finally:
         await close_all(b, c, a_sub, pub)
 
@@ -137,12 +152,14 @@ async def test_queue_failover_to_remote_clusters(sc3x3: Topology) -> None:
         await group.until_total(n)
         assert group.per_cluster() == {"A": n, "B": 0, "C": 0}
         # the only local member leaves: the group fails over to a remote cluster
+        assert any(group.subject in s for s in route_interest(sc3x3, "A1"))
         await group.leave("A2")
-        await reach(pub, [await sentinel(group.conns["B1"])])
-        await asyncio.sleep(0.3)
+        await wait_async(
+            lambda: not any(group.subject in s for s in route_interest(sc3x3, "A1")), 10
+        )
         await publish_batch(pub, group.subject, n, n)
         await group.until_total(2 * n)
-        await settle(pub, delay=0.3)
+        await group.drained(pub)
         assert group.payloads() == sorted(f"m-{i}".encode() for i in range(2 * n))
         per = group.per_cluster()
         assert per["A"] == n and per["B"] + per["C"] == n, per
@@ -166,21 +183,28 @@ async def test_interest_withdrawn_when_subscribers_leave(sc3x3: Topology) -> Non
         assert subject in subs, subs
         for i in range(5):
             await pub.publish(subject, f"m-{i}".encode())
-        await settle(pub, delay=0.3)
-        assert box.count(b"m-") == 5
+        await through([pub], subject, box)  # a marker behind them: the count is final
+        assert unmarked(box) == [f"m-{i}".encode() for i in range(5)]
         await sub_nc.close()
         # a later subscription from another client in B shows B's interest changes have arrived
-        await asyncio.sleep(0.2)
-        await reach(pub, [await sentinel(keeper)])
+        marker_subject, marker_box = await sentinel(keeper)
+        await reach(pub, [(marker_subject, marker_box)])
         await wait_async(lambda: subject not in outbound_subs(sc3x3, "A1", "B"), 5)
         for node in ("A1", "A2", "A3", "C1"):
             assert subject not in outbound_subs(sc3x3, node, "B"), node
         before = outbound_msgs(sc3x3, "A1", "B")
         for i in range(100):
             await pub.publish(subject, f"late-{i}".encode())
-        await settle(pub, delay=0.3)
+        # a marker behind them on A1's link to B: once keeper has it, A1 has sent (or dropped)
+        # every late message before it, so the counter below is final
+        seen = marker_box.count()
+        await pub.publish(marker_subject, b"end")
+        await pub.flush()
+        await wait_async(lambda: marker_box.count() > seen, 10)
         after = outbound_msgs(sc3x3, "A1", "B")
-        # $SYS heartbeats cross the gateway too: allow a few, not the 100 published
-        assert after - before < 5, f"messages without interest still crossed: {before} -> {after}"
+        # $SYS heartbeats cross the gateway too: allow a few (and the marker), not the 100
+        assert after - before - 1 < 5, (
+            f"messages without interest still crossed: {before} -> {after}"
+        )
     finally:
         await close_all(sub_nc, keeper, pub)
