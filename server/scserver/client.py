@@ -510,6 +510,11 @@ class ClientConnection(Connection):
         if not delivered and reply is not None and self.no_responders:
             self._send_no_responders(subject, reply)
 
+    def set_trace(self, on: bool) -> None:
+        """Tracing changed on reload: the publish path depends on it (update_pub_path)."""
+        self.trace = on
+        self.update_pub_path()
+
     def update_pub_path(self) -> None:
         """Decide once (not per message) whether publishes need the full checks."""
         self.slow_pub = bool(

@@ -98,6 +98,9 @@ class Connection(asyncio.Protocol):
 
     kind = CLIENT
     spec: KindSpec
+    #: Whether this connection traces its protocol: a snapshot of the log level, read on the
+    #: hot path, refreshed by a reload that changes tracing (scserver.reload.refresh_trace).
+    trace = False
     #: The kind's routing class (``spec.fanout``), read by ``scserver.routing`` per delivery.
     fanout = 0
 
@@ -516,6 +519,10 @@ class Connection(asyncio.Protocol):
         self.pings_out = 0
         if self.rtt_start:
             self.rtt = max(time.time() - self.rtt_start, 1e-6)
+
+    def set_trace(self, on: bool) -> None:
+        """A reload turned tracing on or off (scserver.reload.refresh_trace)."""
+        self.trace = on
 
     # --- helpers for subclasses --------------------------------------------------------------
 

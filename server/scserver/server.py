@@ -13,7 +13,8 @@ import sys
 import time
 from typing import Any
 
-from scserver import NATS_COMPAT_VERSION, gcpolicy, imports, link_reload, log
+from scserver import NATS_COMPAT_VERSION, gcpolicy, imports, log
+from scserver import reload as reload_mod
 from scserver.accounts import GLOBAL_ACCOUNT, Account, Authenticator, User
 from scserver.auth import HashPending, check_password
 from scserver.client import ClientConnection
@@ -470,80 +471,9 @@ class Server:
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running config
             logger.error("Failed to reload server configuration: %s", exc)
             return False
-        old = self.opts
-        tls = self._reload_tls(old, new)
-        if tls is None:
-            return False
-        refused = []
-        # max_subscriptions as nats-server: "config reload not supported for MaxSubs".
-        for field in ("host", "port", "http_port", "http_host", "https_port", "max_subscriptions"):
-            if getattr(old, field) != getattr(new, field):
-                refused.append(field)
-        if old.server_name != new.server_name:
-            refused.append("server_name")
-        for field in refused:
-            logger.warning(
-                "Config reload: option %r cannot be changed at runtime, kept as %r",
-                field,
-                getattr(old, field),
-            )
-            setattr(new, field, getattr(old, field))
-        new.flag_overrides = getattr(old, "flag_overrides", {})
-        self.opts = new
-        self.tls = tls  # new connections handshake with the new certificates from now on
-        self.config_time = time.time()
-        self.reloads += 1
-        log.configure(new.debug, new.trace, new.logtime, new.log_file)
-        self.apply_accounts(new)
-        self._reauthorize_clients()
-        link_reload.apply(self)  # links: logins checked again, plaintext ones TLS now requires
-        imports.apply(self, new)
-        if self.routes is not None:
-            self.routes.reload(old, new)
-        if self.gateway is not None or new.gateway is not None:
-            self.loop.create_task(self._reload_gateways(old, new))
-        # New limits hold for connected clients from their next operation; nats-server does not
-        # push them an INFO for it (only new clients see the new max_payload).
-        self.info_changed(notify=False)
-        for c in self.clients.values():
-            c.parser.max_payload = new.max_payload
-            c.parser.max_control_line = new.max_control_line
-        logger.info("Reloaded server configuration (%s)", why)
-        return True
+        return reload_mod.apply(self, self.opts, new, why)
 
-    def _reload_tls(self, old: Any, new: Any) -> TLSContexts | None:
-        """The SSL contexts of a new config, or None (reload refused, old ones kept) when a
-        certificate or key cannot be loaded, or when TLS would be added to a client listener
-        started without it (that listener cannot hand sockets to a handshake: restart)."""
-        try:
-            tls = TLSContexts.build(new)
-        except Exception as exc:  # noqa: BLE001 - any failure keeps the running contexts
-            logger.error("Failed to reload server configuration: %s", exc)
-            return None
-        if new.tls is not None and old.tls is None and self.client_listener is not None:
-            if not isinstance(self.client_listener, TLSListener):
-                logger.error(
-                    "Failed to reload server configuration: adding a tls {} block to a "
-                    "server started without one needs a restart"
-                )
-                return None
-        if bool(new.https_port) and old.https_port and tls.https is None:
-            logger.error("Failed to reload server configuration: https_port needs tls {}")
-            return None
-        return tls
-
-    async def _reload_gateways(self, old: Any, new: Any) -> None:
-        if self.gateway is None:
-            from scserver.gateway import GatewayManager
-
-            self.gateway = GatewayManager(self)
-            await self.gateway.start()
-        elif new.gateway is None:
-            logger.warning("Config reload: removing the gateway block needs a restart")
-        else:
-            self.gateway.reload(old, new)
-
-    def _reauthorize_clients(self) -> None:
+    def reauthorize_clients(self) -> None:
         """After a reload, ask the new authenticator about every client again.
 
         As nats-server's ``reloadAuthorization``: a client that logged in as a user (name or
