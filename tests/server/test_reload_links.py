@@ -1,5 +1,5 @@
 """What a config reload does to established routes, gateways and logins (scserver.link_reload,
-``Server._reauthorize_clients``), checked on real processes and against nats-server.
+``Server.reauthorize_clients``), checked on real processes and against nats-server.
 
 * Routes: nats-server's ``reloadAuthorization`` checks every accepted route again with the
   CONNECT it sent; one whose credentials no longer pass is ended (``-ERR 'Authorization
