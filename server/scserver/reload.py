@@ -151,9 +151,8 @@ def refresh_trace(server: Any) -> None:
     """Give every connection (clients, registered and pending links) the current trace level."""
     on = trace_enabled()
     conns = list(server.all_connections())
-    for manager in (server.routes, server.gateway):
-        if manager is not None:
-            conns.extend(manager.pending)
+    for manager in server.link_managers():
+        conns.extend(manager.pending)
     for c in conns:
         c.set_trace(on)
 

@@ -411,10 +411,8 @@ class Server:
             self.system.stop()
         for c in list(self.clients.values()):
             c.close("Server Shutdown")
-        if self.routes is not None:
-            self.routes.stop()
-        if self.gateway is not None:
-            self.gateway.stop()
+        for manager in self.link_managers():
+            manager.stop()
         if self.monitor is not None:
             await self.monitor.stop()
         await asyncio.sleep(0)
@@ -577,12 +575,15 @@ class Server:
 
     # --- statistics ----------------------------------------------------------------------------
 
+    def link_managers(self) -> list[Any]:
+        """The running link kinds' managers (scserver.link_manager.LinkManager): routes, then
+        gateways; a new link kind adds its manager here."""
+        return [m for m in (self.routes, self.gateway) if m is not None]
+
     def all_connections(self) -> list[Connection]:
         conns: list[Connection] = list(self.clients.values())
-        if self.routes is not None:
-            conns.extend(self.routes.connections())
-        if self.gateway is not None:
-            conns.extend(self.gateway.connections())
+        for manager in self.link_managers():
+            conns.extend(manager.connections())
         return conns
 
     def totals(self) -> tuple[int, int, int, int]:
