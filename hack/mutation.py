@@ -43,7 +43,7 @@ class Module:
     """One module under mutation and the unit tests that are allowed to kill its mutants."""
 
     name: str
-    path: str  # relative to the staging root (package at the top)
+    path: str  # relative to the staging root (package at the top); may be a glob
     tests: tuple[str, ...]
     # pytest -k expression removing in-module tests that start processes (see module doc)
     exclude: str = ""
@@ -90,7 +90,7 @@ MODULES: tuple[Module, ...] = (
     ),
     Module(
         "options",
-        "scserver/options.py",
+        "scserver/options/*.py",
         (
             "tests/server/test_options.py",
             "tests/server/test_refused_options.py",
@@ -174,7 +174,8 @@ def stage(module: Module) -> Path:
     mutants = d / "mutants"
     if mutants.exists():
         shutil.rmtree(mutants / "tests", ignore_errors=True)
-        _rejudge(mutants / (module.path + ".meta"))
+        for meta in mutants.glob(module.path + ".meta"):
+            _rejudge(meta)
     return d
 
 
@@ -229,11 +230,11 @@ def _status(code: int | None) -> str:
 
 
 def results(module: Module) -> dict[str, str]:
-    meta = STAGE / module.name / "mutants" / (module.path + ".meta")
-    if not meta.exists():
-        return {}
-    data = json.loads(meta.read_text())
-    return {k: _status(v) for k, v in data["exit_code_by_key"].items()}
+    out: dict[str, str] = {}
+    for meta in sorted((STAGE / module.name / "mutants").glob(module.path + ".meta")):
+        data = json.loads(meta.read_text())
+        out.update({k: _status(v) for k, v in data["exit_code_by_key"].items()})
+    return out
 
 
 def _equivalent() -> dict[str, str]:
