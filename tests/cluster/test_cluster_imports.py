@@ -11,13 +11,15 @@ exactly once, and never in ``OTHER``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from typing import Any
 
 import pytest
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from tests.cluster.helpers import close_all, connect, settle, subscribe, unique
+from tests.cluster.helpers import close_all, connect, eventually, subscribe, unique
 from tests.cluster.topology import GO, SC, Topology, running
 
 pytestmark = pytest.mark.nats_server
@@ -111,17 +113,33 @@ async def test_stream_import_exactly_once_everywhere(topo: Topology, publisher: 
             assert time.monotonic() < deadline, {n: subs[n].count() for n in NODES}
             await pub.publish(f"news.{token}.probe", b"probe")
             await pub.flush()
-            await asyncio.sleep(0.1)
-        await settle(*clients, delay=0.5)
-        for n in NODES:
-            subs[n].msgs.clear()
+            with contextlib.suppress(TimeoutError):
+                await eventually(lambda: all(subs[n].msgs for n in NODES), 0.2)
         for i in range(10):
             await pub.publish(f"news.{token}.m", f"m{i}".encode())
-        await settle(*clients, delay=1.0)
+        # an end marker behind them: once every subscriber has it, nothing earlier is missing
+        # and a duplicate would be counted (probes may still trail in: they are not "m")
+        await pub.publish(f"news.{token}.end", b"end")
+        await pub.flush()
+        await eventually(lambda: all(subs[n].count(b"end") for n in NODES), 15, "end markers")
         for n in NODES:
-            assert subs[n].data() == [f"m{i}".encode() for i in range(10)], (publisher, n)
-            assert {m.subject for m in subs[n].msgs} == {f"ext.news.{token}.m"}
-            assert subs["spy-" + n].msgs == [], f"OTHER on {n} saw imported traffic"
+            got = [m for m in subs[n].msgs if m.data.startswith(b"m")]
+            assert [m.data for m in got] == [f"m{i}".encode() for i in range(10)], (publisher, n)
+            assert {m.subject for m in got} == {f"ext.news.{token}.m"}
+        # OTHER's own sentinel, published on the publisher's server after all that, reaches
+        # every OTHER spy: imported traffic that leaked to them would have come before it
+        spy_pub = await connect(_url(topo, publisher, "other:o"))
+        clients.append(spy_pub)
+        deadline = time.monotonic() + 15
+        while not all(subs["spy-" + n].msgs for n in NODES):
+            assert time.monotonic() < deadline, "OTHER's sentinel never reached every spy"
+            await spy_pub.publish(f"other.{token}", b"sentinel")
+            await spy_pub.flush()
+            with contextlib.suppress(TimeoutError):
+                await eventually(lambda: all(subs["spy-" + n].msgs for n in NODES), 0.2)
+        for n in NODES:
+            leaked = [m.subject for m in subs["spy-" + n].msgs if m.data != b"sentinel"]
+            assert leaked == [], f"OTHER on {n} saw imported traffic"
     finally:
         await close_all(*clients)
 
@@ -134,13 +152,16 @@ async def test_account_ping_connz_answered_by_every_server(topo: Topology, origi
         box = await subscribe(cli, inbox)
         await cli.flush()
         deadline = time.monotonic() + 10
-        servers: set[str] = set()
-        while len(servers) < len(NODES) and time.monotonic() < deadline:
-            box.msgs.clear()
+
+        def servers() -> set[str]:
+            return {json.loads(m.data)["server"]["name"] for m in box.msgs}
+
+        while servers() != set(NODES) and time.monotonic() < deadline:
             await cli.publish("$SYS.REQ.ACCOUNT.PING.CONNZ", b"", reply=inbox)
-            await settle(cli, delay=0.7)
-            servers = {json.loads(m.data)["server"]["name"] for m in box.msgs}
-        assert servers == set(NODES)
+            await cli.flush()
+            with contextlib.suppress(TimeoutError):  # ask again: interest still spreading
+                await eventually(lambda: servers() == set(NODES), 1.0)
+        assert servers() == set(NODES)
         # The account's own connections only, from every server.
         for m in box.msgs:
             data = json.loads(m.data)["data"]
@@ -165,7 +186,14 @@ async def test_mapping_applied_where_published(topo: Topology) -> None:
             for p in pubs:
                 await p.publish(f"raw.{token}", b"x")
                 await p.flush()
-            await asyncio.sleep(0.3)
+            with contextlib.suppress(TimeoutError):
+                await eventually(lambda: len(cooked.msgs) >= 2, 0.5)
+        # an end marker from each publisher behind those: once both arrived (mapped), anything
+        # delivered unmapped on raw would have come before them
+        for p in pubs:
+            await p.publish(f"raw.{token}", b"end")
+            await p.flush()
+        await eventually(lambda: cooked.count(b"end") == 2, 15, "end markers")
         assert raw.msgs == []
     finally:
         await close_all(sub_nc, *pubs)
@@ -180,20 +208,21 @@ async def test_weighted_mapping_across_the_supercluster(topo: Topology) -> None:
     pubs = [await connect(_url(topo, n, "svc:s")) for n in ("E1", "E2")]
     try:
         deadline = time.monotonic() + 15
-        while True:
+        while box.count(b"probe") < 2:
+            assert time.monotonic() < deadline, len(box.msgs)
             box.msgs.clear()
             for p in pubs:
                 await p.publish(f"w.{token}", b"probe")
-            await settle(*pubs, sub_nc, delay=0.3)
-            if len(box.msgs) == 2:
-                break
-            assert time.monotonic() < deadline, len(box.msgs)
-        box.msgs.clear()
+                await p.flush()
+            with contextlib.suppress(TimeoutError):
+                await eventually(lambda: box.count(b"probe") >= 2, 0.5)
         for p in pubs:
             for _ in range(40):
                 await p.publish(f"w.{token}", b"m")
-        await settle(*pubs, sub_nc, delay=1.0)
-        subjects = [m.subject for m in box.msgs]
+            await p.publish(f"w.{token}", b"end")  # a marker behind its 40
+            await p.flush()
+        await eventually(lambda: box.count(b"end") == 2, 15, "end markers")
+        subjects = [m.subject for m in box.msgs if m.data == b"m"]
         assert len(subjects) == 80
         assert set(subjects) == {f"w.a.{token}", f"w.b.{token}"}
     finally:
@@ -209,7 +238,7 @@ async def test_queue_responders_answer_each_request_once(topo: Topology) -> None
         nc = await connect(_url(topo, n, "svc:s"))
 
         async def handler(m, name=n):
-            await m.respond(name.encode())
+            await m.respond(name.encode() + b":" + m.data)
 
         await nc.subscribe(f"help.{token}", queue="workers", cb=handler)
         await nc.flush()
@@ -222,8 +251,26 @@ async def test_queue_responders_answer_each_request_once(topo: Topology) -> None
             box = await subscribe(cli, inbox)
             await cli.flush()
             for _ in range(20):
-                await cli.publish(f"ask.{token}", b"", reply=inbox)
-            await settle(cli, delay=1.0)
-            assert len(box.msgs) == 20, [m.data for m in box.msgs]
+                await cli.publish(f"ask.{token}", b"r", reply=inbox)
+            await cli.flush()
+            # sentinel requests until each responder that answered has answered one too (the
+            # group prefers the local one): a duplicate request it got, or a duplicate answer it
+            # sent, would have arrived ahead of that answer
+            deadline = time.monotonic() + 15
+
+            def sentinels_answered(box: Any = box) -> bool:
+                def names(kind: bytes) -> set[bytes]:
+                    return {d.split(b":")[0] for d in box.data() if d.endswith(kind)}
+
+                return bool(names(b":s")) and names(b":r") <= names(b":s")
+
+            while not sentinels_answered():
+                assert time.monotonic() < deadline, [m.data for m in box.msgs]
+                await cli.publish(f"ask.{token}", b"s", reply=inbox)
+                await cli.flush()
+                with contextlib.suppress(TimeoutError):
+                    await eventually(sentinels_answered, 0.3)
+            answers = [d for d in box.data() if d.endswith(b":r")]
+            assert len(answers) == 20, [m.data for m in box.msgs]
     finally:
         await close_all(*responders, *clients)
