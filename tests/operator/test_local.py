@@ -92,11 +92,8 @@ async def test_accounts_and_quoted_passwords_work_end_to_end(
         try:
             sub = await ops_sub.subscribe("orders")
             await ops_sub.flush()
-            await asyncio.sleep(0.5)  # interest crosses the gateway
-            await app.publish("orders", b"wrong account")
-            await app.flush()
             deadline = time.monotonic() + 10
-            while True:  # gateways start optimistic: retry until delivered
+            while True:  # until OPS's interest has crossed the gateway: retry until delivered
                 await ops_pub.publish("orders", b"from green")
                 await ops_pub.flush()
                 try:
@@ -104,7 +101,17 @@ async def test_accounts_and_quoted_passwords_work_end_to_end(
                     break
                 except TimeoutError:
                     assert time.monotonic() < deadline, "no delivery across the gateway"
-            assert msg.data == b"from green"  # the APP message never reached OPS
+            assert msg.data == b"from green"
+            await app.publish("orders", b"wrong account")
+            await app.flush()
+            # OPS's sentinel from the same server, after APP's message was processed: an APP
+            # message that reached OPS would arrive before it (late retries may come too)
+            await ops_pub.publish("orders", b"end")
+            await ops_pub.flush()
+            seen = []
+            while not seen or seen[-1] != b"end":
+                seen.append((await sub.next_msg(timeout=10)).data)
+            assert b"wrong account" not in seen, seen  # the APP message never reached OPS
         finally:
             for nc in (ops_sub, ops_pub, app):
                 await nc.close()

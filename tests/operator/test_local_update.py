@@ -136,7 +136,13 @@ async def test_add_and_remove_a_cluster_keeps_every_client(tmp_path: Path, impl:
             await until(lambda n=name: reloads(local, n, impl) > before[n], 30, f"{name} reloaded")
         assert await request_across(west, "svc.east-0.1") == b"east-0"
         assert await request_across(east, "svc.west-0.0") == b"west-0"
-        await asyncio.sleep(0.5)
+        # a round trip from every client after the reloads: a close a reload sent would have
+        # arrived ahead of its answer (a fixed wait only hoped it had come by then)
+        for c in clients:
+            try:
+                await c.nc.flush(timeout=10)
+            except Exception as exc:  # noqa: BLE001 - reported with the others below
+                c.lost.append(f"flush failed: {exc!r}")
         lost = {c.name: c.lost for c in clients if c.lost}
         assert not lost, f"clients saw disconnects: {lost}"
         assert all(c.nc.is_connected for c in clients)
