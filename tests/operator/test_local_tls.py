@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from tests.operator.helpers import EXAMPLES, load_example
-from tests.tools import free_port, nats_server_binary, require_binary, scserver_command
+from tests.tools import free_port, nats_server_binary, require_binary, scserver_command, wait_for
 
 from scoperator import certs, links
 from scoperator.local import LocalSupercluster, run_demo, server_tls_problem
@@ -394,11 +394,27 @@ def test_ca_rotation_and_renewal_are_picked_up_by_reload(server: str, tmp_path: 
         new_ca = certs.make_ca("rotated", now, datetime.timedelta(days=1))
         overlap = certs.bundle(old_ca.cert_pem, new_ca.cert_pem)
 
+        def load_times() -> dict[str, str]:
+            out = {}
+            for s in local.servers:
+                url = f"{s.address.monitor_url}/varz"
+                with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback)
+                    out[s.name] = json.loads(resp.read())["config_load_time"]
+            return out
+
         def reload_all() -> None:
+            """SIGHUP every server and wait until each reports a new config_load_time (the
+            reload is done), where a fixed sleep only hoped it was."""
+            was = load_times()
             for s in local.servers:
                 assert s.process is not None
                 s.process.send_signal(signal.SIGHUP)
-            time.sleep(1.5)
+
+            def reloaded() -> bool:
+                now = load_times()
+                return all(now[n] != was[n] for n in was)
+
+            wait_for(reloaded, 30, 0.05, "every server reloaded")
 
         # step 1: every server trusts old and new CA, still presenting its old certificate
         for s in local.servers:
