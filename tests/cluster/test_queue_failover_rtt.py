@@ -2,8 +2,8 @@
 
 Three clusters of one server: A has only the requester, B and C have members of one queue
 group. A's gateways to B and to C each go through a
-:class:`~tests.cluster.latency_proxy.LatencyProxy`, whose delay the test sets: 40 ms each way
-makes a round trip of 80 ms or more, 0 leaves loopback's fraction of a millisecond. Every
+:class:`~tests.cluster.latency_proxy.LatencyProxy`, whose delay the test sets: 100 ms each way
+makes a round trip of 200 ms or more, 0 leaves loopback's fraction of a millisecond. Every
 server pings its links each second, so A re-measures both RTTs all the time. nats-server orders
 its outbound gateways by the RTT its PINGs measure and gives a queue group to the first gateway
 with a member, so:
@@ -28,7 +28,7 @@ from tests.cluster.latency_proxy import LatencyProxy
 from tests.cluster.topology import GO, SC, Topology, build, wait_until
 from tests.tools import LOOPBACK
 
-DELAY = 0.040  # each way
+DELAY = 0.100  # each way: a round trip of 200 ms or more, far above a busy loopback one
 N = 20
 
 LAYOUTS = {
