@@ -18,14 +18,13 @@ CAs, so that the old and the new leaf verify at both ends while links of both ge
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import signal
 import socket
 import ssl
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -95,6 +94,11 @@ def _sighup(topo: Topology, node: Node) -> None:
     assert "Failed to reload" not in node.log(), node.log()[-2000:]
 
 
+def _refusals(node: Node, kind: str) -> int:
+    """TLS handshakes of a ``kind`` link (route, gateway) ``node`` has refused (its log)."""
+    return len(re.findall(rf"TLS {kind} handshake error", node.log()))
+
+
 async def test_gateway_tls_turned_on_by_reload(pkis: tuple[Pki, Pki], tmp_path: Path) -> None:
     """A and B run plaintext gateways; `gateway { tls {} }` is added to both files. Once A has
     reloaded, none of A's gateway links is plaintext (B, not reloaded yet, cannot link); once
@@ -110,13 +114,18 @@ async def test_gateway_tls_turned_on_by_reload(pkis: tuple[Pki, Pki], tmp_path: 
 
         topo.gateway_extra = {"*": live.tls_block()}
         _sighup(topo, a)
-        deadline = time.monotonic() + 2.5
-        while time.monotonic() < deadline:  # B keeps dialling in plaintext and is refused
-            plain = [c for c in _gw_conns(a) if not c.get("tls_version")]
-            assert not plain, plain
-            await asyncio.sleep(0.05)
+        # B keeps dialling in plaintext and is refused: no plaintext link on A at any check
+        # until A has refused B twice (its log), instead of for a fixed 2.5 s
+        refused = _refusals(a, "gateway")
+        plain_seen: list[Any] = []
+
+        def refused_twice() -> bool:
+            plain_seen.extend(c for c in _gw_conns(a) if not c.get("tls_version"))
+            return _refusals(a, "gateway") >= refused + 2
+
+        wait_for(refused_twice, 30, 0.05, "two refusals of B's plaintext dial")
+        assert not plain_seen, plain_seen
         assert "closing plaintext gateway link, the configuration now requires TLS" in a.log()
-        wait_for(lambda: re.search(r"TLS gateway handshake error", a.log()), 10, 0.1, "refusal")
 
         _sighup(topo, b)
         wait_for(lambda: _all_tls(a, 2) and _all_tls(b, 2), 20, 0.1, "TLS gateways A <-> B")
@@ -145,10 +154,18 @@ async def test_route_tls_turned_on_by_reload(pkis: tuple[Pki, Pki], tmp_path: Pa
         topo.cluster_extra = {"*": live.tls_block()}
         _sighup(topo, a1)
         wait_for(lambda: routes(a1) == 0, 10, 0.05, "A1 closes its plaintext route")
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            assert routes(a1) == 0, a1.get("/routez")
-            await asyncio.sleep(0.1)
+        # A2 keeps dialling in plaintext: no route on A1 at any check until A1 has refused it
+        # twice more (its log), instead of for a fixed 2 s
+        refused = _refusals(a1, "route")
+        route_seen: list[Any] = []
+
+        def refused_twice() -> bool:
+            if routes(a1) != 0:
+                route_seen.append(a1.get("/routez"))
+            return _refusals(a1, "route") >= refused + 2
+
+        wait_for(refused_twice, 30, 0.05, "two refusals of A2's plaintext dial")
+        assert not route_seen, route_seen
         assert "closing plaintext route link, the configuration now requires TLS" in a1.log()
 
         _sighup(topo, a2)
