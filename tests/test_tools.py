@@ -28,6 +28,8 @@ from tests.tools import (  # noqa: E402
     read_info,
     require_binary,
     scserver_command,
+    skip_or_fail,
+    wait_for,
 )
 
 
@@ -82,6 +84,18 @@ def test_require_binary_skips_or_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     assert require_binary([sys.executable, "-m", "x"], "python") == [sys.executable, "-m", "x"]
 
 
+def test_skip_or_fail_names_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one helper every "cannot run here" goes through: a skip outside CI, a failure
+    naming the reason under CI (``CI`` in true/1/yes, any case)."""
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no widget"):
+        skip_or_fail("no widget")
+    for value in ("true", "1", "YES"):
+        monkeypatch.setenv("CI", value)
+        with pytest.raises(pytest.fail.Exception, match="required in CI: no widget"):
+            skip_or_fail("no widget")
+
+
 @pytest.mark.nats_server
 def test_server_process_start_info_healthz_stop(nats_server: Path, tmp_path: Path) -> None:
     port, http_port = free_ports(2)
@@ -122,7 +136,7 @@ def test_server_process_args_kill_and_signal(nats_server: Path, tmp_path: Path) 
     try:
         assert srv.config_path is None
         srv.signal(signal.SIGHUP)  # nats-server reloads its (absent) config and keeps running
-        time.sleep(0.2)
+        wait_for(lambda: "Failed to reload server configuration" in srv.log_text(), 10)
         assert srv.alive()
         read_info("127.0.0.1", port)
     finally:
