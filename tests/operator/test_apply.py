@@ -225,13 +225,21 @@ async def test_coalescer_folds_concurrent_requests() -> None:
         await gate.wait()
         return calls.count(key)  # which run of this key this is
 
+    async def until(pred) -> None:  # conditions, not clocks: yield until true
+        for _ in range(10_000):
+            if pred():
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("condition never became true")
+
     co = Coalescer(work)
     first = asyncio.create_task(co.request("x"))
-    await asyncio.sleep(0.01)
+    await until(lambda: calls == ["x"])  # the first run is busy
     # while the first run is busy, 20 more requests arrive: they share one more run
     rest = [asyncio.create_task(co.request("x")) for _ in range(20)]
     other = asyncio.create_task(co.request("y"))
-    await asyncio.sleep(0.01)
+    # tasks start in creation order: once y's run began, the 20 have made their requests
+    await until(lambda: "y" in calls)
     gate.set()
     assert await first in (1, 2)  # its own run, or the newer one if that finished first
     assert await asyncio.gather(*rest) == [2] * 20  # all served by one second run
