@@ -646,9 +646,7 @@ class RouteManager(LinkManager):
             task = self.supervisors.pop(url, None)
             if task is not None:
                 task.cancel()
-            for r in list(self.routes.values()) + list(self.pending):
-                if r.url == url:
-                    r.close("Route Removed")
+            self.close_links("Route Removed", lambda r, url=url: r.url == url)
 
     # --- monitoring ------------------------------------------------------------------------------
 

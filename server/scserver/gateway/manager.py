@@ -623,12 +623,7 @@ class GatewayManager(LinkManager):
             remote.urls.release()
             if remote.task is not None:
                 remote.task.cancel()
-        conn = self.outbound.get(name)
-        if conn is not None:
-            conn.close("Gateway Removed")
-        for c in list(self.inbound.values()) + list(self.pending):
-            if c.gw_name == name:
-                c.close("Gateway Removed")
+        self.close_links("Gateway Removed", lambda c: c.gw_name == name)
 
     # --- monitoring ------------------------------------------------------------------------------
 
