@@ -342,13 +342,13 @@ class Server:
         if opts.tls is not None:
             # TLS listeners accept sockets themselves (scserver.tls.accept_tls).
             self.client_listener = await TLSListener.create(  # type: ignore[assignment]
-                _bind_host(opts.host), opts.port, self._accept_client
+                _bind_host(opts.host), max(opts.port, 0), self._accept_client
             )
         else:
             self.client_listener = await self.loop.create_server(
                 lambda: ClientConnection(self),
                 host=_bind_host(opts.host),
-                port=opts.port,
+                port=max(opts.port, 0),  # -1: a random port, as nats-server
                 reuse_address=True,
                 backlog=1024,
             )

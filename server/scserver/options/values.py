@@ -144,8 +144,9 @@ def _cluster_url(url: str) -> tuple[str, int, str | None, str | None] | None:
 
 
 def _split_host_port(v: str) -> tuple[str, int] | None:
-    """Go's net.SplitHostPort for ``host:port`` / ``[v6]:port`` strings (None if malformed)."""
-    m = re.fullmatch(r"\[([^\]]*)\]:(\d+)|([^:\[\]]*):(\d+)", v)
+    """Go's net.SplitHostPort for ``host:port`` / ``[v6]:port`` strings (None if malformed);
+    port -1 asks for a random port, as in nats-server."""
+    m = re.fullmatch(r"\[([^\]]*)\]:(-1|\d+)|([^:\[\]]*):(-1|\d+)", v)
     if m is None:
         return None
     host = m.group(1) if m.group(1) is not None else m.group(3)
