@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from scserver import link_reload, link_tls
 from scserver.connection import Connection
 from scserver.core.ports import LinkServices
-from scserver.log import logger, trace_enabled
+from scserver.log import logger, trace_enabled, tracef
 from scserver.protocol import encode, models
 from scserver.protocol import errors as E
 from scserver.protocol.parser import (
@@ -215,7 +215,29 @@ class LinkConnection(Connection):
             self.close("Protocol Violation")
             return None
 
+    def read_info(self, raw: bytes) -> models.ServerInfo | None:
+        """The peer's INFO as its model (traced when tracing), or None (link closed)."""
+        info = self.load_json(raw, "INFO", models.ServerInfo)
+        if info is not None and self.trace:
+            tracef("%s <<- [INFO %s]", self.label(), raw.decode(errors="replace"))
+        return info
+
+    def trace_rsub(self, acc: bytes, subject: bytes, queue: bytes | None) -> None:
+        tracef(
+            "%s <<- [RS+ %s %s %s]",
+            self.label(),
+            acc.decode(errors="replace"),
+            subject.decode(errors="replace"),
+            (queue or b"").decode(errors="replace"),
+        )
+
     # --- message runs ----------------------------------------------------------------------
+
+    def msg_account(self, acc: bytes, msg: bytes) -> Any:
+        """Count one message in and find its account (None: not one we know)."""
+        self.in_msgs += 1
+        self.in_bytes += len(msg)
+        return self.accounts_b.get(acc) or self.server.account_by_name_b(acc)
 
     def take_rmsg(self, op: tuple) -> None:
         """RMSG/HMSG from an authenticated peer: plain ones join the current run."""

@@ -19,7 +19,7 @@ from scserver.core import kinds
 from scserver.core.ports import LinkServices
 from scserver.link import LinkConnection, connect_line, link_closed, parse_url
 from scserver.link_manager import RECONNECT_DELAY, LinkManager
-from scserver.log import logger, tracef
+from scserver.log import logger
 from scserver.protocol import encode
 from scserver.protocol import errors as E
 from scserver.protocol.models import LinkConnect, ServerInfo
@@ -179,11 +179,9 @@ class RouteConnection(LinkConnection):
         self.connect_accepted()
 
     def process_info(self, raw: bytes) -> None:
-        info = self.load_json(raw, "INFO", ServerInfo)
+        info = self.read_info(raw)
         if info is None:
             return
-        if self.trace:
-            tracef("%s <<- [INFO %s]", self.label(), raw.decode(errors="replace"))
         if not self.got_info:
             self.first_info(info)
             return
@@ -250,13 +248,7 @@ class RouteConnection(LinkConnection):
 
     def process_rsub(self, acc: bytes, subject: bytes, queue: bytes | None, weight: int) -> None:
         if self.trace:
-            tracef(
-                "%s <<- [RS+ %s %s %s]",
-                self.label(),
-                acc.decode(errors="replace"),
-                subject.decode(errors="replace"),
-                (queue or b"").decode(errors="replace"),
-            )
+            self.trace_rsub(acc, subject, queue)
         account = self.server.accounts.get(acc.decode(errors="replace"))
         if account is None:
             logger.debug("%s Unknown account %r for remote subject %r", self.label(), acc, subject)
@@ -314,9 +306,7 @@ class RouteConnection(LinkConnection):
         hdr_len: int,
         msg: bytes,
     ) -> None:
-        self.in_msgs += 1
-        self.in_bytes += len(msg)
-        account = self.accounts_b.get(acc) or self.server.account_by_name_b(acc)
+        account = self.msg_account(acc, msg)
         if account is None:
             logger.debug("%s Unknown account %r for routed message", self.label(), acc)
             return

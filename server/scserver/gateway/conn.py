@@ -19,9 +19,9 @@ from scserver.gateway.interest import (
 )
 from scserver.gateway.replies import ROUTED_FIRST
 from scserver.link import LinkConnection, link_closed
-from scserver.log import logger, tracef
+from scserver.log import logger
 from scserver.protocol import errors as E
-from scserver.protocol.models import LinkConnect, ServerInfo
+from scserver.protocol.models import LinkConnect
 from scserver.protocol.parser import (
     GATEWAY,
     GATEWAY_OPS,
@@ -183,12 +183,10 @@ class GatewayConnection(LinkConnection):
         self.connect_accepted()
 
     def process_info(self, raw: bytes) -> None:
-        model = self.load_json(raw, "INFO", ServerInfo)
+        model = self.read_info(raw)
         if model is None:
             return
         info = model.wire()
-        if self.trace:
-            tracef("%s <<- [INFO %s]", self.label(), raw.decode(errors="replace"))
         manager = self.manager
         first = not self.got_info
         self.got_info = True
@@ -293,13 +291,7 @@ class GatewayConnection(LinkConnection):
 
     def process_rsub(self, acc: bytes, subject: bytes, queue: bytes | None) -> None:
         if self.trace:
-            tracef(
-                "%s <<- [RS+ %s %s %s]",
-                self.label(),
-                acc.decode(errors="replace"),
-                subject.decode(errors="replace"),
-                (queue or b"").decode(errors="replace"),
-            )
+            self.trace_rsub(acc, subject, queue)
         st = self.out_accounts.get(acc)
         if queue is None:
             if st is None:
@@ -383,10 +375,8 @@ class GatewayConnection(LinkConnection):
         hdr_len: int,
         msg: bytes,
     ) -> None:
-        self.in_msgs += 1
-        self.in_bytes += len(msg)
         manager = self.manager
-        account = self.accounts_b.get(acc) or self.server.account_by_name_b(acc)
+        account = self.msg_account(acc, msg)
         if account is None:
             manager.no_interest_account(self, acc)
             return
