@@ -14,6 +14,7 @@ import signal
 import nats
 import pytest
 from tests.server.conftest import IMPLS, Servers
+from tests.tools import LOOPBACK, free_ports
 
 RELOADED = "Reloaded server configuration"
 
@@ -72,3 +73,40 @@ async def test_reload_turns_tracing_on_and_off_for_existing_clients(
         assert "trace.after" not in log, sp.log_tail()
     finally:
         await nc.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+async def test_reload_turns_tracing_on_for_existing_routes(servers: Servers, impl: str) -> None:
+    """The route between two servers exists before the reload; interest it carries afterwards
+    (RS+ from the peer) is traced by the reloaded server."""
+    pa, pb = free_ports(2)
+    route = "cluster {{ name: c, listen: {h}:{p}, routes: [nats-route://{h}:{q}] }}\n"
+    a = servers.start(impl, "trace: false\n" + route.format(h=LOOPBACK, p=pa, q=pb))
+    b = servers.start(impl, "trace: false\n" + route.format(h=LOOPBACK, p=pb, q=pa))
+    na = await nats.connect(a.url, allow_reconnect=False)
+    nb = await nats.connect(b.url, allow_reconnect=False)
+    try:
+        # The route is up once a subscription on B is reachable from A.
+        ready = await nb.subscribe("trace.ready")
+        await nb.flush()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while True:
+            await na.publish("trace.ready", b"?")
+            try:
+                await ready.next_msg(timeout=0.2)
+                break
+            except nats.errors.TimeoutError:
+                if loop.time() > deadline:
+                    raise AssertionError("route between a and b never carried a message") from None
+
+        await _reload(a, trace=True)
+        await nb.subscribe("trace.link")
+        await nb.flush()
+        await _until(
+            lambda: "<<- [RS+ $G trace.link" in a.log_text(), 10, "RS+ traced on the route"
+        )
+        assert "trace.ready" not in a.log_text().split(RELOADED)[0], a.log_tail()
+    finally:
+        await na.close()
+        await nb.close()
