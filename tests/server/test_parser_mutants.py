@@ -128,3 +128,135 @@ def test_a_registered_kind_parses_its_own_ops(monkeypatch: pytest.MonkeyPatch) -
         (OP_PING,),
     ]
     assert Parser(kind).feed(b"SUB foo 1\r\n") == [(OP_ERROR, P.ERR_UNKNOWN_OP, True)]
+
+
+H = {"handshake": True}
+D = {"dialled": True}
+
+# (kind, parser options, input, operations out): nats-server's texts name the operation and
+# show the control line; argument-count errors on links are silent (no -ERR back).
+CASES = [
+    (CLIENT, {}, b"PUB foo\r\n", [(OP_ERROR, "processPub Parse Error: b'PUB foo'", False)]),
+    (CLIENT, {}, b"PUB a b c d\r\n", [(OP_ERROR, "processPub Parse Error: b'PUB a b c d'", False)]),
+    (
+        CLIENT,
+        {},
+        b"HPUB foo 1\r\n",
+        [(OP_ERROR, "processHeaderPub Parse Error: b'HPUB foo 1'", False)],
+    ),
+    (
+        CLIENT,
+        {},
+        b"HPUB a b c d e\r\n",
+        [(OP_ERROR, "processHeaderPub Parse Error: b'HPUB a b c d e'", False)],
+    ),
+    (
+        CLIENT,
+        {},
+        b"HPUB foo 5 4\r\n",
+        [(OP_ERROR, "processHeaderPub Bad or Missing Header Size", False)],
+    ),
+    (CLIENT, {}, b"SUB foo\r\n", [(OP_ERROR, "processSub Parse Error: b'SUB foo'", False)]),
+    (CLIENT, {}, b"SUB a b c d\r\n", [(OP_ERROR, "processSub Parse Error: b'SUB a b c d'", False)]),
+    (CLIENT, {}, b"UNSUB\t\r\n", [(OP_ERROR, "processUnsub Parse Error: b'UNSUB\\t'", False)]),
+    (
+        CLIENT,
+        {},
+        b"UNSUB 1 2 3\r\n",
+        [(OP_ERROR, "processUnsub Parse Error: b'UNSUB 1 2 3'", False)],
+    ),
+    (CLIENT, {}, b"\r\n", [(OP_ERROR, P.ERR_UNKNOWN_OP, True)]),
+    (CLIENT, {}, b" PING\r\n", [(OP_ERROR, P.ERR_UNKNOWN_OP, True)]),
+    (ROUTE, {}, b"RS+ $G\r\n", [(OP_ERROR, "processRemoteSub Parse Error: b'RS+ $G'", False)]),
+    (
+        ROUTE,
+        {},
+        b"RS+ $G foo q\r\n",
+        [(OP_ERROR, "processRemoteSub Parse Error: b'RS+ $G foo q'", False)],
+    ),
+    (ROUTE, {}, b"RS- $G\r\n", [(OP_ERROR, "processRemoteUnsub Parse Error: b'RS- $G'", False)]),
+    (
+        ROUTE,
+        {},
+        b"RS- $G foo q x\r\n",
+        [(OP_ERROR, "processRemoteUnsub Parse Error: b'RS- $G foo q x'", False)],
+    ),
+    (ROUTE, {}, b"RS- $G foo\r\n", [(P.OP_RUNSUB, b"$G", b"foo", None)]),
+    (ROUTE, {}, b"RS- $G foo q\r\n", [(P.OP_RUNSUB, b"$G", b"foo", b"q")]),
+    (ROUTE, {}, b"A+ \r\n", [(OP_ERROR, "processAccountSub Parse Error: b'A+ '", False)]),
+    (ROUTE, {}, b"A- \r\n", [(OP_ERROR, "processAccountUnsub Parse Error: b'A- '", False)]),
+    (ROUTE, {}, b"A+ acc\r\n", [(P.OP_ASUB, b"acc")]),
+    (ROUTE, {}, b"A- acc\r\n", [(P.OP_AUNSUB, b"acc")]),
+    (
+        ROUTE,
+        {},
+        b"RMSG $G\r\n",
+        [(OP_ERROR, "processRoutedMsgArgs Parse Error: b'RMSG $G'", False)],
+    ),
+    (
+        ROUTE,
+        {},
+        b"HMSG $G foo 1\r\n",
+        [(OP_ERROR, "processRoutedMsgArgs Parse Error: b'HMSG $G foo 1'", False)],
+    ),
+    (
+        ROUTE,
+        {},
+        b"RMSG $G foo x r 1\r\n",
+        [(OP_ERROR, "processRoutedMsgArgs Bad or Missing Reply Indicator", False)],
+    ),
+    (
+        ROUTE,
+        {},
+        b"HMSG $G foo 5 4\r\n",
+        [(OP_ERROR, "processRoutedHeaderMsgArgs Bad or Missing Header Size", False)],
+    ),
+    (
+        ROUTE,
+        {},
+        b"RMSG $G foo r xx\r\n",
+        [(OP_ERROR, "processRoutedMsgArgs Bad or Missing Size: '$G foo r xx'", False)],
+    ),
+    (
+        ROUTE,
+        {},
+        b"HMSG $G foo r 3 xx\r\n",
+        [(OP_ERROR, "processRoutedHeaderMsgArgs Bad or Missing Size: '$G foo r 3 xx'", False)],
+    ),
+    (ROUTE, {}, b"LMSG $G foo 1\r\n", [(OP_ERROR, P.ERR_UNKNOWN_OP, False)]),
+    (ROUTE, {}, b"LS- $G foo\r\n", [(P.OP_LUNSUB, b"$G", b"foo")]),
+    (CLIENT, {}, b"-ERR 'x'\r\n", [(P.OP_ERR, "x")]),
+    (CLIENT, {}, b"-ERR '\r\n", [(P.OP_ERR, "'")]),
+    (CLIENT, {}, b"-ERR ''\r\n", [(P.OP_ERR, "")]),
+    (CLIENT, {}, b"-ERR 'a\r\n", [(P.OP_ERR, "'a")]),
+    (CLIENT, {}, b"-ERR a'\r\n", [(P.OP_ERR, "a'")]),
+    (CLIENT, {}, b"-ERR \xff\r\n", [(P.OP_ERR, "\ufffd")]),
+    (CLIENT, {}, b"-ERR  'Auth'  \r\n", [(P.OP_ERR, "Auth")]),
+    (CLIENT, {}, b"-ERRx\r\n", [(OP_ERROR, P.ERR_UNKNOWN_OP, True)]),
+    (CLIENT, H, b"PING\r\n", [(OP_ERROR, P.ERR_BEFORE_CONNECT, False)]),
+    (CLIENT, H, b"SUB foo 1\r\n", [(OP_ERROR, P.ERR_BEFORE_CONNECT, False)]),
+    (CLIENT, H, b"CONNEXT {}\r\n", [(OP_ERROR, P.ERR_UNKNOWN_OP, True)]),
+    (ROUTE, D, b"RS+ $G foo\r\n", [(OP_ERROR, P.ERR_BEFORE_INFO, False)]),
+    (ROUTE, D, b"CONNECT {}\r\n", [(OP_ERROR, P.ERR_BEFORE_INFO, False)]),
+    (CLIENT, {}, b"SUB foo\x0bbar 1\r\n", [(OP_SUB, b"foo\x0bbar", None, b"1")]),
+    (CLIENT, {}, b"SUB foo\x0cbar 1\r\n", [(OP_SUB, b"foo\x0cbar", None, b"1")]),
+    (CLIENT, {}, b'CONNECT\t{"a": 1}  \r\n', [(P.OP_CONNECT, b'{"a": 1}')]),
+    (CLIENT, {}, b"INFO {}\r\n", [(P.OP_INFO, b"{}")]),
+]
+
+
+@pytest.mark.parametrize(("kind", "opts", "data", "ops"), CASES)
+def test_operation_or_error_text(kind: int, opts: dict, data: bytes, ops: list) -> None:
+    assert Parser(kind, **opts).feed(data) == ops
+
+
+def test_a_registered_kinds_op_before_connect_is_refused_as_such(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kind = 78
+    monkeypatch.setitem(P._OPS_BY_KIND, kind, frozenset())
+    monkeypatch.setitem(P._FIRST_BYTES, kind, frozenset())
+    register_ops(kind, frozenset({b"CONNECT", b"CX+"}))
+    assert Parser(kind, handshake=True).feed(b"CX+ foo\r\n") == [
+        (OP_ERROR, P.ERR_BEFORE_CONNECT, False)
+    ]
