@@ -260,3 +260,39 @@ def test_a_registered_kinds_op_before_connect_is_refused_as_such(
     assert Parser(kind, handshake=True).feed(b"CX+ foo\r\n") == [
         (OP_ERROR, P.ERR_BEFORE_CONNECT, False)
     ]
+
+
+def test_header_block_may_be_the_whole_message() -> None:
+    assert Parser().feed(b"HPUB foo 2 2\r\nab\r\n") == [(OP_PUB, b"foo", None, 2, b"ab")]
+    assert Parser(ROUTE).feed(b"HMSG $G foo 2 2\r\nab\r\n") == [
+        (OP_RMSG, b"$G", b"foo", None, None, 2, b"ab")
+    ]
+
+
+def test_ops_behind_a_split_control_line_come_out_in_the_same_read() -> None:
+    p = Parser()
+    assert p.feed(b"PI") == []
+    assert p.feed(b"NG\r\nPONG\r\nSUB a 1\r\n") == [
+        (OP_PING,),
+        (P.OP_PONG,),
+        (OP_SUB, b"a", None, b"1"),
+    ]
+    assert p.buffered() == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "head", "send"), [(CLIENT, b"PUB foo 3", True), (ROUTE, b"RMSG $G foo 3", False)]
+)
+def test_payload_collected_over_reads_must_end_in_crlf(kind: int, head: bytes, send: bool) -> None:
+    p = Parser(kind)
+    assert p.feed(head + b"\r\nab") == []
+    assert p.feed(b"cX") == []
+    assert p.feed(b"\nPING\r\n") == [(OP_ERROR, P.ERR_UNKNOWN_OP, send)]
+    assert p.dead and p.feed(b"PING\r\n") == [] and p.buffered() == 0
+
+
+def test_payload_collected_over_reads_with_crlf_split() -> None:
+    p = Parser()
+    assert p.feed(b"PUB foo 3\r\nab") == []
+    assert p.feed(b"c\r") == []
+    assert p.feed(b"\nPING\r\n") == [(OP_PUB, b"foo", None, -1, b"abc"), (OP_PING,)]
