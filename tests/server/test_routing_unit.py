@@ -951,3 +951,26 @@ def test_batch_falling_back_sends_plain_messages_everywhere(acc: Account) -> Non
     process_batch(Server(Gateway(link)), Conn(), acc, b"foo", [b"1", b"2"], 2)
     assert a.frames == [b"MSG foo 1 1\r\n1\r\n", b"MSG foo 1 1\r\n2\r\n"]
     assert [e[3] for e in link.sent] == [-1, -1]
+
+
+def test_a_group_with_no_available_member_does_not_stop_other_groups() -> None:
+    for first in (b"a", b"b"):
+        a = Account("A")
+        gone, client = Conn(), Conn()
+        gone.closed = True
+        other = b"b" if first == b"a" else b"a"
+        sub(a, gone, b"foo", first, sid=b"g")
+        sub(a, client, b"foo", other, sid=b"c")
+        assert process_msg(Server(), Conn(), a, b"foo", None, -1, b"m") is True
+        assert client.payloads == [b"m"]
+
+
+def test_routed_reply_reaches_internal_subscribers_with_its_real_source(acc: Account) -> None:
+    from scserver.routing import process_routed_reply
+
+    svc = Conn(SYSTEM)
+    sub(acc, svc, b"_INBOX.1", sid=b"s")
+    gw = Gateway()
+    src = Conn(GATEWAY)
+    assert process_routed_reply(GwServer(gw), src, acc, routed(gw, b"_INBOX.1"), None, -1, b"a")
+    assert svc.internal == [(b"s", b"_INBOX.1", None, -1, b"a", src)]
