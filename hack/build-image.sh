@@ -123,6 +123,7 @@ fi
 
 # ---------------------------------------------------------------- into containerd
 if ((import)); then
+  node_lock
   [[ -S "$NODE_CONTAINERD_SOCK" ]] || node_die "the node's containerd socket $NODE_CONTAINERD_SOCK is missing: run hack/node-up.sh first (or pass --no-import)"
   node_import_image "$image"
   ((toolbox)) && node_import_image "$toolbox_image"

@@ -25,13 +25,15 @@ for arg in "$@"; do
   esac
 done
 ((EUID == 0)) || node_missing "must run as root"
+node_lock
+node_adopt
 export PATH="$NODE_BIN:$PATH"
 t_all="$(node_now)"
 saved="$NODE_DIR/saved"
 sock="$NODE_CONTAINERD_SOCK"
 
 # ---------------------------------------------------------------- pods and processes
-node_stop kubelet 30
+node_stop -t 30 kubelet
 if node_pid_alive containerd && [[ -S "$sock" ]]; then
   t="$(node_now)"
   if command -v crictl > /dev/null; then
@@ -48,13 +50,13 @@ if node_pid_alive containerd && [[ -S "$sock" ]]; then
   done
   node_log "pods removed in $(node_elapsed "$t")"
 fi
-node_stop kube-proxy
+# the API server's clients first, then the API server (it waits for etcd while shutting down)
+node_stop -t 30 kube-proxy kube-scheduler kube-controller-manager containerd
+node_stop -t 30 kube-apiserver
+node_stop -t 30 etcd
 if [[ -x "$NODE_BIN/kube-proxy" && -f "$saved/done" ]]; then
   "$NODE_BIN/kube-proxy" --cleanup > /dev/null 2>&1 || true
 fi
-for p in kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
-  node_stop "$p"
-done
 
 # Processes the node's containerd left: its shims (their command line names our socket) and the
 # processes in the pods' cgroups. Both exist only because this node started them.
@@ -76,11 +78,15 @@ done
 
 # the Docker engine, when this project started it (one that was running before is left alone)
 if node_pid_alive dockerd; then
-  node_stop dockerd 30
-  # it leaves its default network namespace mounted
+  node_stop -t 30 dockerd
+  # it leaves its default network namespace mounted, and when it did not shut down cleanly the
+  # bind mount of its data root on itself
   findmnt -rn -o TARGET | grep '^/run/docker/' | sort -r | while read -r m; do
     umount "$m" 2> /dev/null || umount -l "$m" 2> /dev/null || node_log "cannot unmount $m"
   done
+  if [[ "$(findmnt -n -o SOURCE /var/lib/docker 2> /dev/null)" == *"[/var/lib/docker]" ]]; then
+    umount /var/lib/docker 2> /dev/null || node_log "cannot unmount /var/lib/docker"
+  fi
   [[ -f "$saved/paths" ]] && ! grep -qx /run/docker "$saved/paths" && rm -rf /run/docker
 fi
 
@@ -119,40 +125,7 @@ for l in "$NODE_CNI_BRIDGE" "$NODE_API_BRIDGE"; do
 done
 
 # ---------------------------------------------------------------- iptables
-for ipt in iptables ip6tables; do
-  command -v "$ipt" > /dev/null || continue
-  for dir in -i -o; do
-    while "$ipt" -w -D FORWARD "$dir" "$NODE_CNI_BRIDGE" -m comment --comment "$NODE_IPT_COMMENT" -j ACCEPT 2> /dev/null; do :; done
-  done
-  [[ -f "$saved/$ipt.chains" ]] || continue
-  # One iptables-restore --noflush per family: drop every rule that jumps to a chain the node
-  # added, then flush and delete those chains. Chains listed before the first bring-up stay.
-  script="$("$ipt-save" 2> /dev/null | awk -v keep="$saved/$ipt.chains" '
-    BEGIN { while ((getline l < keep) > 0) { split(l, a, " "); kept[a[1] " " a[2]] = 1 } }
-    /^\*/ { t = substr($0, 2); tables[t] = 1; next }
-    /^:/ { c = substr($1, 2); if (c ~ /^(KUBE-|CNI-|DOCKER)/ && !((t " " c) in kept)) { ours[t, c] = 1; chains[t] = chains[t] " " c }; next }
-    /^-A / { rules[t] = rules[t] "\n" $0 }
-    END {
-      for (t in tables) {
-        if (chains[t] == "") continue
-        print "*" t
-        n = split(rules[t], rs, "\n")
-        for (i = 1; i <= n; i++) {
-          if (rs[i] == "") continue
-          nw = split(rs[i], w, " ")
-          if ((t, w[2]) in ours) continue
-          for (j = 3; j < nw; j++) if (w[j] == "-j" && ((t, w[j + 1]) in ours)) { sub(/^-A /, "-D ", rs[i]); print rs[i]; break }
-        }
-        m = split(chains[t], cs, " ")
-        for (i = 1; i <= m; i++) print "-F " cs[i]
-        for (i = 1; i <= m; i++) print "-X " cs[i]
-        print "COMMIT"
-      }
-    }')"
-  if [[ -n "$script" ]]; then
-    "$ipt-restore" -w --noflush <<< "$script" || node_log "$ipt-restore could not remove every chain the node added"
-  fi
-done
+node_iptables_cleanup "$saved"
 
 # nftables tables that iptables-nft created for the node (none existed before the first bring-up)
 # and that are empty again now: an empty table still costs a lookup per packet

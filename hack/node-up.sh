@@ -39,6 +39,8 @@ t_all="$(node_now)"
 ((EUID == 0)) || node_missing "must run as root (kubelet, containerd, iptables, mounts)"
 [[ -d /sys/fs/cgroup ]] || node_missing "no /sys/fs/cgroup"
 
+node_lock
+
 # command -> Debian package that provides it
 declare -A pkg_of=(
   [dockerd]=docker.io [containerd]=containerd [ctr]=containerd [runc]=runc

@@ -69,6 +69,18 @@ node_pid_alive() {
   [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2> /dev/null
 }
 
+# _node_spawn <log> <command...>: run a daemon in its own session, in the background. It must not
+# inherit the lock of node_lock, or it would hold it for as long as it runs.
+_node_spawn() {
+  local log="$1"
+  shift
+  if [[ -n "${NODE_LOCK_FD:-}" ]]; then
+    setsid "$@" >> "$log" 2>&1 < /dev/null {NODE_LOCK_FD}>&- &
+  else
+    setsid "$@" >> "$log" 2>&1 < /dev/null &
+  fi
+}
+
 # node_start <name> <command...>: start a daemon in its own session, log to $NODE_LOGS/<name>.log,
 # record its pid in $NODE_RUN/<name>.pid. A daemon already running under that name is kept.
 node_start() {
@@ -78,42 +90,110 @@ node_start() {
     return 0
   fi
   mkdir -p "$NODE_RUN" "$NODE_LOGS"
-  setsid "$@" >> "$NODE_LOGS/$name.log" 2>&1 < /dev/null &
+  _node_spawn "$NODE_LOGS/$name.log" "$@"
   echo $! > "$NODE_RUN/$name.pid"
   node_log "started $name (pid $!, log $NODE_LOGS/$name.log)"
 }
 
-# node_stop <name> [timeout s]: TERM the recorded pid, KILL after the timeout, forget it.
+# node_stop [-t timeout s] <name>...: TERM the recorded pids together, KILL what is left after
+# the timeout (default 20 s), forget them. Stopping in parallel keeps a teardown short.
 node_stop() {
-  local name="$1" timeout="${2:-20}" f="$NODE_RUN/$1.pid" pid i t
-  [[ -f "$f" ]] || return 0
-  t="$(node_now)"
-  pid="$(cat "$f")"
-  if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2> /dev/null; then
-    kill -TERM "$pid" 2> /dev/null || true
-    for ((i = 0; i < timeout * 10; i++)); do
-      kill -0 "$pid" 2> /dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2> /dev/null; then
-      node_log "$name (pid $pid) did not stop in ${timeout}s: KILL"
-      kill -KILL "$pid" 2> /dev/null || true
-    fi
-    node_log "stopped $name (pid $pid) in $(node_elapsed "$t")"
+  local timeout=20 name f pid i t left
+  local -A _stop_pids=()
+  if [[ "${1:-}" == -t ]]; then
+    timeout="$2"
+    shift 2
   fi
-  rm -f "$f"
+  t="$(node_now)"
+  for name in "$@"; do
+    f="$NODE_RUN/$name.pid"
+    [[ -f "$f" ]] || continue
+    pid="$(cat "$f")"
+    if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2> /dev/null; then
+      kill -TERM "$pid" 2> /dev/null && _stop_pids[$name]="$pid"
+    fi
+    rm -f "$f"
+  done
+  ((${#_stop_pids[@]})) || return 0
+  for ((i = 0; i < timeout * 10; i++)); do
+    left=0
+    for name in "${!_stop_pids[@]}"; do kill -0 "${_stop_pids[$name]}" 2> /dev/null && left=1; done
+    ((left)) || break
+    sleep 0.1
+  done
+  for name in "${!_stop_pids[@]}"; do
+    if kill -0 "${_stop_pids[$name]}" 2> /dev/null; then
+      node_log "$name (pid ${_stop_pids[$name]}) did not stop in ${timeout}s: KILL"
+      kill -KILL "${_stop_pids[$name]}" 2> /dev/null || true
+    fi
+  done
+  node_log "stopped ${!_stop_pids[*]} in $(node_elapsed "$t")"
 }
 
-# node_wait <what> <timeout s> <command...>: run the command until it succeeds.
+# node_adopt: record pid files again for this node's daemons that run without one (a teardown
+# that raced a bring-up, a deleted .cache/node/run): a daemon is this node's when its program is
+# one node-up.sh starts and its command line names .cache/node, where all its files are.
+node_adopt() {
+  local d pid argv0 cmd name
+  for d in /proc/[0-9]*; do
+    pid="${d#/proc/}"
+    cmd="$({ tr '\0' ' ' < "$d/cmdline"; } 2> /dev/null)" || continue
+    [[ "$cmd" == *"$NODE_DIR/"* ]] || continue
+    argv0="${cmd%% *}"
+    name="${argv0##*/}"
+    case "$name" in
+      dockerd | containerd | etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy) ;;
+      *) continue ;;
+    esac
+    node_pid_alive "$name" && [[ "$(cat "$NODE_RUN/$name.pid")" == "$pid" ]] && continue
+    if node_pid_alive "$name"; then
+      node_log "two $name processes of this node: $(cat "$NODE_RUN/$name.pid") and $pid; stopping $pid"
+      kill -TERM "$pid" 2> /dev/null || true
+      continue
+    fi
+    mkdir -p "$NODE_RUN"
+    echo "$pid" > "$NODE_RUN/$name.pid"
+    node_log "found $name (pid $pid) without its pid file"
+  done
+}
+
+# node_wait <what> <timeout s> <command...>: run the command until it succeeds. Gives up at once
+# when a daemon this node started has exited (waiting longer cannot help), naming it and its log.
 node_wait() {
-  local what="$1" timeout="$2" deadline
+  local what="$1" timeout="$2" deadline f
   shift 2
   deadline=$((SECONDS + timeout))
   until "$@" > /dev/null 2>&1; do
     ((SECONDS < deadline)) || return 1
+    for f in "$NODE_RUN"/*.pid; do
+      [[ -f "$f" ]] || continue
+      f="${f##*/}"
+      f="${f%.pid}"
+      [[ "$f" == dockerd ]] && continue # writes its own pid file when it has started
+      if ! node_pid_alive "$f"; then
+        node_log "$f exited while waiting for $what; last lines of $NODE_LOGS/$f.log:"
+        tail -n 5 "$NODE_LOGS/$f.log" >&2 2> /dev/null
+        return 1
+      fi
+    done
     sleep 0.5
   done
   node_log "$what ready"
+}
+
+# node_lock: one node-up / node-down / image import at a time (several test runs may share the
+# machine). Held until the script exits; a script called by one that holds it (node-up calling
+# node-down after a failure, or build-image) does not take it again.
+node_lock() {
+  [[ "${SC_NODE_LOCKED:-}" == "$NODE_CACHE" ]] && return 0
+  mkdir -p "$NODE_CACHE"
+  exec {NODE_LOCK_FD}> "$NODE_CACHE/node.lock"
+  if ! flock -n "$NODE_LOCK_FD"; then
+    node_log "waiting for another node-up/node-down/build-image to finish (lock $NODE_CACHE/node.lock)"
+    flock -w "${SC_NODE_LOCK_TIMEOUT:-1800}" "$NODE_LOCK_FD" \
+      || node_die "another node-up/node-down still holds $NODE_CACHE/node.lock after ${SC_NODE_LOCK_TIMEOUT:-1800}s"
+  fi
+  export SC_NODE_LOCKED="$NODE_CACHE"
 }
 
 # ---------------------------------------------------------------- docker engine
@@ -130,8 +210,8 @@ node_docker_up() {
     mkdir -p "$NODE_RUN" "$NODE_LOGS"
     rm -f "$NODE_DOCKER_PIDFILE"
     [[ -e /var/lib/docker ]] || { mkdir -p "$NODE_CACHE" && : > "$NODE_DOCKER_DATA_MARK"; }
-    setsid dockerd --pidfile "$NODE_DOCKER_PIDFILE" --bridge=none --iptables=false \
-      --ip-forward=false --ip-masq=false >> "$NODE_LOGS/dockerd.log" 2>&1 < /dev/null &
+    _node_spawn "$NODE_LOGS/dockerd.log" dockerd --pidfile "$NODE_DOCKER_PIDFILE" --bridge=none \
+      --iptables=false --ip-forward=false --ip-masq=false
     node_log "started dockerd (pid $!, log $NODE_LOGS/dockerd.log)"
   fi
   node_wait dockerd 60 docker info || node_die "dockerd did not answer within 60s; see $NODE_LOGS/dockerd.log"
@@ -175,6 +255,47 @@ node_save_host_state() {
     [[ -e "$k" ]] && echo "$k" >> "$s/paths"
   done
   ls /var/run/netns 2> /dev/null > "$s/netns" || : > "$s/netns"
+}
+
+# node_iptables_cleanup <saved dir>: remove the node's FORWARD ACCEPT rules and, for each family
+# whose chain list <saved dir>/<iptables|ip6tables>.chains was recorded before the first bring-up,
+# every chain named KUBE-*, CNI-* or DOCKER* added since, with the rules that jump to it.
+node_iptables_cleanup() {
+  local saved="$1" ipt dir script
+  for ipt in iptables ip6tables; do
+    command -v "$ipt" > /dev/null || continue
+    for dir in -i -o; do
+      while "$ipt" -w -D FORWARD "$dir" "$NODE_CNI_BRIDGE" -m comment --comment "$NODE_IPT_COMMENT" -j ACCEPT 2> /dev/null; do :; done
+    done
+    [[ -f "$saved/$ipt.chains" ]] || continue
+    # One iptables-restore --noflush per family: drop every rule that jumps to a chain the node
+    # added, then flush and delete those chains. Chains listed before the first bring-up stay.
+    script="$("$ipt-save" 2> /dev/null | awk -v keep="$saved/$ipt.chains" '
+      BEGIN { while ((getline l < keep) > 0) { split(l, a, " "); kept[a[1] " " a[2]] = 1 } }
+      /^\*/ { t = substr($0, 2); tables[t] = 1; next }
+      /^:/ { c = substr($1, 2); if (c ~ /^(KUBE-|CNI-|DOCKER)/ && !((t " " c) in kept)) { ours[t, c] = 1; chains[t] = chains[t] " " c }; next }
+      /^-A / { rules[t] = rules[t] "\n" $0 }
+      END {
+        for (t in tables) {
+          if (chains[t] == "") continue
+          print "*" t
+          n = split(rules[t], rs, "\n")
+          for (i = 1; i <= n; i++) {
+            if (rs[i] == "") continue
+            nw = split(rs[i], w, " ")
+            if ((t, w[2]) in ours) continue
+            for (j = 3; j < nw; j++) if ((w[j] == "-j" || w[j] == "-g") && ((t, w[j + 1]) in ours)) { sub(/^-A /, "-D ", rs[i]); print rs[i]; break }
+          }
+          m = split(chains[t], cs, " ")
+          for (i = 1; i <= m; i++) print "-F " cs[i]
+          for (i = 1; i <= m; i++) print "-X " cs[i]
+          print "COMMIT"
+        }
+      }')"
+    if [[ -n "$script" ]]; then
+      "$ipt-restore" -w --noflush <<< "$script" || node_log "$ipt-restore could not remove every chain the node added"
+    fi
+  done
 }
 
 # node_scratch_image <ref> <static binary> <path in image>: a one-binary image FROM scratch,
