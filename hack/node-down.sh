@@ -30,6 +30,7 @@ node_adopt
 export PATH="$NODE_BIN:$PATH"
 t_all="$(node_now)"
 saved="$NODE_DIR/saved"
+docker_paths=""
 sock="$NODE_CONTAINERD_SOCK"
 
 # ---------------------------------------------------------------- pods and processes
@@ -78,6 +79,7 @@ done
 
 # the Docker engine, when this project started it (one that was running before is left alone)
 if node_pid_alive dockerd; then
+  docker_paths="$(cat "$NODE_RUN/dockerd.paths" 2> /dev/null)"
   node_stop -t 30 dockerd
   # it leaves its default network namespace mounted, and when it did not shut down cleanly the
   # bind mount of its data root on itself
@@ -87,7 +89,10 @@ if node_pid_alive dockerd; then
   if [[ "$(findmnt -n -o SOURCE /var/lib/docker 2> /dev/null)" == *"[/var/lib/docker]" ]]; then
     umount /var/lib/docker 2> /dev/null || node_log "cannot unmount /var/lib/docker"
   fi
-  [[ -f "$saved/paths" ]] && ! grep -qx /run/docker "$saved/paths" && rm -rf /run/docker
+  for p in $docker_paths; do
+    [[ "$p" == /run/containerd ]] && continue # below, once the node's containerd is gone too
+    [[ -e "$p" ]] && rm -rf "$p" && node_log "removed $p"
+  done
 fi
 
 # ---------------------------------------------------------------- mounts
@@ -163,6 +168,10 @@ if [[ -f "$saved/paths" ]]; then
     esac
     rm -rf "$p" && node_log "removed $p"
   done
+fi
+if [[ $'\n'"$docker_paths"$'\n' == *$'\n'/run/containerd$'\n'* && -e /run/containerd ]] \
+  && ! grep -qx /run/containerd "$saved/paths" 2> /dev/null; then
+  rm -rf /run/containerd && node_log "removed /run/containerd"
 fi
 
 # ---------------------------------------------------------------- node files

@@ -210,6 +210,8 @@ node_docker_up() {
     mkdir -p "$NODE_RUN" "$NODE_LOGS"
     rm -f "$NODE_DOCKER_PIDFILE"
     [[ -e /var/lib/docker ]] || { mkdir -p "$NODE_CACHE" && : > "$NODE_DOCKER_DATA_MARK"; }
+    # run directories it (and its shims) will create, removed again when node-down.sh stops it
+    for p in /run/docker /run/containerd; do [[ -e "$p" ]] || echo "$p"; done > "$NODE_RUN/dockerd.paths"
     _node_spawn "$NODE_LOGS/dockerd.log" dockerd --pidfile "$NODE_DOCKER_PIDFILE" --bridge=none \
       --iptables=false --ip-forward=false --ip-masq=false
     node_log "started dockerd (pid $!, log $NODE_LOGS/dockerd.log)"
