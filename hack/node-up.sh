@@ -110,12 +110,13 @@ fi
 on_fail() {
   local rc=$?
   ((rc == 0)) && return 0
-  node_log "bring-up failed (exit $rc); last lines of the logs in $NODE_LOGS:"
+  node_log "bring-up failed (exit $rc); last lines of the started daemons' logs in $NODE_LOGS:"
   local f
-  for f in "$NODE_LOGS"/*.log; do
+  for f in "$NODE_RUN"/*.pid; do
+    f="$NODE_LOGS/$(basename "$f" .pid).log"
     [[ -f "$f" ]] || continue
     echo "----- $(basename "$f")" >&2
-    tail -n 8 "$f" >&2
+    grep -v 'FLAG: --' "$f" | tail -n 8 >&2
   done
   if [[ "${SC_NODE_KEEP:-0}" != 1 ]]; then
     node_log "tearing down (SC_NODE_KEEP=1 keeps the half-started node for debugging)"
@@ -243,7 +244,7 @@ node_start kube-apiserver kube-apiserver \
   --kubelet-preferred-address-types InternalIP \
   --profiling=false --v 1
 node_wait kube-apiserver "$timeout" kubectl_ get --raw /readyz \
-  || node_die "kube-apiserver not ready within ${timeout}s"
+  || node_die "kube-apiserver not ready (see $NODE_LOGS/kube-apiserver.log)"
 
 # ---------------------------------------------------------------- control plane + node
 node_start kube-controller-manager kube-controller-manager \
@@ -305,9 +306,9 @@ EOF
 node_start kube-proxy kube-proxy --config "$NODE_DIR/kube-proxy-config.yaml" --v 1
 
 node_wait "node $NODE_NAME" "$timeout" kubectl_ wait --for=condition=Ready "node/$NODE_NAME" --timeout 5s \
-  || node_die "node $NODE_NAME not Ready within ${timeout}s (see $NODE_LOGS/kubelet.log)"
+  || node_die "node $NODE_NAME not Ready (see $NODE_LOGS/kubelet.log)"
 node_wait "service account default/default" "$timeout" kubectl_ -n default get serviceaccount default \
-  || node_die "no default service account within ${timeout}s (see $NODE_LOGS/kube-controller-manager.log)"
+  || node_die "no default service account (see $NODE_LOGS/kube-controller-manager.log)"
 
 # ---------------------------------------------------------------- CoreDNS
 node_coredns_manifest | kubectl_ apply -f - > /dev/null || node_die "applying the CoreDNS manifest failed"

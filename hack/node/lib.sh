@@ -164,7 +164,10 @@ node_wait() {
   shift 2
   deadline=$((SECONDS + timeout))
   until "$@" > /dev/null 2>&1; do
-    ((SECONDS < deadline)) || return 1
+    if ((SECONDS >= deadline)); then
+      node_log "gave up waiting for $what after ${timeout}s"
+      return 1
+    fi
     for f in "$NODE_RUN"/*.pid; do
       [[ -f "$f" ]] || continue
       f="${f##*/}"
@@ -172,7 +175,7 @@ node_wait() {
       [[ "$f" == dockerd ]] && continue # writes its own pid file when it has started
       if ! node_pid_alive "$f"; then
         node_log "$f exited while waiting for $what; last lines of $NODE_LOGS/$f.log:"
-        tail -n 5 "$NODE_LOGS/$f.log" >&2 2> /dev/null
+        grep -v 'FLAG: --' "$NODE_LOGS/$f.log" 2> /dev/null | tail -n 5 >&2
         return 1
       fi
     done
