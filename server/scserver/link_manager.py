@@ -111,7 +111,7 @@ class LinkManager:
 
     def auth_timeout(self) -> float:
         """Seconds an accepted link has to send an acceptable CONNECT."""
-        return float(getattr(self.opts, "auth_timeout", None) or DEFAULT_AUTH_TIMEOUT)
+        return float(self.opts.auth_timeout or DEFAULT_AUTH_TIMEOUT)  # 0: the default
 
     def authorized(self, opts: dict[str, Any], conn: Any = None) -> bool:
         """The peer's CONNECT credentials (or its certificate, where ``tls {}`` maps or checks
@@ -120,10 +120,7 @@ class LinkManager:
         if verdict is not None:
             return verdict  # the certificate decides (tls verify_and_map / check_known_urls)
         cfg = self.opts
-        token = getattr(cfg, "token", None)
-        if not cfg.username and not token:
-            return True
-        if token and opts.get("auth_token") == token:
+        if not cfg.username:
             return True
         return auth.link_login_ok(opts, cfg.username, cfg.password)
 

@@ -427,7 +427,7 @@ class RouteManager(LinkManager):
         }
         if self.dynamic:
             info["cluster_dynamic"] = True
-        if cl.username or getattr(cl, "token", None):
+        if cl.username:
             info["auth_required"] = True
         if not cl.no_advertise:
             info["connect_urls"] = server.client_urls()
@@ -504,7 +504,7 @@ class RouteManager(LinkManager):
                 self.server.loop.create_task(self._redial_implicit(conn.url, conn.remote_id))
 
     async def _redial_implicit(self, url: str, remote_id: str) -> None:
-        retries = int(getattr(self.opts, "connect_retries", 0) or 0)
+        retries = self.opts.connect_retries
         for _ in range(retries + 1):
             await self.pause()
             if self.stopping or remote_id in self.routes:
@@ -562,7 +562,7 @@ class RouteManager(LinkManager):
         async def go() -> None:
             try:
                 await self.retry(
-                    int(getattr(cl, "connect_retries", 0) or 0) + 1,
+                    cl.connect_retries + 1,
                     lambda: rid in self.routes,
                     lambda: self.dial(url, explicit=False),
                 )

@@ -93,10 +93,8 @@ class GatewayManager(LinkManager):
         self.barrier: dict[Any, int] = {}
         self.held: set[GatewayConnection] = set()
         self.barrier_timer: asyncio.TimerHandle | None = None
-        self.optimistic_inbound = getattr(gw, "interest_mode", "") == "optimistic"
-        self.threshold = int(
-            getattr(gw, "interest_only_threshold", 0) or DEFAULT_INTEREST_ONLY_THRESHOLD
-        )
+        self.optimistic_inbound = gw.interest_mode == "optimistic"
+        self.threshold = int(gw.interest_only_threshold or DEFAULT_INTEREST_ONLY_THRESHOLD)
         for r in gw.gateways:
             if r.name == self.name:
                 continue
@@ -159,7 +157,7 @@ class GatewayManager(LinkManager):
         if delay:
             await self.pause(delay)
         failures = 0
-        retries = int(self.opts.connect_retries or 0)
+        retries = self.opts.connect_retries
         while not self.stopping and self.remotes.get(remote.name) is remote:
             current = self.outbound.get(remote.name)
             if current is not None and not current.closed:
