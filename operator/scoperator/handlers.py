@@ -286,6 +286,7 @@ class Context:
                 timeout=self.config.probe_timeout,
                 http=http,
                 trust=self.trust.get(key),
+                cluster_domain=self.config.cluster_domain,
             )
         except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("observing SuperCluster %s/%s failed: %s", namespace, name, exc)

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from scoperator.naming import LABEL_SUPERCLUSTER, server_name
+from scoperator.naming import LABEL_SUPERCLUSTER, pod_fqdn, server_name
 from scoperator.status import CONFIG_RELOADED, DEGRADED, GATEWAYS_CONNECTED, READY, condition
 
 DEFAULT_PROBE_TIMEOUT = 2.0
@@ -74,6 +74,12 @@ def _describe_error(exc: BaseException) -> str:
     """A short, stable description (no timings or addresses: it goes into status)."""
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cause = exc.certificate_error
+        why = getattr(cause, "verify_message", None) or str(cause)
+        return f"certificate rejected: {why}"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"TLS handshake failed ({exc.os_error.__class__.__name__})"
     if isinstance(exc, aiohttp.ClientConnectorError):
         errno = getattr(exc.os_error, "strerror", None) or exc.__class__.__name__
         return f"unreachable ({str(errno).lower()})"
@@ -87,20 +93,36 @@ def _describe_error(exc: BaseException) -> str:
 
 
 async def _get_json(
-    http: aiohttp.ClientSession, url: str, tls: ssl.SSLContext | None = None
+    http: aiohttp.ClientSession,
+    url: str,
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
 ) -> tuple[int, Any]:
-    async with http.get(url, ssl=tls if tls is not None else True) as resp:
+    async with http.get(
+        url, ssl=tls if tls is not None else True, server_hostname=server_hostname
+    ) as resp:
         return resp.status, await resp.json(content_type=None)
 
 
 @functools.lru_cache(maxsize=64)
-def monitor_tls_context(trust: str) -> ssl.SSLContext:
+def monitor_tls_context(trust: str, check_hostname: bool = False) -> ssl.SSLContext:
     """Client context for https monitoring: the chain must verify against the supercluster's
-    CA bundle; the host name is not checked, because servers are dialled by the pod IP the API
-    server just reported (their certificates name pod DNS names)."""
+    CA bundle. Servers are dialled by the pod IP the API server just reported, so the host name
+    can only be checked against a name given with each request (`server_hostname`, the pod's
+    FQDN): `check_hostname` is for callers that give one."""
     ctx = ssl.create_default_context(cadata=trust)
-    ctx.check_hostname = False
+    ctx.check_hostname = check_hostname
     return ctx
+
+
+def monitor_verifies_names(spec: Mapping[str, Any]) -> bool:
+    """Whether the operator decides the names in the servers' certificates, so that a probe
+    can check the pod's FQDN: mode Managed (the operator issues them) and mode Secrets with an
+    `issuerRef` (the operator writes the cert-manager Certificates and their SANs). With
+    bring-your-own Secrets the names are the user's: only the chain is verified."""
+    tls = spec.get("tls") or {}
+    mode = tls.get("mode", "Managed")
+    return mode == "Managed" or (mode == "Secrets" and bool(tls.get("issuerRef")))
 
 
 def monitor_scheme(spec: Mapping[str, Any]) -> str:
@@ -119,8 +141,13 @@ async def probe_server(
     *,
     scheme: str = "http",
     tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
 ) -> ServerProbe:
-    """Probe one server; all failures end up in `error`, none is raised."""
+    """Probe one server; all failures end up in `error`, none is raised.
+
+    `server_hostname` is the name the https certificate must be valid for (with a `tls`
+    context that checks host names) when `address` is an IP.
+    """
     probe = ServerProbe(name, address)
     if address is None:
         probe.error = "no running pod with an IP"
@@ -130,9 +157,9 @@ async def probe_server(
     try:
         async with asyncio.timeout(timeout):
             (hstatus, health), (_, varz), (_, gatewayz) = await asyncio.gather(
-                _get_json(http, f"{base}/healthz", tls),
-                _get_json(http, f"{base}/varz", tls),
-                _get_json(http, f"{base}/gatewayz", tls),
+                _get_json(http, f"{base}/healthz", tls, server_hostname),
+                _get_json(http, f"{base}/varz", tls, server_hostname),
+                _get_json(http, f"{base}/gatewayz", tls, server_hostname),
             )
     except Exception as exc:  # noqa: BLE001 - any failure is an observation
         probe.error = _describe_error(exc)
@@ -161,8 +188,11 @@ async def probe_servers(
     *,
     scheme: str = "http",
     tls: ssl.SSLContext | None = None,
+    hostnames: Mapping[str, str] | None = None,
 ) -> dict[str, ServerProbe]:
-    """Probe many servers concurrently: server name -> probe."""
+    """Probe many servers concurrently: server name -> probe (`hostnames`: server name -> the
+    name its certificate must be valid for)."""
+    names = hostnames or {}
     own = http is None
     session = http or aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=timeout), connector=aiohttp.TCPConnector(limit=64)
@@ -170,7 +200,9 @@ async def probe_servers(
     try:
         probes = await asyncio.gather(
             *(
-                probe_server(session, n, a, timeout, scheme=scheme, tls=tls)
+                probe_server(
+                    session, n, a, timeout, scheme=scheme, tls=tls, server_hostname=names.get(n)
+                )
                 for n, a in addresses.items()
             )
         )
@@ -549,12 +581,16 @@ async def observe_supercluster(
     timeout: float = DEFAULT_PROBE_TIMEOUT,
     http: aiohttp.ClientSession | None = None,
     trust: str | None = None,
+    cluster_domain: str | None = None,
 ) -> Round:
     """Resolve, probe and fold one supercluster (bodies as read from the API; no writes).
 
     Members whose spec cannot be read are skipped: the reconciler already reports them.
     `trust` is the CA bundle to verify https monitoring endpoints with (when the spec asks for
-    https; without it the probes fail and say so).
+    https; without it the probes fail and say so). With `cluster_domain` (the operator's
+    --cluster-domain) and names the operator controls (`monitor_verifies_names`), each server's
+    certificate must also be valid for its pod's FQDN; without it (local superclusters on
+    127.0.0.x) only the chain is verified.
     """
     meta = supercluster["metadata"]
     spec = supercluster.get("spec") or {}
@@ -573,9 +609,22 @@ async def observe_supercluster(
     addresses = await resolver(meta["namespace"], meta["name"], replicas)
     scheme = monitor_scheme(spec)
     tls: ssl.SSLContext | None = None
+    hostnames: dict[str, str] | None = None
     if scheme == "https":
-        tls = monitor_tls_context(trust) if trust else ssl.create_default_context()
-    probes = await probe_servers(addresses, timeout, http, scheme=scheme, tls=tls)
+        if cluster_domain and monitor_verifies_names(spec):
+            hostnames = {
+                server_name(c, i): pod_fqdn(c, i, meta["namespace"], cluster_domain)
+                for c, n in replicas.items()
+                for i in range(n)
+            }
+        tls = (
+            monitor_tls_context(trust, hostnames is not None)
+            if trust
+            else ssl.create_default_context()
+        )
+    probes = await probe_servers(
+        addresses, timeout, http, scheme=scheme, tls=tls, hostnames=hostnames
+    )
     observed: dict[str, dict[str, Any]] = {}
     every = sorted(replicas) + externals
     for name, count in sorted(replicas.items()):
