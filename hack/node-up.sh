@@ -301,6 +301,7 @@ bindAddress: $NODE_API_IP
 healthzBindAddress: $NODE_API_IP:10256
 metricsBindAddress: $NODE_API_IP:10249
 iptables: {localhostNodePorts: false}
+nodePortAddresses: [primary]
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 EOF
 node_start kube-proxy kube-proxy --config "$NODE_DIR/kube-proxy-config.yaml" --v 1
