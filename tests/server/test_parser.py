@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from scserver.protocol.parser import (
     CLIENT,
     ERR_BEFORE_CONNECT,
     ERR_BEFORE_INFO,
+    ERR_MAX_CONTROL_LINE,
     GATEWAY,
     OP_CONNECT,
     OP_ERR,
@@ -537,3 +539,24 @@ def test_dialled_mode_never_holds_more_than_a_line(data, cuts) -> None:
             for op in p.feed(chunk):
                 assert op[0] in (OP_INFO, OP_PING, OP_PONG, OP_OK, OP_ERR, OP_ERROR)
             assert p.buffered() <= 64 * 16 + len(chunk)
+
+
+@pytest.mark.parametrize(
+    ("kind", "line"),
+    [
+        (CLIENT, b"PUB foo 1"),  # fast path
+        (CLIENT, b"pub foo 1"),  # general path
+        (ROUTE, b"RMSG $G foo 1"),  # link fast path
+        (ROUTE, b"rmsg $G foo 1"),  # link general path
+    ],
+)
+def test_control_line_limit_counts_the_line_without_its_crlf(kind: int, line: bytes) -> None:
+    """A line exactly max_control_line long is taken, one byte longer is refused, on every path
+    (nats-server counts the line without its CRLF; the fast paths once counted it too)."""
+    exact = Parser(kind, max_payload=64)
+    exact.max_control_line = len(line)  # the effective limit (links get 16x the configured one)
+    assert exact.feed(line + b"\r\nx\r\n")[0][0] != OP_ERROR
+    over = Parser(kind, max_payload=64)
+    over.max_control_line = len(line) - 1
+    op = over.feed(line + b"\r\nx\r\n")[0]
+    assert op[0] == OP_ERROR and op[1] == ERR_MAX_CONTROL_LINE

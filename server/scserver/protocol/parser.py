@@ -423,7 +423,8 @@ class Parser:
                     m = pub_match(buf, pos)
                     if m is not None:
                         start = m.end()
-                        if start - pos > max_line:
+                        # The line's length without its CRLF, as on the general path.
+                        if start - 2 - pos > max_line:
                             raise ParseError(ERR_MAX_CONTROL_LINE)
                         subject, reply, size_tok = m.groups()
                         if len(size_tok) > _MAX_SIZE_DIGITS:
@@ -450,7 +451,7 @@ class Parser:
                     m = rmsg_match(buf, pos)
                     if m is not None:
                         start = m.end()
-                        if start - pos > max_line:
+                        if start - 2 - pos > max_line:
                             raise ParseError(ERR_MAX_CONTROL_LINE, send=False)
                         account, subject, reply, size_tok = m.groups()
                         if len(size_tok) > _MAX_SIZE_DIGITS:
