@@ -45,6 +45,8 @@ _SPECIAL_FIRST = frozenset(b"_$")
 _RESERVED_REPLY_PREFIXES = (b"_GR_.", b"$GR.", b"_R_.", b"$JS.ACK.")
 NO_RESPONDERS_HDR = b"NATS/1.0 503\r\n"
 GW_REPLY_TTL = 2.0
+#: Operations refused before an accepted CONNECT when the server requires auth.
+_NEEDS_LOGIN = frozenset({OP_PUB, OP_SUB, OP_UNSUB, OP_PING})
 
 
 def _client_closed(server: ClientServices, conn: Any) -> None:
@@ -225,10 +227,11 @@ class ClientConnection(Connection):
                 run_subject = None
                 if self.closed:
                     return
+            if not self.connected and t in _NEEDS_LOGIN and self.server.auth.required:
+                # Before an accepted CONNECT, only CONNECT (and PONG/+OK/INFO) may come.
+                self._auth_violation()
+                return
             if t == OP_PUB:
-                if not self.connected and self.server.auth.required:
-                    self._auth_violation()
-                    return
                 _, subject, reply, hdr_len, msg = op
                 if (
                     self.slow_pub
@@ -250,21 +253,12 @@ class ClientConnection(Connection):
                     self.queue(encode.OK)
                 process_msg(server, self, account, subject, reply, hdr_len, msg)
             elif t == OP_SUB:
-                if not self.connected and self.server.auth.required:
-                    self._auth_violation()
-                    return
                 self.process_sub(op[1], op[2], op[3])
             elif t == OP_PING:
-                if not self.connected and self.server.auth.required:
-                    self._auth_violation()
-                    return
                 self.queue(encode.PONG)
                 if self.trace:
                     tracef("%s <<- [PING]", self.label())
             elif t == OP_UNSUB:
-                if not self.connected and self.server.auth.required:
-                    self._auth_violation()
-                    return
                 self.process_unsub(op[1], op[2])
             elif t == OP_CONNECT:
                 self.process_connect(op[1])
