@@ -61,8 +61,12 @@ CHILD_KINDS = (
     "StatefulSet",
     "Deployment",  # the toolbox (owned by the SuperCluster)
     "PodMonitor",  # optional kind: its CRD may be absent (prune skips it then)
+    # cert-manager Certificates written by pki.py for spec.tls.issuerRef: pruned when the spec
+    # leaves issuerRef (Disabled, Managed, own Secrets), or cert-manager would keep rewriting
+    # the `<cluster>-tls` Secrets
+    "Certificate",
 )
-OPTIONAL_KINDS = ("PodMonitor",)
+OPTIONAL_KINDS = ("PodMonitor", "Certificate")
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=scoperator"
 COMPONENT = "app.kubernetes.io/component"
 APPLY_CONCURRENCY = 16

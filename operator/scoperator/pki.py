@@ -541,6 +541,8 @@ async def _user_secrets(
         # secretTemplate, or be left from mode Managed under the same name).
         result.owned_keys.add(("Secret", namespace, secret))
         if issuer is not None:
+            # wanted even when applying it fails this time; without issuerRef it is pruned
+            result.owned_keys.add(("Certificate", namespace, f"{model.name}-tls"))
             problem = await _certificate(client, namespace, sc, body, model.name, secret, topology)
             if problem is not None:
                 result.ok, result.reason, result.message = False, CERT_MANAGER_MISSING, problem

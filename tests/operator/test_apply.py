@@ -85,7 +85,7 @@ async def test_apply_is_idempotent_and_prunes(client: KubeClient, namespace: str
     before = client.requests
     report = await reconcile_supercluster(client, ns, "sc", cache)
     assert (report.applied, report.unchanged) == (0, 13)
-    # reads: SuperCluster, Clusters, prune lists (7 kinds, with Deployment and PodMonitor);
+    # reads: SuperCluster, Clusters, prune lists (8 kinds, with Deployment, PodMonitor, Certificate);
     # pki: credentials, CA and 2 certificate Secrets, then the credentials again for
     # rendering; no write
     assert client.requests - before <= 10 + 5
