@@ -107,6 +107,31 @@ def _patched(obj: dict[str, Any], what: str, patches: list[tuple[str, Any, bool]
 
 # ------------------------------------------------------------------------------- pod template
 
+_POD_PATCHES = "the pod template patches (spec.podTemplatePatch, spec.podTemplateJsonPatch)"
+
+
+def _shaped(value: Any, kind: type, where: str) -> Any:
+    """`value` (an empty `kind` when absent) if it has the type Kubernetes gives `where`.
+
+    Patches may write any JSON anywhere; a wrong type must be a refusal naming the field, not
+    an AttributeError in the checks below or in the config check that reads the server env.
+    """
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        wanted = "an object" if kind is dict else "a list"
+        raise KnobError(
+            INVALID_PATCH, f"{_POD_PATCHES} make {where} {type(value).__name__}, not {wanted}"
+        )
+    return value
+
+
+def _named_item(item: Any, where: str) -> None:
+    """Containers and env variables are objects with a string name (the API server says so too,
+    but later than the checks that read them)."""
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise KnobError(INVALID_PATCH, f"{_POD_PATCHES} leave {where} without a name")
+
 
 def patch_pod_template(sc: SuperCluster, cluster: Cluster, template: dict[str, Any]) -> dict:
     """The pod template with both kinds' patches applied, checked to still be ours."""
@@ -120,25 +145,25 @@ def patch_pod_template(sc: SuperCluster, cluster: Cluster, template: dict[str, A
             ("Cluster spec.podTemplateJsonPatch", _ops(cluster.spec.pod_template_json_patch), True),
         ],
     )
+    metadata = _shaped(result.get("metadata"), dict, "metadata")
+    have = _shaped(metadata.get("labels"), dict, "metadata.labels")
     want = template["metadata"]["labels"]
-    have = (result.get("metadata") or {}).get("labels") or {}
     lost = sorted(
         k for k, v in want.items() if k.startswith("app.kubernetes.io/") and have.get(k) != v
     )
     if lost:
-        raise KnobError(
-            INVALID_PATCH,
-            "the pod template patches (spec.podTemplatePatch, spec.podTemplateJsonPatch) change "
-            f"the operator's labels {lost}",
-        )
-    names = [c.get("name") for c in (result.get("spec") or {}).get("containers") or []]
+        raise KnobError(INVALID_PATCH, f"{_POD_PATCHES} change the operator's labels {lost}")
+    containers = _shaped(
+        _shaped(result.get("spec"), dict, "spec").get("containers"), list, "spec.containers"
+    )
+    for i, container in enumerate(containers):
+        where = f"spec.containers[{i}]"
+        _named_item(container, where)
+        for j, var in enumerate(_shaped(container.get("env"), list, f"{where}.env")):
+            _named_item(var, f"{where}.env[{j}]")
     ours = template["spec"]["containers"][0]["name"]
-    if ours not in names:
-        raise KnobError(
-            INVALID_PATCH,
-            "the pod template patches (spec.podTemplatePatch, spec.podTemplateJsonPatch) remove "
-            f"the {ours} container",
-        )
+    if ours not in [c["name"] for c in containers]:
+        raise KnobError(INVALID_PATCH, f"{_POD_PATCHES} remove the {ours} container")
     return result
 
 
