@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import copy
 import datetime
+import decimal
 import functools
+import math
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +91,7 @@ def check_protected(fragment: dict[str, Any], path: tuple[str, ...] = ()) -> Non
     """Raise ConfigMergeError for a key the operator owns or a value it cannot write."""
     for key, value in fragment.items():
         here = (*path, str(key))
+        _check_text(str(key), here, conf_key)
         if here in PROTECTED:
             raise ConfigMergeError(".".join(here), f"set by the operator ({PROTECTED[here]})")
         _check_value(value, here)
@@ -98,28 +102,56 @@ def check_protected(fragment: dict[str, Any], path: tuple[str, ...] = ()) -> Non
 def _check_value(value: Any, path: tuple[str, ...]) -> None:
     if value is None:
         raise ConfigMergeError(".".join(path), "null is not a config value (omit the key)")
-    if isinstance(value, dict):
+    if isinstance(value, str):
+        _check_text(value, path, quote)
+    elif isinstance(value, dict):
         for k, v in value.items():
+            _check_text(str(k), (*path, str(k)), conf_key)
             _check_value(v, (*path, str(k)))
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _check_value(v, (*path, str(i)))
 
 
+def _check_text(text: str, path: tuple[str, ...], write: Callable[[str], str]) -> None:
+    """Refuse a key or string the config language cannot carry, here where the key's path is
+    known, rather than as a ValueError in the middle of rendering."""
+    try:
+        write(text)
+    except ValueError as exc:
+        raise ConfigMergeError(".".join(path), f"{exc} ({text!r})") from None
+
+
 # ------------------------------------------------------------------------------ rendering
 
 
 def conf_key(key: str) -> str:
-    """A key as the config language accepts it (quoted unless it is a plain word)."""
-    return key if BARE_KEY.match(key) else quote(key)
+    """A key as the config language reads it back: a plain word bare, anything else between
+    quotes. The lexer reads a quoted key literally (no escapes), so quote() would change a key
+    holding a backslash; a key is refused only when it holds both kinds of quotes or control
+    characters. Raises ValueError."""
+    if BARE_KEY.match(key):
+        return key
+    quote(key)  # the same control characters as in strings are refused
+    for mark in "\"'":
+        if mark not in key:
+            return f"{mark}{key}{mark}"
+    raise ValueError("a key cannot hold both kinds of quotes")
 
 
 def conf_value(value: Any, indent: int = 0) -> str:
     """A JSON-ish value in the NATS config language (strings always quoted)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return repr(value)
+    if isinstance(value, float):
+        # The config lexer reads 0.001 but not 1e-03, the form repr() picks for small and large
+        # floats a resource may carry; positional digits say the same number.
+        if not math.isfinite(value):
+            raise ConfigMergeError("", f"unsupported number {value!r}")
+        digits = format(decimal.Decimal(repr(value)), "f")
+        return digits if "." in digits else digits + ".0"  # still a float when read back
     if isinstance(value, str):
         raw = RAW_TOKEN.match(value)
         return raw.group(1) if raw else quote(value)
