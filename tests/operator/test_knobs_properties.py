@@ -1,0 +1,177 @@
+"""Property tests of the escape hatches with arbitrary JSON-like input from a custom resource.
+
+The CRD schema types these fields only as "an object" or "a list of operations": whatever a user
+writes inside them reaches the renderer. The reconcile must turn every such value into either
+rendered objects or a refusal naming the problem (a condition), never an exception escaping the
+handler, and must not mutate the objects it was given (the render cache shares them).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.operator.helpers import fixed_credentials
+
+from scoperator.apply import _render_members
+from scoperator.config_merge import INVALID_CONFIG_MERGE, RAW_TOKEN, conf_value
+from scoperator.knobs import INVALID_PATCH, INVALID_SERVICE
+from scoperator.models import Cluster, SuperCluster
+from scoperator.naming import KubeTarget, Topology
+from scoperator.patches import PatchError, json_patch, strategic_merge
+
+# Keys a pod template or a config would use, plus arbitrary text (odd characters included).
+NAMES = st.sampled_from(
+    ["metadata", "spec", "labels", "containers", "env", "volumes", "ports", "name", "port",
+     "containerPort", "$patch", "cluster", "gateway", "tls", "accounts", "authorization",
+     "max_payload", "debug", "app.kubernetes.io/name"]
+)  # fmt: skip
+KEYS = NAMES | st.text(max_size=8)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["replace", "delete", "merge", "<< 2MB >>", "<< $X >>", "scserver"])
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4),
+    max_leaves=20,
+)
+OBJECTS = st.dictionaries(KEYS, JSON, max_size=5)
+POINTERS = (
+    st.lists(KEYS | st.sampled_from(["0", "1", "-", "00", "~0", "~1"]), max_size=4)
+    .map(lambda parts: "".join("/" + p for p in parts))
+    .filter(lambda pointer: "\n" not in pointer)
+)  # the CRD's pattern refuses those at admission
+OPERATIONS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "op": st.sampled_from(["add", "remove", "replace", "move", "copy", "test"]),
+            "path": POINTERS,
+        },
+        optional={"value": JSON, "from": POINTERS},
+    ).filter(lambda op: op["op"] not in ("move", "copy") or "from" in op),  # the CRD requires it
+    max_size=4,
+)
+# A pod-template-like document to patch, so the patches reach deep paths.
+TEMPLATE = {
+    "metadata": {"labels": {"app.kubernetes.io/name": "scserver"}},
+    "spec": {
+        "containers": [{"name": "scserver", "ports": [{"containerPort": 4222}], "env": []}],
+        "volumes": [{"name": "config"}],
+    },
+}
+DOCS = st.just(TEMPLATE) | OBJECTS
+EXAMPLES = settings(max_examples=150, deadline=None)
+
+
+@EXAMPLES
+@given(base=DOCS, patch=JSON)
+def test_strategic_merge_returns_or_raises_patch_error(base: dict, patch: Any) -> None:
+    before = (copy.deepcopy(base), copy.deepcopy(patch))
+    try:
+        result = strategic_merge(base, patch)
+    except PatchError as exc:
+        assert exc.path.startswith("/")
+    else:
+        if isinstance(patch, dict) and patch.get("$patch") != "replace":
+            assert isinstance(result, dict)
+    assert (base, patch) == before  # inputs untouched
+
+
+@EXAMPLES
+@given(doc=DOCS, operations=OPERATIONS)
+def test_json_patch_returns_or_raises_patch_error(doc: dict, operations: list[dict]) -> None:
+    before = (copy.deepcopy(doc), copy.deepcopy(operations))
+    try:
+        json_patch(doc, operations)
+    except PatchError as exc:
+        assert str(exc).startswith(exc.path)
+    assert (doc, operations) == before
+
+
+def _sc(spec: dict[str, Any]) -> SuperCluster:
+    return SuperCluster.model_validate(
+        {
+            "metadata": {"name": "sc", "namespace": "ns"},
+            "spec": {"tls": {"mode": "Disabled"}, **spec},
+        }
+    )
+
+
+def _render(spec: dict[str, Any]) -> tuple[dict[str, list[dict]], dict[str, tuple[str, str]]]:
+    sc = _sc(spec)
+    cluster = Cluster.model_validate(
+        {"metadata": {"name": "east", "namespace": "ns"}, "spec": {"superCluster": "sc"}}
+    )
+    secrets = {**fixed_credentials("sc"), "u": {"admin": "admin-pass"}}
+    return _render_members(Topology.build(sc, [cluster], KubeTarget("ns")), secrets)
+
+
+def _rendered_or_refused(spec: dict[str, Any], reasons: set[str]) -> None:
+    rendered, refused = _render(spec)
+    assert set(rendered) | set(refused) == {"east"}
+    for reason, message in refused.values():
+        assert reason in reasons, (reason, message)
+        assert message
+
+
+CONFIG_SETTINGS = settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@CONFIG_SETTINGS
+@given(merge=OBJECTS)
+def test_any_config_merge_renders_or_is_refused_with_a_condition(merge: dict) -> None:
+    _rendered_or_refused({"config": {"merge": merge}}, {INVALID_CONFIG_MERGE})
+
+
+@CONFIG_SETTINGS
+@given(patch=OBJECTS, operations=OPERATIONS)
+def test_any_pod_template_patch_renders_or_is_refused_with_a_condition(
+    patch: dict, operations: list[dict]
+) -> None:
+    spec = {"podTemplatePatch": patch, "podTemplateJsonPatch": operations}
+    _rendered_or_refused(spec, {INVALID_PATCH})
+
+
+@CONFIG_SETTINGS
+@given(which=st.sampled_from(["client", "headless", "gateway"]), patch=OBJECTS, ops=OPERATIONS)
+def test_any_service_patch_renders_or_is_refused_with_a_condition(
+    which: str, patch: dict, ops: list[dict]
+) -> None:
+    spec = {"services": {which: {"patch": patch, "jsonPatch": ops}}}
+    _rendered_or_refused(spec, {INVALID_PATCH, INVALID_SERVICE})
+
+
+# Values the config text can carry: no null (refused before rendering), no control characters
+# (likewise), no raw-token strings (written unquoted on purpose).
+TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs", "Cc"]) | st.sampled_from("\n\t\r"),
+    max_size=12,
+).filter(lambda text: RAW_TOKEN.match(text) is None)
+CONF_VALUES = st.recursive(
+    st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@EXAMPLES
+@given(value=CONF_VALUES)
+def test_conf_value_reads_back_as_the_same_value(value: Any) -> None:
+    """What the merge writes is what the server reads: every JSON value the checks let through
+    (floats of any magnitude, quoted keys, escapes) parses back equal."""
+    from scserver.conf.parser import parse_string, to_plain
+
+    parsed = to_plain(parse_string(f"x: {conf_value(value)}\n", "/nonexistent/x.conf", "/", env={}))
+    assert parsed == {"x": value}
