@@ -59,6 +59,7 @@ def cmd_render(
     from scoperator.naming import KubeTarget, Topology
     from scoperator.render import render_supercluster, required_refs
     from scoperator.secrets import placeholder_secrets, secrets_from_objects
+    from scoperator.toolbox import render_toolbox
 
     resources = load_resources(args.file)
     for orphan in resources.orphans():
@@ -84,15 +85,16 @@ def cmd_render(
                 "and certificates itself)",
                 file=err,
             )
+        values = placeholder_secrets(sc.spec, known, refs)
         rendered = render_supercluster(
-            sc,
-            resources.members(sc),
-            placeholder_secrets(sc.spec, known, refs),
-            cluster_domain=args.cluster_domain,
+            sc, resources.members(sc), values, cluster_domain=args.cluster_domain
         )
         for cluster, manifests in rendered.items():
             objects.extend(manifests)
             configs[cluster] = manifests[0]["data"]["scserver.conf"]
+        # the toolbox (spec.toolbox.enabled): its contexts Secret and Deployment, as applied
+        domain = KubeTarget(sc.namespace, args.cluster_domain)
+        objects.extend(render_toolbox(Topology.build(sc, resources.members(sc), domain), values))
     if args.config:
         if args.config not in configs:
             print(f"error: no cluster {args.config!r} in {args.file}", file=err)
