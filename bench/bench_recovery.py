@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import json
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -43,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from tests.tools import LOOPBACK, ServerProcess, free_port, free_ports
+from tests.tools import LOOPBACK, ServerProcess, free_port, free_ports, read_info
 
 from bench.servers import (
     Implementation,
@@ -104,11 +103,6 @@ async def _connect(url: str, **kw: Any) -> Any:
     return await nats.connect(url, allow_reconnect=False, error_cb=_quiet, **kw)
 
 
-def _read_info(port: int) -> bool:
-    with socket.create_connection((LOOPBACK, port), timeout=0.5) as s:
-        return s.recv(5) == b"INFO "
-
-
 # --------------------------------------------------------------------------------------------
 # measurements
 # --------------------------------------------------------------------------------------------
@@ -125,7 +119,7 @@ async def gateway_restart(impl: Implementation, workdir: Path) -> dict[str, floa
         t0 = time.monotonic()
         west.start(wait=False)
         ready = await _until(
-            lambda: asyncio.to_thread(_read_info, topo.node("west").port), 30, "INFO"
+            lambda: asyncio.to_thread(read_info, LOOPBACK, topo.node("west").port, 0.5), 30, "INFO"
         )
         pub = await _connect(topo.node("east").url)
         sub_nc = await _connect(topo.node("west").url)
