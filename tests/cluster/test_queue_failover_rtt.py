@@ -21,6 +21,7 @@ its links are proxied.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from tests.cluster.helpers import close_all, connect, eventually, reach, sentinel, unique
@@ -146,11 +147,12 @@ async def test_queue_requests_follow_the_lowest_rtt_then_fail_over(proxied) -> N
             except Exception:  # noqa: BLE001 - B's withdrawal still travelling: no answer
                 return False
 
-        for _ in range(30):
-            if await served_by_c():
-                break
-        else:
-            raise AssertionError("requests never failed over to C")
+        # A deadline, not a count of attempts: a request refused at once (no responders while
+        # interest is re-learnt) would use up a count in no time.
+        deadline = time.monotonic() + 30
+        while not await served_by_c():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"requests never failed over to C\n{topo.logs()}")
         assert await answers(req, subject) == [b"C"] * N
     finally:
         await close_all(req, *members.values())
