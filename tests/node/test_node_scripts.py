@@ -209,3 +209,59 @@ def test_iptables_cleanup_without_a_saved_state_only_drops_the_forward_rules(
     assert res.returncode == 0, res.stderr
     assert ":KUBE-SERVICES" in res.stdout
     assert "supercluster-node" not in res.stdout
+
+
+def test_daemons_started_under_the_lock_do_not_hold_it(tmp_path: Path) -> None:
+    """node-up takes .cache/node.lock and starts daemons; when it exits the lock must be free even
+    though the daemons run on (they once inherited the lock's descriptor, and every later
+    node-down waited for it forever)."""
+    require_binary(shutil.which("flock"), "flock not installed (util-linux)")
+    env = {"SC_CACHE": str(tmp_path), "SC_NODE_LOCKED": ""}
+    res = bash('node_lock; node_start sleeper sleep 60; cat "$NODE_RUN/sleeper.pid"', env=env)
+    assert res.returncode == 0, res.stderr
+    pid = int(res.stdout.split()[-1])
+    try:
+        os.kill(pid, 0)  # the daemon runs on after the script that started it
+        free = subprocess.run(
+            ["flock", "-n", str(tmp_path / "node.lock"), "true"], capture_output=True, timeout=10
+        )
+        assert free.returncode == 0, "the lock is still held after node-up's shell exited"
+    finally:
+        stop = bash("node_stop -t 5 sleeper", env=env)
+    assert stop.returncode == 0, stop.stderr
+    assert "stopped sleeper" in stop.stderr
+    assert not (tmp_path / "node" / "run" / "sleeper.pid").exists()
+
+
+def test_a_second_lock_holder_waits_for_the_first(tmp_path: Path) -> None:
+    """Two node scripts never run at once: the second says it waits, and gets the lock when the
+    first exits."""
+    require_binary(shutil.which("flock"), "flock not installed (util-linux)")
+    env = {**os.environ, "SC_CACHE": str(tmp_path), "SC_NODE_LOCKED": ""}
+    marker = tmp_path / "first-done"
+    first = subprocess.Popen(
+        ["bash", "-c", f". {LIB}; node_lock; echo locked; read -r _; : > {marker}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert first.stdout is not None and first.stdout.readline().strip() == "locked"
+        second = subprocess.Popen(
+            ["bash", "-c", f". {LIB}; node_lock; test -e {marker} && echo after-first"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert second.stderr is not None
+        assert "waiting for another node-up/node-down" in second.stderr.readline()
+        assert first.stdin is not None
+        first.stdin.write("\n")
+        first.stdin.close()
+        out, _ = second.communicate(timeout=30)
+        assert second.returncode == 0 and out.strip() == "after-first"
+    finally:
+        first.kill()
+        first.wait(timeout=10)
