@@ -8,7 +8,8 @@ pod template or a Service, without the OpenAPI tables kubectl reads:
   name; volumeMounts by mountPath; ports by containerPort in a container, by port in a Service);
   an item with `$patch: delete` removes the matching item; unmatched items are appended;
 - any other list (args, command, tolerations, ...) is replaced;
-- `$patch: replace` in a map replaces that map instead of merging into it.
+- `$patch: replace` in a map replaces that map instead of merging into it; `$patch: delete` in a
+  map removes that map from its parent.
 
 JSON patch is RFC 6902 (add, remove, replace, move, copy, test). Both raise PatchError naming the
 path that could not be patched; nothing here mutates its inputs.
@@ -54,6 +55,8 @@ def strategic_merge(base: Any, patch: Any, path: str = "") -> Any:
         return {k: copy.deepcopy(v) for k, v in patch.items() if k != DIRECTIVE}
     if DIRECTIVE in patch and patch[DIRECTIVE] not in ("replace", "delete", "merge"):
         raise PatchError(path, f"unknown directive $patch: {patch[DIRECTIVE]!r}")
+    if _is_delete(patch):
+        raise PatchError(path, "$patch: delete removes a map from its parent, not the whole object")
     if not isinstance(base, dict):
         base = {}
     result = copy.deepcopy(base)
@@ -61,12 +64,12 @@ def strategic_merge(base: Any, patch: Any, path: str = "") -> Any:
         if key == DIRECTIVE:
             continue
         sub = f"{path}/{key}"
-        if value is None:
+        if value is None or _is_delete(value):  # kubectl: {field: {$patch: delete}} drops it
             result.pop(key, None)
         elif isinstance(value, list) and isinstance(result.get(key), list):
             merge_key = _merge_key(key, result[key], value)
             if merge_key is None:
-                result[key] = [_clean(v) for v in value]
+                result[key] = [_clean(v) for v in value if not _is_delete(v)]
             else:
                 result[key] = _merge_list(result[key], value, merge_key, sub)
         elif isinstance(value, list):
@@ -191,6 +194,20 @@ def _remove(doc: Any, pointer: str) -> Any:
     raise PatchError(pointer, "parent is neither object nor list")
 
 
+def _json_equal(a: Any, b: Any) -> bool:
+    """Equality as JSON has it: Python's says True == 1 == 1.0, RFC 6902's test must not
+    (a boolean is never a number; 1 and 1.0 are the same number)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict | list) or isinstance(b, dict | list):
+        return False
+    return a == b
+
+
 def json_patch(doc: Any, operations: list[dict[str, Any]]) -> Any:
     """`doc` with RFC 6902 `operations` applied (a new object); raises PatchError."""
     result = copy.deepcopy(doc)
@@ -211,7 +228,7 @@ def json_patch(doc: Any, operations: list[dict[str, Any]]) -> Any:
             elif kind == "copy":
                 _add(result, pointer, copy.deepcopy(_get(result, op["from"])))
             elif kind == "test":
-                if _get(result, pointer) != op.get("value"):
+                if not _json_equal(_get(result, pointer), op.get("value")):
                     raise PatchError(pointer, "test failed: the value differs")
             else:
                 raise PatchError(pointer, f"unknown op {kind!r}")

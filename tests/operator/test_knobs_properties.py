@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.operator.helpers import fixed_credentials
@@ -175,3 +176,28 @@ def test_conf_value_reads_back_as_the_same_value(value: Any) -> None:
 
     parsed = to_plain(parse_string(f"x: {conf_value(value)}\n", "/nonexistent/x.conf", "/", env={}))
     assert parsed == {"x": value}
+
+
+def test_delete_directive_on_a_map_removes_it_and_never_lands_in_a_list() -> None:
+    """kubectl's `{field: {$patch: delete}}` drops the field (it used to be a silent no-op);
+    on the whole object it is refused; a delete item never lands in a replaced list."""
+    base = {"spec": {"securityContext": {"runAsUser": 1}, "args": ["a"], "x": 1}}
+    patch = {"spec": {"securityContext": {"$patch": "delete"}, "args": ["b", {"$patch": "delete"}]}}
+    assert strategic_merge(base, patch) == {"spec": {"args": ["b"], "x": 1}}
+    with pytest.raises(PatchError, match="not the whole object"):
+        strategic_merge(base, {"$patch": "delete"})
+
+
+@pytest.mark.parametrize(
+    ("have", "value", "passes"),
+    [(1, True, False), (True, 1, False), (0, False, False), (1, 1.0, True),
+     ([1], [True], False), ({"a": 1}, {"a": 1}, True), ("1", 1, False), (None, None, True)],
+)  # fmt: skip
+def test_json_patch_test_op_compares_as_json(have: Any, value: Any, passes: bool) -> None:
+    """RFC 6902 `test`: a boolean is not a number (Python's == says True == 1)."""
+    ops = [{"op": "test", "path": "/v", "value": value}]
+    if passes:
+        assert json_patch({"v": have}, ops) == {"v": have}
+    else:
+        with pytest.raises(PatchError, match="test failed"):
+            json_patch({"v": have}, ops)
