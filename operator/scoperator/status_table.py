@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+import aiohttp
+
 from scoperator.naming import LABEL_CLUSTER, LABEL_SUPERCLUSTER
 from scoperator.render import CONTAINER_NAME
 from scoperator.status import BAD_WHEN, CONDITION_ORDER
@@ -40,13 +42,17 @@ class Snapshot:
 
 
 def parse_time(text: str | None) -> dt.datetime | None:
-    """A Kubernetes timestamp (RFC 3339, `Z` or offset, optional fraction), or None."""
-    if not text:
+    """A Kubernetes timestamp (RFC 3339, `Z` or offset, optional fraction), or None.
+
+    One without an offset is None too: ages subtract it from an aware "now" and events sort
+    by it, and a naive datetime in either raises TypeError instead of printing `?`."""
+    if not isinstance(text, str) or not text:
         return None
     try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return when if when.tzinfo is not None else None
 
 
 def age(then: str | None, now: dt.datetime) -> str:
@@ -403,12 +409,16 @@ async def run_status(
         while True:
             try:
                 text = render(await read_snapshot(client, namespace, name), events=events)
-            except (LookupError, OSError, RuntimeError) as exc:
-                # Once: the caller prints it. Watching: a passing API hiccup (or the
-                # SuperCluster not created yet) shows in place of the table, and the watch goes on.
+            except (LookupError, OSError, RuntimeError, aiohttp.ClientError) as exc:
+                # Once: the caller prints it (aiohttp's own errors, such as the API server
+                # closing the connection, are not OSErrors: made one so the CLI prints one line).
+                # Watching: a passing API hiccup (or the SuperCluster not created yet) shows in
+                # place of the table, and the watch goes on.
                 if not watch:
+                    if isinstance(exc, aiohttp.ClientError):
+                        raise OSError(f"reading from the API server: {exc!r}") from exc
                     raise
-                text = f"error: {exc}\n"
+                text = f"error: {exc or type(exc).__name__}\n"
             if watch:
                 stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 text = f"\x1b[H\x1b[2J{stamp}  every {interval:g}s (Ctrl-C to stop)\n\n{text}"

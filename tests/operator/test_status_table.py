@@ -353,3 +353,42 @@ def test_status_without_credentials_is_one_line(tmp_path: Path, capsys) -> None:
     assert rc == 1
     assert err.startswith("scoperator status: ") and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_timestamps_without_an_offset_print_as_unknown_ages() -> None:
+    """A timestamp with no offset (not from an API server, but the renderer reads raw JSON) is
+    an unknown age, not a TypeError from subtracting it from an aware now (review fix)."""
+    snap = snapshot()
+    naive = event("SuperCluster", "demo", "Normal", "Naive", "no offset", 5)
+    naive["lastTimestamp"] = "2026-11-26T11:00:00"
+    snap.events.append(naive)
+    text = render(snap, NOW)
+    row = next(line for line in text.splitlines() if "Naive" in line)
+    assert row.split()[0] == "?", row
+
+
+async def test_api_connection_dropped_is_shown_while_watching_and_an_oserror_once() -> None:
+    """aiohttp's ServerDisconnectedError is no OSError: it used to end --watch with a traceback."""
+    import aiohttp
+
+    snap = snapshot()
+
+    class Dropping(FakeClient):
+        calls = 0
+
+        async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+            self.calls += 1
+            if self.calls == 1:
+                raise aiohttp.ServerDisconnectedError()
+            return await super().get(kind, namespace, name)
+
+    out = io.StringIO()
+    client = Dropping([snap.supercluster, *snap.clusters])
+    rc = await run_status(
+        NS, "demo", watch=True, interval=0.01, out=out, client_factory=lambda: client, rounds=2
+    )
+    frames = out.getvalue().split("\x1b[H\x1b[2J")[1:]
+    assert rc == 0 and "error: Server disconnected" in frames[0]
+    assert "SuperCluster demo in namespace demo" in frames[1]
+    with pytest.raises(OSError, match="reading from the API server"):
+        await run_status(NS, "demo", out=io.StringIO(), client_factory=lambda: Dropping([]))
