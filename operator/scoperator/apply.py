@@ -61,12 +61,13 @@ CHILD_KINDS = (
     "StatefulSet",
     "Deployment",  # the toolbox (owned by the SuperCluster)
     "PodMonitor",  # optional kind: its CRD may be absent (prune skips it then)
+    "ServiceMonitor",  # optional kind, as PodMonitor
     # cert-manager Certificates written by pki.py for spec.tls.issuerRef: pruned when the spec
     # leaves issuerRef (Disabled, Managed, own Secrets), or cert-manager would keep rewriting
     # the `<cluster>-tls` Secrets
     "Certificate",
 )
-OPTIONAL_KINDS = ("PodMonitor", "Certificate")
+OPTIONAL_KINDS = ("PodMonitor", "ServiceMonitor", "Certificate")
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=scoperator"
 COMPONENT = "app.kubernetes.io/component"
 APPLY_CONCURRENCY = 16
@@ -84,10 +85,27 @@ SECRET_MISSING = "SecretMissing"
 APPLY_FAILED = "ApplyFailed"
 MEMBER_PROBLEMS = "MemberProblems"
 TOOLBOX_FAILED = "ToolboxFailed"
-# The PodMonitor condition (only present while a PodMonitor is wanted).
+# The PodMonitor/ServiceMonitor condition (only present while one is wanted).
 MONITORING_READY = "MonitoringReady"
 PODMONITOR_APPLIED = "PodMonitorApplied"
 PODMONITOR_CRD_MISSING = "PodMonitorCRDMissing"
+SERVICEMONITOR_APPLIED = "ServiceMonitorApplied"
+SERVICEMONITOR_CRD_MISSING = "ServiceMonitorCRDMissing"
+# kind -> (reason when applied, reason when its CRD is missing, spec field, CRD name)
+MONITOR_KINDS = {
+    "PodMonitor": (
+        PODMONITOR_APPLIED,
+        PODMONITOR_CRD_MISSING,
+        "metrics.podMonitor",
+        "podmonitors.monitoring.coreos.com",
+    ),
+    "ServiceMonitor": (
+        SERVICEMONITOR_APPLIED,
+        SERVICEMONITOR_CRD_MISSING,
+        "metrics.serviceMonitor",
+        "servicemonitors.monitoring.coreos.com",
+    ),
+}
 
 
 @dataclass
@@ -117,7 +135,7 @@ class Report:
     pruned: int = 0
     config_applied: dict[str, str] = field(default_factory=dict)  # cluster -> latest stamp
     pki: PkiResult | None = None
-    # cluster -> MonitoringReady condition, for members that want a PodMonitor
+    # cluster -> MonitoringReady condition, for members that want a PodMonitor/ServiceMonitor
     monitoring: dict[str, dict[str, Any]] = field(default_factory=dict)
     toolbox_error: str | None = None
 
@@ -608,13 +626,11 @@ async def _apply_member(
             desired, applied_at = stamp_config(desired, previous, now_precise())
             latest = report.config_applied.get(cluster)
             report.config_applied[cluster] = max(latest or applied_at, applied_at)
-        monitor = desired["kind"] == "PodMonitor"
+        monitor = MONITOR_KINDS.get(desired["kind"])
         if cache.unchanged(desired):
             report.unchanged += 1
             if monitor:
-                report.monitoring[cluster] = _monitoring_condition(
-                    True, PODMONITOR_APPLIED, f"PodMonitor {_key(desired)[2]} applied"
-                )
+                _monitored(report, cluster, desired, True)
             continue
         try:
             async with sem:
@@ -624,23 +640,35 @@ async def _apply_member(
             kind, _, obj_name = _key(desired)
             if monitor and exc.not_found:
                 # No Prometheus Operator here: everything else works, say what is missing.
-                report.monitoring[cluster] = _monitoring_condition(
-                    False,
-                    PODMONITOR_CRD_MISSING,
-                    "metrics.podMonitor is enabled but the API server does not know "
-                    "podmonitors.monitoring.coreos.com: install the Prometheus Operator CRDs "
-                    "(or disable metrics.podMonitor); /metrics is served on the monitor port "
-                    "anyway",
-                )
+                _monitored(report, cluster, desired, False)
                 continue
             return f"{kind} {obj_name} was rejected by the API server: {exc.message}"
         cache.remember(desired)
         report.applied += 1
         if monitor:
-            report.monitoring[cluster] = _monitoring_condition(
-                True, PODMONITOR_APPLIED, f"PodMonitor {_key(desired)[2]} applied"
-            )
+            _monitored(report, cluster, desired, True)
     return None
+
+
+def _monitored(report: Report, cluster: str, monitor: dict[str, Any], ok: bool) -> None:
+    """Record the MonitoringReady condition for a PodMonitor/ServiceMonitor of `cluster`; with
+    both wanted, a missing CRD wins over an applied monitor."""
+    kind, name = monitor["kind"], _key(monitor)[2]
+    applied, missing, field_name, crd = MONITOR_KINDS[kind]
+    if ok:
+        cond = _monitoring_condition(True, applied, f"{kind} {name} applied")
+    else:
+        cond = _monitoring_condition(
+            False,
+            missing,
+            f"{field_name} is enabled but the API server does not know {crd}: install the "
+            f"Prometheus Operator CRDs (or disable {field_name}); /metrics is served on the "
+            "monitor port anyway",
+        )
+    previous = report.monitoring.get(cluster)
+    if previous is not None and previous["status"] == "False" and ok:
+        return
+    report.monitoring[cluster] = cond
 
 
 async def _list_optional(

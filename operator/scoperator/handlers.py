@@ -42,6 +42,7 @@ import kopf
 from scoperator import metrics as metrics_mod
 from scoperator.apply import (
     PODMONITOR_CRD_MISSING,
+    SERVICEMONITOR_CRD_MISSING,
     ApplyCache,
     Coalescer,
     Outcome,
@@ -181,7 +182,7 @@ class Context:
         """A PodMonitor waits for its CRD: reconcile again in MONITOR_RETRY seconds (the
         Prometheus Operator may be installed any time; pki_loop runs what falls due)."""
         missing = any(
-            c.get("reason") == PODMONITOR_CRD_MISSING
+            c.get("reason") in (PODMONITOR_CRD_MISSING, SERVICEMONITOR_CRD_MISSING)
             for outcome in report.clusters.values()
             for c in outcome.conditions
         )

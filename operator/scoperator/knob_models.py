@@ -47,10 +47,27 @@ class PodMonitorSpec(Model):
     scrape_timeout: Duration | None = None
 
 
+class ServiceMonitorSpec(Model):
+    """A monitoring.coreos.com/v1 ServiceMonitor scraping /metrics through the headless Service
+    (the only Service of a Cluster with the monitor port), for Prometheus setups that select
+    ServiceMonitors only."""
+
+    enabled: bool | None = Field(
+        default=None, description="Create a ServiceMonitor per Cluster (default false)."
+    )
+    labels: dict[str, str] | None = Field(
+        default=None,
+        description="Labels of the ServiceMonitor (what your Prometheus selects, e.g. release).",
+    )
+    interval: Duration | None = Field(default=None, description="Scrape interval, e.g. 30s.")
+    scrape_timeout: Duration | None = None
+
+
 class MetricsSpec(Model):
     """Server metrics: the servers serve /metrics on the monitoring port themselves."""
 
     pod_monitor: PodMonitorSpec = Field(default_factory=PodMonitorSpec)
+    service_monitor: ServiceMonitorSpec = Field(default_factory=ServiceMonitorSpec)
 
 
 def _free_form_without_default(schema: dict[str, Any]) -> None:

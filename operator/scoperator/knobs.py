@@ -23,10 +23,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from scoperator.knob_models import JsonPatchOp, PodMonitorSpec, PodSettings, ServiceOverrides
+from scoperator.knob_models import (
+    JsonPatchOp,
+    PodMonitorSpec,
+    PodSettings,
+    ServiceMonitorSpec,
+    ServiceOverrides,
+)
 from scoperator.models import Cluster, SuperCluster
 from scoperator.naming import LABEL_CLUSTER, LABEL_SUPERCLUSTER, ClusterNames, labels
-from scoperator.patches import PatchError, json_patch, strategic_merge
+from scoperator.patches import MAX_DEPTH, PatchError, deeper_than, json_patch, strategic_merge
 
 INVALID_PATCH = "InvalidPatch"
 INVALID_SERVICE = "InvalidService"
@@ -98,6 +104,10 @@ def _patched(obj: dict[str, Any], what: str, patches: list[tuple[str, Any, bool]
     for where, patch, is_json in patches:
         if not patch:
             continue
+        if deeper_than(patch):
+            raise KnobError(
+                INVALID_PATCH, f"{where} nests deeper than {MAX_DEPTH} levels (no object does)"
+            )
         try:
             obj = json_patch(obj, patch) if is_json else strategic_merge(obj, patch)
         except PatchError as exc:
@@ -250,9 +260,10 @@ def _client_settings(sc: SuperCluster, cluster: Cluster, service: dict[str, Any]
 # ---------------------------------------------------------------------------------- metrics
 
 
-def effective_pod_monitor(sc: SuperCluster, cluster: Cluster) -> PodMonitorSpec | None:
-    """The PodMonitor settings of one member, or None when it wants none."""
-    a, b = sc.spec.metrics.pod_monitor, cluster.spec.metrics.pod_monitor
+def _effective(
+    a: PodMonitorSpec | ServiceMonitorSpec, b: PodMonitorSpec | ServiceMonitorSpec
+) -> PodMonitorSpec | None:
+    """Monitor settings of a member (`b`) over the SuperCluster's (`a`); None: none wanted."""
     enabled = b.enabled if b.enabled is not None else bool(a.enabled)
     if not enabled:
         return None
@@ -262,6 +273,60 @@ def effective_pod_monitor(sc: SuperCluster, cluster: Cluster) -> PodMonitorSpec 
         interval=b.interval or a.interval,
         scrape_timeout=b.scrape_timeout or a.scrape_timeout,
     )
+
+
+def effective_pod_monitor(sc: SuperCluster, cluster: Cluster) -> PodMonitorSpec | None:
+    """The PodMonitor settings of one member, or None when it wants none."""
+    return _effective(sc.spec.metrics.pod_monitor, cluster.spec.metrics.pod_monitor)
+
+
+def effective_service_monitor(sc: SuperCluster, cluster: Cluster) -> PodMonitorSpec | None:
+    """The ServiceMonitor settings of one member, or None when it wants none."""
+    return _effective(sc.spec.metrics.service_monitor, cluster.spec.metrics.service_monitor)
+
+
+def _metrics_endpoint(settings: PodMonitorSpec, scheme: str) -> dict[str, Any]:
+    """One scrape endpoint: /metrics on the port named monitor."""
+    endpoint: dict[str, Any] = {"port": "monitor", "path": METRICS_PATH}
+    if settings.interval:
+        endpoint["interval"] = settings.interval
+    if settings.scrape_timeout:
+        endpoint["scrapeTimeout"] = settings.scrape_timeout
+    if scheme == "https":
+        endpoint["scheme"] = "https"
+        endpoint["tlsConfig"] = {"insecureSkipVerify": True}
+    return endpoint
+
+
+def service_monitor(sc: SuperCluster, cluster: Cluster, namespace: str, scheme: str) -> dict | None:
+    """A ServiceMonitor scraping /metrics on the monitor port through the Cluster's Services.
+
+    It selects the Cluster's Services by label; only the headless Service has a port named
+    `monitor` (the client and gateway Services do not), so each server is scraped once, and,
+    the headless Service publishing not-ready addresses, also while it starts. TLS as for the
+    PodMonitor.
+    """
+    settings = effective_service_monitor(sc, cluster)
+    if settings is None:
+        return None
+    from scoperator.naming import selector_labels
+
+    return {
+        "apiVersion": PODMONITOR_API,
+        "kind": "ServiceMonitor",
+        "metadata": {
+            "name": ClusterNames(cluster.name).service_monitor,
+            "namespace": namespace,
+            "labels": {**(settings.labels or {}), **labels(sc.name, cluster.name)},
+        },
+        "spec": {
+            "selector": {
+                "matchLabels": {**selector_labels(cluster.name), LABEL_SUPERCLUSTER: sc.name}
+            },
+            "podTargetLabels": [LABEL_SUPERCLUSTER, LABEL_CLUSTER],
+            "endpoints": [_metrics_endpoint(settings, scheme)],
+        },
+    }
 
 
 def pod_monitor(sc: SuperCluster, cluster: Cluster, namespace: str, scheme: str) -> dict | None:
@@ -275,14 +340,7 @@ def pod_monitor(sc: SuperCluster, cluster: Cluster, namespace: str, scheme: str)
         return None
     from scoperator.naming import selector_labels
 
-    endpoint: dict[str, Any] = {"port": "monitor", "path": METRICS_PATH}
-    if settings.interval:
-        endpoint["interval"] = settings.interval
-    if settings.scrape_timeout:
-        endpoint["scrapeTimeout"] = settings.scrape_timeout
-    if scheme == "https":
-        endpoint["scheme"] = "https"
-        endpoint["tlsConfig"] = {"insecureSkipVerify": True}
+    endpoint = _metrics_endpoint(settings, scheme)
     return {
         "apiVersion": PODMONITOR_API,
         "kind": "PodMonitor",

@@ -40,6 +40,7 @@ RESOURCES: dict[str, tuple[str, str, bool]] = {
     "Cluster": ("supercluster.dev/v1alpha1", "clusters", True),
     "Certificate": ("cert-manager.io/v1", "certificates", True),
     "PodMonitor": ("monitoring.coreos.com/v1", "podmonitors", True),
+    "ServiceMonitor": ("monitoring.coreos.com/v1", "servicemonitors", True),
     "CustomResourceDefinition": (
         "apiextensions.k8s.io/v1",
         "customresourcedefinitions",

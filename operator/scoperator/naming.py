@@ -88,6 +88,11 @@ class ClusterNames:
         """PodMonitor (monitoring.coreos.com) when metrics.podMonitor is enabled."""
         return self.cluster
 
+    @property
+    def service_monitor(self) -> str:
+        """ServiceMonitor (monitoring.coreos.com) when metrics.serviceMonitor is enabled."""
+        return self.cluster
+
 
 def ca_secret_name(supercluster: str) -> str:
     """Secret with the SuperCluster's CA (Managed TLS): tls.crt, tls.key, ca.crt bundle."""

@@ -342,9 +342,10 @@ def _render_cluster(topology: Topology, name: str, secrets: SecretValues | None)
     sts["spec"]["template"] = knobs.patch_pod_template(sc, member, sts["spec"]["template"])
     objects.append(sts)
     # Last: when the PodMonitor CRD is missing, everything else is already applied.
-    monitor = knobs.pod_monitor(sc, member, ns, monitor_scheme(sc))
-    if monitor is not None:
-        objects.append(monitor)
+    for make in (knobs.pod_monitor, knobs.service_monitor):
+        monitor = make(sc, member, ns, monitor_scheme(sc))
+        if monitor is not None:
+            objects.append(monitor)
     return objects
 
 

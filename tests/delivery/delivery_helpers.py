@@ -116,6 +116,7 @@ OPERATOR_NEEDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("", "services"): ("get", "list", "watch", "create", "patch", "delete"),
     ("apps", "statefulsets"): ("get", "list", "watch", "create", "patch", "delete"),
     ("monitoring.coreos.com", "podmonitors"): ("get", "list", "patch", "delete"),
+    ("monitoring.coreos.com", "servicemonitors"): ("get", "list", "patch", "delete"),
     ("policy", "poddisruptionbudgets"): ("get", "list", "watch", "create", "patch", "delete"),
     ("", "pods"): ("get", "list", "watch"),
     ("", "events"): ("create",),

@@ -85,10 +85,11 @@ async def test_apply_is_idempotent_and_prunes(client: KubeClient, namespace: str
     before = client.requests
     report = await reconcile_supercluster(client, ns, "sc", cache)
     assert (report.applied, report.unchanged) == (0, 13)
-    # reads: SuperCluster, Clusters, prune lists (8 kinds, with Deployment, PodMonitor, Certificate);
+    # reads: SuperCluster, Clusters, prune lists (9 kinds: with Deployment, Pod- and
+    # ServiceMonitor, Certificate);
     # pki: credentials, CA and 2 certificate Secrets, then the credentials again for
     # rendering; no write
-    assert client.requests - before <= 10 + 5
+    assert client.requests - before <= 11 + 5
     # again without a cache (= after a restart): every object re-applied, none changed
     report = await reconcile_supercluster(client, ns, "sc", ApplyCache())
     assert report.applied == 13

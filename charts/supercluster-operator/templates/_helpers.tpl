@@ -153,9 +153,9 @@ app.kubernetes.io/component: operator
   resources: [deployments]
   verbs: [get, list, watch, create, update, patch, delete]
 {{- end }}
-# PodMonitors for spec.metrics.podMonitor (harmless without the Prometheus Operator)
+# PodMonitors and ServiceMonitors for spec.metrics (harmless without the Prometheus Operator)
 - apiGroups: [monitoring.coreos.com]
-  resources: [podmonitors]
+  resources: [podmonitors, servicemonitors]
   verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
