@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scoperator.patches import MAX_DEPTH, deeper_than
 from scoperator.secrets import quote
 
 INVALID_CONFIG_MERGE = "InvalidConfigMerge"
@@ -82,6 +83,11 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def effective_merge(sc_merge: dict[str, Any] | None, cl_merge: dict[str, Any] | None) -> dict:
     """The fragment one member renders: the SuperCluster's, with the Cluster's merged over it."""
+    for kind, fragment in (("SuperCluster", sc_merge), ("Cluster", cl_merge)):
+        if deeper_than(fragment):  # before the recursive merge and copies below
+            raise ConfigMergeError(
+                "", f"the {kind}'s spec.config.merge nests deeper than {MAX_DEPTH} levels"
+            )
     merged = deep_merge(sc_merge or {}, cl_merge or {})
     check_protected(merged)
     return merged

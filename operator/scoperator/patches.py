@@ -38,6 +38,25 @@ MERGE_KEYS = {
 }
 
 
+# Deeper than any Kubernetes object or server config; far enough below Python's recursion limit
+# that the recursive merges and copy.deepcopy of a value this deep cannot raise RecursionError.
+MAX_DEPTH = 64
+
+
+def deeper_than(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests objects/lists more than `limit` levels (checked without recursion,
+    so a hostile resource cannot make the check itself overflow the stack)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth >= limit:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 class PatchError(ValueError):
     """A patch that cannot be applied; `path` is where (JSON pointer style)."""
 

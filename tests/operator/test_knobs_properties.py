@@ -201,3 +201,35 @@ def test_json_patch_test_op_compares_as_json(have: Any, value: Any, passes: bool
     else:
         with pytest.raises(PatchError, match="test failed"):
             json_patch({"v": have}, ops)
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason", "field"),
+    [
+        ({"config": {"merge": _nested(500)}}, INVALID_CONFIG_MERGE, "spec.config.merge"),
+        ({"podTemplatePatch": _nested(500)}, INVALID_PATCH, "spec.podTemplatePatch"),
+        ({"services": {"client": {"patch": _nested(500)}}}, INVALID_PATCH, "services.client"),
+        (
+            {"podTemplateJsonPatch": [{"op": "add", "path": "/x", "value": _nested(500)}]},
+            INVALID_PATCH,
+            "spec.podTemplateJsonPatch",
+        ),
+    ],
+)
+def test_a_hostile_nesting_depth_is_refused_not_a_recursion_error(
+    spec: dict[str, Any], reason: str, field: str
+) -> None:
+    """500 levels pass the API server and JSON parsing but overflowed copy.deepcopy."""
+    rendered, refused = _render(spec)
+    assert rendered == {}
+    got_reason, message = refused["east"]
+    assert got_reason == reason and field in message and "deeper than 64" in message
+    # A config or patch nested like a real one still renders.
+    assert _render({"podTemplatePatch": {"metadata": _nested(60)}})[1] == {}
