@@ -58,7 +58,12 @@ PROTECTED: dict[tuple[str, ...], str] = {
     ("gateway", "name"): "the gateway name is the Cluster's name",
     ("gateway", "listen"): "set spec.ports.gateway",
     ("gateway", "port"): "set spec.ports.gateway",
+    ("cluster", "host"): "servers listen on every address of the pod",
+    ("gateway", "host"): "servers listen on every address of the pod",
 }
+# The config language ignores the case of option names, and a few options have a second name:
+# `PORT`, `net` or `monitor_port` must not get past PROTECTED (nor escape the deep merge).
+ALIASES = {"net": "host", "monitor_port": "http_port"}
 
 
 class ConfigMergeError(ValueError):
@@ -93,13 +98,31 @@ def effective_merge(sc_merge: dict[str, Any] | None, cl_merge: dict[str, Any] | 
     return merged
 
 
+def option(key: str) -> str:
+    """The option a key names, as the server reads it (any case, either name)."""
+    lowered = key.lower()
+    return ALIASES.get(lowered, lowered)
+
+
 def check_protected(fragment: dict[str, Any], path: tuple[str, ...] = ()) -> None:
-    """Raise ConfigMergeError for a key the operator owns or a value it cannot write."""
+    """Raise ConfigMergeError for a key the operator owns or a value it cannot write.
+
+    Keys are compared as options (case and aliases folded) at the top level and in the blocks
+    below it, except in `accounts`, whose keys are account names (case matters there)."""
+    options = len(path) == 0 or (len(path) == 1 and option(path[0]) != "accounts")
+    seen: dict[str, str] = {}
     for key, value in fragment.items():
         here = (*path, str(key))
         _check_text(str(key), here, conf_key)
-        if here in PROTECTED:
-            raise ConfigMergeError(".".join(here), f"set by the operator ({PROTECTED[here]})")
+        name = tuple(option(p) for p in here)
+        if name in PROTECTED:
+            raise ConfigMergeError(".".join(here), f"set by the operator ({PROTECTED[name]})")
+        if options and name[-1] in seen:
+            raise ConfigMergeError(
+                ".".join(here),
+                f"the same option as {seen[name[-1]]!r} (option names ignore case): keep one",
+            )
+        seen[name[-1]] = str(key)
         _check_value(value, here)
         if isinstance(value, dict) and len(here) == 1:
             check_protected(value, here)
@@ -185,12 +208,17 @@ class MergePlan:
         """Fragment keys written at the end of the block at `path` (descending into the
         rendered blocks below it)."""
         node: Any = self.fragment
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
+        for part in path:  # block names are lower case; the fragment's keys may not be
+            found = (
+                [v for k, v in node.items() if option(k) == part] if isinstance(node, dict) else []
+            )
+            node = found[0] if found else None
         if not isinstance(node, dict):
             return {}
         return {
-            k: v for k, v in node.items() if not ((*path, k) in self.blocks and isinstance(v, dict))
+            k: v
+            for k, v in node.items()
+            if not ((*path, option(k)) in self.blocks and isinstance(v, dict))
         }
 
     def text(self, dotted: str, indent: int) -> str:

@@ -233,3 +233,37 @@ def test_a_hostile_nesting_depth_is_refused_not_a_recursion_error(
     assert got_reason == reason and field in message and "deeper than 64" in message
     # A config or patch nested like a real one still renders.
     assert _render({"podTemplatePatch": {"metadata": _nested(60)}})[1] == {}
+
+
+@pytest.mark.parametrize(
+    ("merge", "key"),
+    [
+        ({"PORT": 4333}, "PORT"),
+        ({"Server_Name": "x"}, "Server_Name"),
+        ({"net": "10.0.0.1"}, "net"),  # host's other name
+        ({"monitor_port": 9999}, "monitor_port"),  # http_port's other name
+        ({"gateway": {"Port": 1}}, "gateway.Port"),
+        ({"Cluster": {"NAME": "other"}}, "Cluster.NAME"),
+        ({"cluster": {"host": "10.0.0.1"}}, "cluster.host"),
+        ({"cluster": {"a": 1}, "CLUSTER": {"b": 2}}, "CLUSTER"),
+    ],
+)
+def test_protection_ignores_case_and_aliases_as_the_server_does(merge: dict, key: str) -> None:
+    """The config language reads `PORT` as `port` and `net` as `host`: each slipped past the
+    protected keys and moved a listener away from its Service (review fix)."""
+    _, refused = _render({"config": {"merge": merge}})
+    reason, message = refused["east"]
+    assert reason == INVALID_CONFIG_MERGE and f"spec.config.merge.{key}:" in message
+
+
+def test_a_block_in_another_case_merges_into_the_rendered_block() -> None:
+    """`Cluster: {...}` is the cluster block: merged into it, not written as a second block
+    that replaces the rendered one (and its routes) wholesale; account names keep their case."""
+    rendered, refused = _render(
+        {"config": {"merge": {"Cluster": {"no_advertise": True}, "Max_Payload": 4096}}}
+    )
+    assert refused == {}
+    conf = rendered["east"][0]["data"]["scserver.conf"]
+    block = conf[conf.index("\ncluster {") : conf.index("\n}", conf.index("\ncluster {"))]
+    assert "  no_advertise: true" in block and "routes" in block
+    assert "\nCluster" not in conf and "Max_Payload: 4096" in conf
