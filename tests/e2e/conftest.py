@@ -128,6 +128,9 @@ def installed(kube: Kube, image: str) -> Iterator[Kube]:
             "--wait",
             "--timeout",
             f"{int(WAIT)}s",
+            # extra `helm install` arguments (e.g. --set ...); the tier's default is none, as
+            # the README installs it
+            *os.environ.get("SC_E2E_HELM_ARGS", "").split(),
             timeout=WAIT + 60,
         )
         kube.kubectl("create", "namespace", NS, ns=None)

@@ -104,9 +104,10 @@ def probe_kind(runner: Runner = run) -> str | None:
                 "(kind needs to pull kindest/node too)"
             )
         candidates = ["busybox:1.36"]
-    res = runner(
-        ["docker", "run", "--rm", "--privileged", "--entrypoint", "true", candidates[0]], 120
-    )
+    # As root, like kind's node containers: for a non-root user runc has no capabilities to
+    # apply, so a privileged container of an image with USER 1000 starts even where kind's fail.
+    cmd = ["docker", "run", "--rm", "--privileged", "--user", "0", "--entrypoint", "true"]
+    res = runner([*cmd, candidates[0]], 120)
     if res.returncode != 0:
         lines = [ln.strip() for ln in res.stderr.splitlines() if ln.strip()]
         errors = [ln for ln in lines if "rror" in ln] or lines or ["?"]

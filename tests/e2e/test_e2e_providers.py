@@ -58,7 +58,7 @@ def _fake_docker(privileged_rc: int, images: str = "debian:bookworm\n"):
         if cmd[:2] == ["docker", "pull"]:
             return subprocess.CompletedProcess(list(cmd), 1, "", "no registry")
         if cmd[:2] == ["docker", "run"]:
-            assert "--privileged" in cmd
+            assert "--privileged" in cmd and cmd[cmd.index("--user") + 1] == "0"
             err = (
                 ""
                 if privileged_rc == 0

@@ -280,24 +280,74 @@ def test_add_and_remove_a_cluster_keeps_clients(stream: Stream) -> None:
 
 
 def test_password_change_in_secret_keeps_clients(stream: Stream) -> None:
+    """A new password in the Secret the SuperCluster references: every server takes the new
+    one and refuses the old (reload, no restart); clients stay connected, no request fails."""
     kube = stream.kube
     before = stream.snapshot()
     old = sys_password(kube)
     new = "sys-rotated-e2e"
+    pods = [f"{c}-{i}.{c}-headless" for c in ("east", "west") for i in range(2)]
+
+    def accepted(server: str, password: str) -> bool:
+        code, out = nats(kube, "--server", f"nats://{server}:4222", "--user", "sys",
+                         "--password", password, "server", "ping", "1", "--timeout=3s")  # fmt: skip
+        if code != 0 and "uthorization" not in out:
+            raise AssertionError(f"neither accepted nor refused: {out}")
+        return code == 0
+
     with Phase("step: change the sys password"):
         kube.kubectl("patch", "secret", "demo-sys", "--type=merge",
                      "-p", json.dumps({"stringData": {"password": new}}))  # fmt: skip
-
-        def new_works() -> bool:
-            code, _ = nats(kube, "--server", "nats://east:4222", "--user", "sys", "--password",
-                           new, "server", "ping", "2", "--timeout=3s")  # fmt: skip
-            return code == 0
-
-        wait_until(new_works, WAIT, "the new sys password accepted")
-        code, out = nats(kube, "--server", "nats://east:4222", "--user", "sys", "--password",
-                         old, "server", "ping", "--timeout=3s")  # fmt: skip
-        assert code != 0 and "uthorization" in out, out
+        for server in pods:
+            wait_until(lambda s=server: accepted(s, new) and not accepted(s, old), WAIT,
+                       f"{server} taking the new sys password and refusing the old one")  # fmt: skip
         keeps_streaming(stream, before, "changing a password in a referenced Secret")
+
+
+def east_cert_status(kube: Kube) -> dict[str, Any]:
+    """status.tls.certificates[] entry of Secret east-tls on the SuperCluster ({} if none)."""
+    tls = kube.get("supercluster", "demo").get("status", {}).get("tls") or {}
+    return next((c for c in tls.get("certificates", []) if c.get("secret") == "east-tls"), {})
+
+
+def served_fingerprint(kube: Kube, host: str) -> str:
+    """Fingerprint of the certificate east-0's gateway port presents (what a peer verifies)."""
+    tls = "/e2e/east-tls"
+    got = probe(kube, host, 7222, "gateway", "--tls", "--cert", f"{tls}/tls.crt",
+                "--key", f"{tls}/tls.key", "--ca", f"{tls}/ca.crt")  # fmt: skip
+    return str(got.get("peer_fingerprint", ""))
+
+
+def outbound_cid(kube: Kube, host: str, remote: str) -> int:
+    gatewayz = http_json(kube, f"http://{host}:8222/gatewayz")
+    return int(gatewayz["outbound_gateways"][remote]["connection"]["cid"])
+
+
+def test_certificate_renewal_keeps_clients_and_links(stream: Stream) -> None:
+    """The operator re-issues a Cluster's certificate (its Secret deleted, as a renewal would
+    replace it): the servers load the new one by reload, the gateway link east → west stays the
+    same connection, clients stay connected and no request fails."""
+    kube = stream.kube
+    host = f"east-0.east-headless.{NS}.svc.cluster.local"
+    old = east_cert_status(kube)
+    assert old.get("fingerprint"), kube.get("supercluster", "demo").get("status", {}).get("tls")
+    assert served_fingerprint(kube, host) == old["fingerprint"]
+    cid = outbound_cid(kube, host, "west")
+    before = stream.snapshot()
+    with Phase("step: certificate re-issued and reloaded"):
+        kube.kubectl("delete", "secret", "east-tls")
+        new = wait_until(
+            lambda: (
+                (e := east_cert_status(kube)).get("fingerprint") not in (None, old["fingerprint"])
+                and e
+            ),
+            WAIT,
+            "a new certificate for east in status.tls",
+        )
+        wait_until(lambda: served_fingerprint(kube, host) == new["fingerprint"], WAIT,
+                   "east-0 serving the new certificate (kubelet sync + reload)")  # fmt: skip
+        assert outbound_cid(kube, host, "west") == cid, "the gateway link east → west was redialled"
+        keeps_streaming(stream, before, "a certificate renewal")
 
 
 # ------------------------------------------------------------------------------ 5. rolling

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import socket
 import ssl
@@ -97,6 +98,12 @@ def main() -> None:
                 ctx.load_cert_chain(args.cert, args.key)
             conn = ctx.wrap_socket(sock, server_hostname=args.host)
             result["tls_version"] = conn.version()
+            der = conn.getpeercert(binary_form=True)
+            if der:
+                # as the operator's status.tls shows it (`openssl x509 -fingerprint -sha256`)
+                result["peer_fingerprint"] = (
+                    "SHA256:" + hashlib.sha256(der).digest().hex(":").upper()
+                )
         line = read_line(conn)
         if line.startswith(b"INFO "):
             result["info"] = json.loads(line[5:])
