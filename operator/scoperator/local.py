@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -272,8 +272,11 @@ class LocalSupercluster:
         names = [server_name(c.name, i) for c in self.clusters for i in range(c.spec.replicas)]
         self.servers = self._render(allocate_ports(names, self.port_base))
 
-    def _render(self, ports: dict[str, Ports]) -> list[LocalServer]:
-        """Render `self.clusters` on `ports` and write every server's files.
+    def _render(
+        self, ports: dict[str, Ports], only: Collection[str] | None = None
+    ) -> list[LocalServer]:
+        """Render `self.clusters` on `ports` and write every server's files (with `only`, just
+        those of the servers of these clusters).
 
         The route/gateway credentials, the CA and each cluster's certificate are made once and
         kept, so rendering again (update) changes only what the spec change asks for. Files are
@@ -314,11 +317,16 @@ class LocalSupercluster:
         for address in self.topology.all_servers():
             directory = self.workdir / address.name
             directory.mkdir(parents=True, exist_ok=True)
+            previous = running.get(address.name)
+            if only is not None and address.cluster not in only:
+                servers.append(
+                    LocalServer(address, directory, previous.process if previous else None)
+                )
+                continue
             files = units[address.name]
             # The main config last: it is what names the includes.
             for filename in sorted(files, key=lambda f: f == CONFIG_FILE):
                 _replace_file(directory / filename, files[filename])
-            previous = running.get(address.name)
             if address.cluster in self.pairs and previous is None:
                 assert self.ca is not None
                 write_tls_files(directory, self.pairs[address.cluster], self.ca.cert_pem)
@@ -353,6 +361,33 @@ class LocalSupercluster:
             if server.process is not None and server.process.poll() is None:
                 server.process.send_signal(signal.SIGHUP)
         self.start(only_new=True)
+
+    def rotate_credentials(
+        self, clusters: Collection[str] | None = None, *, new: bool = True
+    ) -> dict[str, str]:
+        """Replace the route and gateway credentials of a running supercluster.
+
+        What deleting the `<supercluster>-credentials` Secret makes the operator do: new random
+        credentials, every Cluster's credentials include re-rendered, and each server reloads
+        it (here: the files are rewritten and the server gets a SIGHUP). A server accepts one
+        route and one gateway password at a time, so servers that have reloaded and servers
+        that have not cannot link until both have. `clusters` limits the rewrite to the
+        servers of those clusters; call again with `new=False` for the others, to reproduce
+        the pods of Kubernetes getting their files at different times. Returns the
+        credentials now rendered.
+        """
+        assert self.topology is not None, "plan() first"
+        own = credentials_secret_name(self.supercluster.name)
+        if new:
+            self.secrets = {k: dict(v) for k, v in self.secrets.items() if k != own}
+        ports = {s.name: s.address.ports for s in self.servers}
+        self.servers = self._render(ports, only=None if clusters is None else set(clusters))
+        for server in self.servers:
+            if clusters is not None and server.address.cluster not in clusters:
+                continue
+            if server.process is not None and server.process.poll() is None:
+                server.process.send_signal(signal.SIGHUP)
+        return dict(self.secrets[own])
 
     def switch_tls(self, on: bool) -> None:
         """Switch mutual TLS for routes and gateways on or off on a running supercluster.
