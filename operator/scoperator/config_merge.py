@@ -61,6 +61,9 @@ PROTECTED: dict[tuple[str, ...], str] = {
     ("cluster", "host"): "servers listen on every address of the pod",
     ("gateway", "host"): "servers listen on every address of the pod",
 }
+# Options whose value is a credential: never written literally into the ConfigMap.
+CREDENTIALS = frozenset({"password", "pass", "token"})
+BCRYPT = re.compile(r"^\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}$")
 # The config language ignores the case of option names, and a few options have a second name:
 # `PORT`, `net` or `monitor_port` must not get past PROTECTED (nor escape the deep merge).
 ALIASES = {"net": "host", "monitor_port": "http_port"}
@@ -132,6 +135,13 @@ def _check_value(value: Any, path: tuple[str, ...]) -> None:
     if value is None:
         raise ConfigMergeError(".".join(path), "null is not a config value (omit the key)")
     if isinstance(value, str):
+        if option(path[-1]) in CREDENTIALS and not _stays_out_of_the_configmap(value):
+            raise ConfigMergeError(
+                ".".join(path),
+                "a literal credential would be stored in the ConfigMap in clear text: keep it "
+                "in a Secret and write '<< $VAR >>', with VAR in spec.pod.env from "
+                "valueFrom.secretKeyRef (or use spec.accounts[].users[].passwordSecretRef)",
+            )
         _check_text(value, path, quote)
     elif isinstance(value, dict):
         for k, v in value.items():
@@ -140,6 +150,13 @@ def _check_value(value: Any, path: tuple[str, ...]) -> None:
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _check_value(v, (*path, str(i)))
+
+
+def _stays_out_of_the_configmap(value: str) -> bool:
+    """A credential value the rendered ConfigMap may hold: a variable the server resolves from
+    its environment (`<< $VAR >>`), or a bcrypt hash, as nats-server accepts for passwords."""
+    raw = RAW_TOKEN.match(value)
+    return bool(raw and raw.group(1).startswith("$")) or BCRYPT.match(value) is not None
 
 
 def _check_text(text: str, path: tuple[str, ...], write: Callable[[str], str]) -> None:

@@ -49,6 +49,8 @@ from scoperator.toolbox import render_toolbox
 
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 USERS = {"u": {"admin": "admin-pass"}}
+# A bcrypt hash of "pw": a config.merge may carry a hash, never a clear-text password.
+PW_BCRYPT = "$2b$04$SBwqWyPm1pFlhoBc8N9jau0PVGjuhV99Ojgno1TrRWebrz4AH.HBG"
 
 
 def _sc(**spec: Any) -> SuperCluster:
@@ -247,8 +249,8 @@ def test_merge_raw_tokens_as_in_the_chart() -> None:
     sc = _sc(config={"merge": {"max_connections": "<< $NOT_SET >>"}})
     _, refused = _render_members(Topology.build(sc, [_cl()], KubeTarget("ns")), _secrets(sc))
     assert "NOT_SET" in refused["east"][1]
-    text = _render(_sc(config={"merge": {"authorization": {"token": "<<x y>>"}}}))["east"]
-    assert 'token: "<<x y>>"' in text[0]["data"]["scserver.conf"]
+    text = _render(_sc(config={"merge": {"authorization": {"user": "<<x y>>"}}}))["east"]
+    assert 'user: "<<x y>>"' in text[0]["data"]["scserver.conf"]
 
 
 def test_merge_into_tls_and_accounts_blocks() -> None:
@@ -256,7 +258,7 @@ def test_merge_into_tls_and_accounts_blocks() -> None:
         tls={"mode": "Managed", "clients": {"enabled": True}},
         accounts=[{"name": "A", "users": [{"user": "admin", "passwordSecretRef": {"name": "u", "key": "admin"}}]}],
         config={"merge": {"tls": {"timeout": 5}, "cluster": {"tls": {"timeout": 4}},
-                          "accounts": {"B": {"users": [{"user": "b", "password": "pw"}]}}}},
+                          "accounts": {"B": {"users": [{"user": "b", "password": PW_BCRYPT}]}}}},
     )  # fmt: skip
     objects = render_supercluster(sc, [_cl()], {**_secrets(sc), "east-tls": {"ca.crt": "x"}})
     conf = _parsed(objects["east"])

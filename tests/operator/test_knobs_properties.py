@@ -267,3 +267,35 @@ def test_a_block_in_another_case_merges_into_the_rendered_block() -> None:
     block = conf[conf.index("\ncluster {") : conf.index("\n}", conf.index("\ncluster {"))]
     assert "  no_advertise: true" in block and "routes" in block
     assert "\nCluster" not in conf and "Max_Payload: 4096" in conf
+
+
+@pytest.mark.parametrize(
+    "merge",
+    [
+        {"authorization": {"token": "s3cret"}},
+        {"authorization": {"user": "a", "PASSWORD": "s3cret"}},
+        {"accounts": {"B": {"users": [{"user": "b", "pass": "s3cret"}]}}},
+    ],
+)
+def test_a_literal_credential_is_refused_not_written_to_the_configmap(merge: dict) -> None:
+    """config.merge lands in the ConfigMap: a clear-text password or token there is readable by
+    anyone who can read ConfigMaps. The refusal names the key, never the value."""
+    _, refused = _render({"config": {"merge": merge}})
+    reason, message = refused["east"]
+    assert reason == INVALID_CONFIG_MERGE and "ConfigMap in clear text" in message
+    assert "s3cret" not in message
+
+
+def test_credentials_from_the_environment_or_as_bcrypt_hashes_are_accepted() -> None:
+    bcrypt_hash = "$2b$04$SBwqWyPm1pFlhoBc8N9jau0PVGjuhV99Ojgno1TrRWebrz4AH.HBG"
+    spec = {
+        "pod": {"env": [{"name": "B_PASS", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]},
+        "config": {"merge": {"accounts": {"B": {"users": [
+            {"user": "b", "password": "<< $B_PASS >>"},
+            {"user": "c", "password": bcrypt_hash},
+        ]}}}},
+    }  # fmt: skip
+    rendered, refused = _render(spec)
+    assert refused == {}
+    conf = rendered["east"][0]["data"]["scserver.conf"]
+    assert "password: $B_PASS" in conf and bcrypt_hash in conf
