@@ -92,6 +92,10 @@ class JsonPatchOp(Model):
     def _needs(self) -> JsonPatchOp:
         if self.op in ("move", "copy") and self.from_ is None:
             raise ValueError(f"JSON patch op {self.op} needs from")
+        # RFC 6902: add, replace and test carry a value; a missing one (not an explicit null)
+        # would otherwise write null where the user forgot the value.
+        if self.op in ("add", "replace", "test") and "value" not in self.model_fields_set:
+            raise ValueError(f"JSON patch op {self.op} needs value (write null to set null)")
         return self
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from tests.operator.helpers import fixed_credentials
 
 from scoperator.apply import _render_members
@@ -49,6 +50,14 @@ POINTERS = (
     .map(lambda parts: "".join("/" + p for p in parts))
     .filter(lambda pointer: "\n" not in pointer)
 )  # the CRD's pattern refuses those at admission
+
+
+def _admitted(op: dict[str, Any]) -> bool:
+    """What the model admits (move/copy need from; add/replace/test need value)."""
+    needs = {"move": "from", "copy": "from"}.get(op["op"], "value" if op["op"] != "remove" else "")
+    return not needs or needs in op
+
+
 OPERATIONS = st.lists(
     st.fixed_dictionaries(
         {
@@ -56,7 +65,7 @@ OPERATIONS = st.lists(
             "path": POINTERS,
         },
         optional={"value": JSON, "from": POINTERS},
-    ).filter(lambda op: op["op"] not in ("move", "copy") or "from" in op),  # the CRD requires it
+    ).filter(_admitted),
     max_size=4,
 )
 # A pod-template-like document to patch, so the patches reach deep paths.
@@ -299,3 +308,11 @@ def test_credentials_from_the_environment_or_as_bcrypt_hashes_are_accepted() -> 
     assert refused == {}
     conf = rendered["east"][0]["data"]["scserver.conf"]
     assert "password: $B_PASS" in conf and bcrypt_hash in conf
+
+
+@pytest.mark.parametrize("op", ["add", "replace", "test"])
+def test_a_json_patch_op_without_its_value_is_refused_by_the_model(op: str) -> None:
+    """A forgotten value used to become an explicit null written into the object."""
+    with pytest.raises(ValidationError, match=f"JSON patch op {op} needs value"):
+        _sc({"podTemplateJsonPatch": [{"op": op, "path": "/spec/x"}]})
+    _sc({"podTemplateJsonPatch": [{"op": op, "path": "/spec/x", "value": None}]})  # explicit null
