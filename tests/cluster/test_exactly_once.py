@@ -69,7 +69,7 @@ N = 60
         for name in LAYOUTS
     ],
 )
-def topo(request: pytest.FixtureRequest):
+def topo(request: pytest.FixtureRequest) -> Iterator[Topology]:
     with running(LAYOUTS[request.param]) as t:
         yield t
 
@@ -273,7 +273,7 @@ HDR = b"NATS/1.0\r\n\r\n"  # 12 bytes
 
 
 @pytest.mark.nats_server
-def test_queue_lists_a_server_routes(servers) -> None:
+def test_queue_lists_a_server_routes(servers: Servers) -> None:
     """What a server sends a route peer with plain and queue interest: ``+ reply q..`` and
     ``| q..`` (the peer's members are the only ones, so every group is named)."""
 
@@ -314,7 +314,7 @@ def test_queue_lists_a_server_routes(servers) -> None:
 
 
 @pytest.mark.nats_server
-def test_queue_lists_a_server_receives(servers) -> None:
+def test_queue_lists_a_server_receives(servers: Servers) -> None:
     """A routed message reaches the plain subscriptions and only the queue groups it names."""
 
     def scenario(impl: str) -> list[str]:

@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 
 import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 from tests.cluster.helpers import close_all, connect, eventually, reach, sentinel, unique
 from tests.cluster.latency_proxy import LatencyProxy
 from tests.cluster.topology import GO, SC, Topology, build, wait_until
@@ -68,7 +71,7 @@ def outbound(topo: Topology, node: str, remote: str) -> dict:
         for name in LAYOUTS
     ],
 )
-def proxied(request: pytest.FixtureRequest):
+def proxied(request: pytest.FixtureRequest) -> Iterator[tuple[Topology, dict[str, LatencyProxy]]]:
     topo = build(LAYOUTS[request.param])
     proxies = {
         cl: LatencyProxy((LOOPBACK, topo.node(f"{cl}1").gateway_port), 0.0).start()
@@ -105,11 +108,13 @@ def measured_slower(topo: Topology, slow: str, fast: str) -> bool:
     return r[slow] >= 2 * DELAY and 0 < r[fast] < DELAY
 
 
-async def answers(req, subject: str) -> list[bytes]:
+async def answers(req: Client, subject: str) -> list[bytes]:
     return [(await req.request(subject, b"q", timeout=5)).data for _ in range(N)]
 
 
-async def test_queue_requests_follow_the_lowest_rtt_then_fail_over(proxied) -> None:
+async def test_queue_requests_follow_the_lowest_rtt_then_fail_over(
+    proxied: tuple[Topology, dict[str, LatencyProxy]],
+) -> None:
     topo, proxies = proxied
     for cl, p in proxies.items():
         assert outbound(topo, "A1", cl)["port"] == p.port, (cl, outbound(topo, "A1", cl))
@@ -119,7 +124,7 @@ async def test_queue_requests_follow_the_lowest_rtt_then_fail_over(proxied) -> N
         nc = await connect(topo.node(name).url)
         cl = topo.node(name).cluster
 
-        async def answer(msg, nc=nc, cl=cl) -> None:
+        async def answer(msg: Msg, nc: Client = nc, cl: str = cl) -> None:
             await nc.publish(msg.reply, cl.encode())
 
         await nc.subscribe(subject, queue="svc", cb=answer)

@@ -26,7 +26,7 @@ from tests.cluster.helpers import (
     unique,
 )
 from tests.cluster.topology import SC, Node, Topology, running
-from tests.server.conftest import RawClient
+from tests.server.conftest import RawClient, Servers
 from tests.tls.link_certs import make_pki
 from tests.tools import (
     LOOPBACK,
@@ -297,7 +297,7 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     return sum(found)
 
 
-def test_slow_consumer_counters_follow_a_cut(servers) -> None:
+def test_slow_consumer_counters_follow_a_cut(servers: Servers) -> None:
     """A client that never reads is cut as a slow consumer: the total and the per-kind
     counter (clients) both move, the others stay."""
     sp = servers.start(
