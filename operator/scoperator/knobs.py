@@ -248,7 +248,17 @@ def _client_settings(sc: SuperCluster, cluster: Cluster, service: dict[str, Any]
                 f"Service of {cluster.name} is {kind})",
             )
     if node_port is not None:
-        spec["ports"][0]["nodePort"] = node_port
+        # The client port, wherever the user listed it (ports[0] gave it to monitor for
+        # ports: [monitor, client]).
+        client = [p for p in spec["ports"] if p["name"] == "client"]
+        if not client:
+            raise KnobError(
+                INVALID_SERVICE,
+                "spec.services.client.nodePort is the client port's: list client in "
+                f"spec.services.client.ports (the client Service of {cluster.name} exposes "
+                f"{[p['name'] for p in spec['ports']]})",
+            )
+        client[0]["nodePort"] = node_port
     if policy:
         spec["externalTrafficPolicy"] = policy
     if lb_class:

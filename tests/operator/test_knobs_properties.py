@@ -316,3 +316,20 @@ def test_a_json_patch_op_without_its_value_is_refused_by_the_model(op: str) -> N
     with pytest.raises(ValidationError, match=f"JSON patch op {op} needs value"):
         _sc({"podTemplateJsonPatch": [{"op": op, "path": "/spec/x"}]})
     _sc({"podTemplateJsonPatch": [{"op": op, "path": "/spec/x", "value": None}]})  # explicit null
+
+
+def test_node_port_goes_to_the_client_port_wherever_it_is_listed() -> None:
+    """ports: [monitor, client] gave the nodePort to the monitor port (it went to ports[0])."""
+    services = {"client": {"type": "NodePort", "nodePort": 30222, "ports": ["monitor", "client"]}}
+    rendered, refused = _render({"services": services})
+    assert refused == {}
+    (svc,) = [
+        o for o in rendered["east"] if o["kind"] == "Service" and o["metadata"]["name"] == "east"
+    ]
+    assert {p["name"]: p.get("nodePort") for p in svc["spec"]["ports"]} == {
+        "monitor": None,
+        "client": 30222,
+    }
+    services["client"]["ports"] = ["monitor"]
+    reason, message = _render({"services": services})[1]["east"]
+    assert reason == INVALID_SERVICE and "list client in spec.services.client.ports" in message
