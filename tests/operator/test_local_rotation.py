@@ -75,10 +75,10 @@ def wait_reloaded(local: LocalSupercluster, before: dict[str, str]) -> None:
     wait_for(done, 60, 0.1, "every server reloaded")
 
 
-def route_login_answer(local: LocalSupercluster, user: str, password: str) -> bytes:
-    """What a route port answers a peer presenting the cluster's certificate and `user`/
-    `password` in its CONNECT (mutual TLS first, as the servers' own routes do)."""
-    server = local.servers[0]
+def route_login_answer(local: LocalSupercluster, user: str, password: str, index: int = 0) -> bytes:
+    """What the route port of `local.servers[index]` answers a peer presenting the cluster's
+    certificate and `user`/`password` in its CONNECT (mutual TLS first, as routes do)."""
+    server = local.servers[index]
     tls_dir = server.directory / "tls"
     ctx = ssl.create_default_context(cafile=str(tls_dir / "ca.crt"))
     ctx.check_hostname = False
@@ -143,6 +143,41 @@ def test_rotated_link_credentials_relink_by_reload(server: str, tmp_path: Path) 
             after = link_cids(local)
             assert all(not (after[n] & cids[n]) for n in cids), (cids, after)
             assert {s.name: s.process.pid for s in local.servers if s.process} == pids
+        out = io.StringIO()
+        assert asyncio.run(run_demo(local, local.clusters, out)) == 0, out.getvalue()
+    finally:
+        local.stop()
+
+
+def test_clusters_that_reload_at_different_times_relink_once_both_have(tmp_path: Path) -> None:
+    """East gets the new passwords first (as pods in Kubernetes get their files at different
+    times): east refuses the old route password while west still takes it; once west has the
+    new files too, every link is up and requests cross the gateways."""
+    command = list(require_binary(scserver_command(), "scserver not installed"))
+    local = make_local(command, tmp_path)
+    local.plan()
+    local.start()
+    try:
+        asyncio.run(local.wait_ready(60))
+        own = credentials_secret_name(local.supercluster.name)
+        old = dict(local.secrets[own])
+        east = [i for i, s in enumerate(local.servers) if s.address.cluster == "east"]
+        west = [i for i, s in enumerate(local.servers) if s.address.cluster == "west"]
+        loaded = {n: v["config_load_time"] for n, v in _varz(local, "varz").items()}
+        east_names = {local.servers[i].name for i in east}
+
+        new = local.rotate_credentials(["east"])
+        wait_reloaded(local, {n: t for n, t in loaded.items() if n in east_names})
+        user, password = old["route-user"], old["route-password"]
+        assert b"Authorization Violation" in route_login_answer(local, user, password, east[0])
+        assert b"Authorization Violation" not in route_login_answer(local, user, password, west[0])
+        west_auth = (local.servers[west[0]].directory / "auth.conf").read_text()
+        assert old["gateway-password"] in west_auth and new["gateway-password"] not in west_auth
+
+        assert local.rotate_credentials(["west"], new=False) == new
+        wait_reloaded(local, {n: t for n, t in loaded.items() if n not in east_names})
+        asyncio.run(local.wait_ready(60))
+        assert b"Authorization Violation" in route_login_answer(local, user, password, west[0])
         out = io.StringIO()
         assert asyncio.run(run_demo(local, local.clusters, out)) == 0, out.getvalue()
     finally:
