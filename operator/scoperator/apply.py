@@ -46,7 +46,7 @@ from scoperator.kube import FIELD_MANAGER, KubeClient, KubeError
 from scoperator.models import API_VERSION, GROUP, Cluster, SuperCluster
 from scoperator.naming import CONFIG_FILE, LABEL_SUPERCLUSTER, KubeTarget, Topology, TopologyError
 from scoperator.pki import PkiResult, ensure_pki
-from scoperator.render import render_member, required_refs
+from scoperator.render import CONTAINER_NAME, render_member, required_refs
 from scoperator.secrets import MissingSecretError, secret_refs
 from scoperator.toolbox import render_toolbox
 
@@ -68,6 +68,9 @@ CHILD_KINDS = (
     "Certificate",
 )
 OPTIONAL_KINDS = ("PodMonitor", "ServiceMonitor", "Certificate")
+# Kinds the chart grants only on request (rbac.toolbox for the toolbox Deployment): when RBAC
+# refuses to list them, the operator cannot have created any, so there is nothing to prune.
+RBAC_OPTIONAL_KINDS = ("Deployment",)
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=scoperator"
 COMPONENT = "app.kubernetes.io/component"
 APPLY_CONCURRENCY = 16
@@ -541,7 +544,9 @@ def _server_env(objects: list[dict[str, Any]]) -> dict[str, str]:
     for obj in objects:
         if obj["kind"] != "StatefulSet":
             continue
-        container = obj["spec"]["template"]["spec"]["containers"][0]
+        containers = obj["spec"]["template"]["spec"]["containers"]
+        # by name: a pod template patch may put a sidecar first
+        container = next((c for c in containers if c.get("name") == CONTAINER_NAME), {})
         for var in container.get("env") or []:
             env[var["name"]] = str(var["value"]) if "value" in var else "placeholder"
     return env
@@ -674,11 +679,16 @@ def _monitored(report: Report, cluster: str, monitor: dict[str, Any], ok: bool) 
 async def _list_optional(
     client: KubeClient, kind: str, namespace: str, selector: str
 ) -> list[dict[str, Any]]:
-    """List `kind`; an optional kind whose CRD is not installed has no objects."""
+    """List `kind`; an optional kind whose CRD is not installed has no objects, nor has a kind
+    the operator may not list (RBAC_OPTIONAL_KINDS; a wanted toolbox then fails to apply with
+    ToolboxFailed naming the 403, which is where the user sees it)."""
     try:
         return await client.list(kind, namespace, selector)
     except KubeError as exc:
         if kind in OPTIONAL_KINDS and exc.not_found:
+            return []
+        if kind in RBAC_OPTIONAL_KINDS and exc.forbidden:
+            log.debug("not allowed to list %s in %s: nothing of ours to prune", kind, namespace)
             return []
         raise
 

@@ -64,6 +64,11 @@ class KubeError(RuntimeError):
         return self.status == 404
 
     @property
+    def forbidden(self) -> bool:
+        """403: RBAC does not grant the request."""
+        return self.status == 403
+
+    @property
     def conflict(self) -> bool:
         """409: a resourceVersion precondition failed (someone else wrote first)."""
         return self.status == 409
