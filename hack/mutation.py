@@ -176,6 +176,12 @@ def stage(module: Module) -> Path:
         shutil.rmtree(mutants / "tests", ignore_errors=True)
         for meta in mutants.glob(module.path + ".meta"):
             _rejudge(meta)
+        for src in d.glob(module.path):
+            # copied unmutated by an earlier run with another selection: mutmut would take the
+            # copy (newer than the source) as already mutated, so drop it
+            copy = mutants / src.relative_to(d)
+            if copy.exists() and not Path(str(copy) + ".meta").exists():
+                copy.unlink()
     return d
 
 
