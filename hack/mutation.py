@@ -47,6 +47,8 @@ class Module:
     tests: tuple[str, ...]
     # pytest -k expression removing in-module tests that start processes (see module doc)
     exclude: str = ""
+    # more test files by glob (helpers write per-topic kill tests, e.g. test_options_tls_blocks.py)
+    extra_globs: tuple[str, ...] = ()
 
 
 _NO_PROCS = "not nats_server and not natscli and not kube and not e2e"
@@ -97,6 +99,7 @@ MODULES: tuple[Module, ...] = (
             "tests/tls/test_tls_options.py",
         ),
         exclude="config_test_flag_fails or agrees_with_nats_server",
+        extra_globs=("tests/server/test_options_*.py",),
     ),
 )
 BY_NAME = {m.name: m for m in MODULES}
@@ -104,9 +107,10 @@ BY_NAME = {m.name: m for m in MODULES}
 
 def _extra_tests(module: Module) -> list[str]:
     """Tests written to kill this module's mutants (``tests/**/test_<name>_mutants.py``)."""
-    return sorted(
-        str(p.relative_to(ROOT)) for p in ROOT.glob(f"tests/**/test_{module.name}_mutants.py")
-    )
+    found: set[str] = set()
+    for pattern in (f"tests/**/test_{module.name}_mutants.py", *module.extra_globs):
+        found.update(str(p.relative_to(ROOT)) for p in ROOT.glob(pattern))
+    return sorted(found - set(module.tests))
 
 
 def _selection(module: Module) -> list[str]:
