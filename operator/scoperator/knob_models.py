@@ -68,6 +68,13 @@ class MetricsSpec(Model):
 
     pod_monitor: PodMonitorSpec = Field(default_factory=PodMonitorSpec)
     service_monitor: ServiceMonitorSpec = Field(default_factory=ServiceMonitorSpec)
+    prefix: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="Metric name prefix the monitors ask /metrics for (`params: {prefix: [..]}`): "
+        "`nats` gives the names of the NATS Helm chart's exporter (nats_varz_*), so its "
+        "dashboards work unchanged; default gnatsd (the exporter's own default).",
+    )
 
 
 def _free_form_without_default(schema: dict[str, Any]) -> None:

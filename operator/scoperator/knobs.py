@@ -295,9 +295,18 @@ def effective_service_monitor(sc: SuperCluster, cluster: Cluster) -> PodMonitorS
     return _effective(sc.spec.metrics.service_monitor, cluster.spec.metrics.service_monitor)
 
 
-def _metrics_endpoint(settings: PodMonitorSpec, scheme: str) -> dict[str, Any]:
-    """One scrape endpoint: /metrics on the port named monitor."""
+def metrics_prefix(sc: SuperCluster, cluster: Cluster) -> str | None:
+    """The metric name prefix a member's monitors ask for (the Cluster's wins)."""
+    return cluster.spec.metrics.prefix or sc.spec.metrics.prefix
+
+
+def _metrics_endpoint(
+    settings: PodMonitorSpec, scheme: str, prefix: str | None = None
+) -> dict[str, Any]:
+    """One scrape endpoint: /metrics on the port named monitor (`?prefix=` when one is set)."""
     endpoint: dict[str, Any] = {"port": "monitor", "path": METRICS_PATH}
+    if prefix:
+        endpoint["params"] = {"prefix": [prefix]}
     if settings.interval:
         endpoint["interval"] = settings.interval
     if settings.scrape_timeout:
@@ -334,7 +343,7 @@ def service_monitor(sc: SuperCluster, cluster: Cluster, namespace: str, scheme: 
                 "matchLabels": {**selector_labels(cluster.name), LABEL_SUPERCLUSTER: sc.name}
             },
             "podTargetLabels": [LABEL_SUPERCLUSTER, LABEL_CLUSTER],
-            "endpoints": [_metrics_endpoint(settings, scheme)],
+            "endpoints": [_metrics_endpoint(settings, scheme, metrics_prefix(sc, cluster))],
         },
     }
 
@@ -350,7 +359,7 @@ def pod_monitor(sc: SuperCluster, cluster: Cluster, namespace: str, scheme: str)
         return None
     from scoperator.naming import selector_labels
 
-    endpoint = _metrics_endpoint(settings, scheme)
+    endpoint = _metrics_endpoint(settings, scheme, metrics_prefix(sc, cluster))
     return {
         "apiVersion": PODMONITOR_API,
         "kind": "PodMonitor",

@@ -8,6 +8,7 @@ import io
 import os
 from pathlib import Path
 
+import pytest
 import yaml
 from tests.operator.helpers import EXAMPLES, GOLDEN
 
@@ -64,3 +65,35 @@ def test_service_monitor_over_https_and_next_to_a_pod_monitor(tmp_path: Path) ->
     assert kinds[-2:] == ["PodMonitor", "ServiceMonitor"]  # last: everything else applies first
     (endpoint,) = next(d for d in docs if d["kind"] == "ServiceMonitor")["spec"]["endpoints"]
     assert endpoint["scheme"] == "https"
+
+
+def test_metrics_prefix_asks_for_the_chart_exporters_names(tmp_path: Path) -> None:
+    """metrics.prefix: nats -> both monitors scrape /metrics?prefix=nats (nats_varz_*, as the
+    NATS Helm chart's exporter names them); a Cluster's own prefix wins."""
+    metrics = {"podMonitor": {"enabled": True}, "serviceMonitor": {"enabled": True},
+               "prefix": "nats"}  # fmt: skip
+    docs = _render(tmp_path, metrics)
+    (pod,) = next(d for d in docs if d["kind"] == "PodMonitor")["spec"]["podMetricsEndpoints"]
+    (svc,) = next(d for d in docs if d["kind"] == "ServiceMonitor")["spec"]["endpoints"]
+    assert pod["params"] == svc["params"] == {"prefix": ["nats"]}
+
+
+def test_metrics_prefix_is_validated() -> None:
+    from pydantic import ValidationError
+
+    from scoperator.knob_models import MetricsSpec
+
+    assert MetricsSpec.model_validate({"prefix": "nats_1"}).prefix == "nats_1"
+    with pytest.raises(ValidationError, match="prefix"):
+        MetricsSpec.model_validate({"prefix": "nats-x"})
+
+
+def test_a_clusters_metrics_prefix_wins() -> None:
+    from tests.operator.test_knobs import _cl, _sc
+
+    from scoperator.knobs import metrics_prefix
+
+    sc = _sc(metrics={"prefix": "nats"})
+    assert metrics_prefix(sc, _cl()) == "nats"
+    assert metrics_prefix(sc, _cl(metrics={"prefix": "gnatsd"})) == "gnatsd"
+    assert metrics_prefix(_sc(), _cl()) is None
