@@ -134,3 +134,36 @@ async def test_without_a_cluster_domain_only_the_chain_is_verified(serve: Serve)
     address = await serve(ca, certs.make_server_cert(ca, "east", ["localhost"], NOW, HOUR))
     probe = await _probe(address, ca, {"mode": "Managed"}, None)
     assert probe.healthy, probe
+
+
+@pytest.mark.parametrize(("names", "failures"), [([FQDN], 0), (["127.0.0.1"], 1)])
+async def test_operator_rounds_verify_with_the_cluster_domain(
+    serve: Serve, names: list[str], failures: int
+) -> None:
+    """The operator's observer round (handlers.Context) passes its --cluster-domain: a
+    certificate for the pod's FQDN passes, one for the IP it dials only does not."""
+    from tests.operator.test_handlers_unit import FakeClient
+
+    from scoperator import metrics as m
+    from scoperator.handlers import Context, OperatorConfig
+    from scoperator.status import StatusWriter
+
+    ca = certs.make_ca("sc", NOW, HOUR)
+    address = await serve(ca, certs.make_server_cert(ca, "east", names, NOW, HOUR))
+    client = FakeClient()
+    ctx = Context(
+        OperatorConfig(probe_timeout=5.0, cluster_domain="cluster.local"),
+        client,  # type: ignore[arg-type]
+        StatusWriter(client, manager="r"),  # type: ignore[arg-type]
+        StatusWriter(client, manager="o"),  # type: ignore[arg-type]
+        m.Metrics(),
+        StaticResolver({"east-0": address}),
+    )
+    body, members = _bodies({"mode": "Managed"})
+    ctx.superclusters[("ns", "sc")] = {"kind": "SuperCluster", **body}
+    members[0]["metadata"].update(namespace="ns", uid="uid-east")
+    members[0]["spec"]["superCluster"] = "sc"
+    ctx.clusters[("ns", "east")] = {"kind": "Cluster", **members[0]}
+    ctx.trust[("ns", "sc")] = ca.cert_pem
+    await ctx.observe_once()
+    assert ctx.metrics.probe_failures.get() == failures
