@@ -173,7 +173,9 @@ def stage(module: Module) -> Path:
         link = d / name
         if not link.is_symlink():
             link.symlink_to(ROOT / name, target_is_directory=True)
+    old = _staged_selection(d)
     (d / "pyproject.toml").write_text(_pyproject(module))
+    _keep_verdicts_if_tests_only_grew(d, old, _selection(module))
     # mutmut keeps its own copy under mutants/; refresh the parts it never re-copies
     mutants = d / "mutants"
     if mutants.exists():
@@ -187,6 +189,44 @@ def stage(module: Module) -> Path:
             if copy.exists() and not Path(str(copy) + ".meta").exists():
                 copy.unlink()
     return d
+
+
+def _staged_selection(d: Path) -> list[str] | None:
+    """The test selection of the last staging (None if never staged)."""
+    import tomllib
+
+    py = d / "pyproject.toml"
+    if not py.exists():
+        return None
+    return tomllib.loads(py.read_text())["tool"]["mutmut"]["pytest_add_cli_args_test_selection"]
+
+
+def _keep_verdicts_if_tests_only_grew(d: Path, old: list[str] | None, new: list[str]) -> None:
+    """Keep mutmut's verdicts when the selection only gained test files.
+
+    mutmut resets every verdict (hours for options) when the selection changes.  A mutant
+    killed by a subset of the tests is still killed by the superset, so when the only change
+    is added files (same markers and -k), the stored fingerprint is moved to the new selection;
+    mutmut then collects stats for the new tests and ``_rejudge`` re-runs the survivors.
+    """
+    stats = d / "mutants" / "mutmut-stats.json"
+    if old is None or old == new or not stats.exists():
+        return
+
+    def split(sel: list[str]) -> tuple[set[str], list[str]]:
+        i = sel.index("-m") if "-m" in sel else len(sel)
+        return set(sel[:i]), sel[i:]
+
+    (old_files, old_opts), (new_files, new_opts) = split(old), split(new)
+    if old_opts != new_opts or not old_files <= new_files:
+        return
+    import hashlib
+
+    data = json.loads(stats.read_text())
+    fp = data.get("config_fingerprint") or {}
+    fp["test_selection"] = hashlib.sha256(repr(tuple(new)).encode()).hexdigest()[:12]
+    data["config_fingerprint"] = fp
+    stats.write_text(json.dumps(data, indent=4))
 
 
 def _rejudge(meta: Path) -> None:
