@@ -93,3 +93,23 @@ def test_unknown_cluster_and_unallocated_local_ports_are_named() -> None:
         t.cluster("nowhere")
     with pytest.raises(TopologyError, match="^no local ports allocated for server west-0$"):
         LocalTarget().address("west", 0, Ports())
+
+
+def test_local_cluster_endpoints_are_its_first_servers_urls() -> None:
+    from scoperator.naming import cluster_endpoints, server_name
+
+    resources = load_example("supercluster-3x3.yaml")
+    (sc,) = resources.superclusters
+    members = resources.members(sc)
+    ports = {
+        server_name(c.name, i): Ports(
+            client=10000 + i, cluster=11000 + i, gateway=12000 + i, monitor=13000 + i
+        )
+        for c in members
+        for i in range(5)
+    }
+    topology = Topology.build(sc, members, LocalTarget(ports=ports))
+    name = topology.clusters[0].name
+    assert len(topology.servers(name)) > 1
+    e = cluster_endpoints(topology, name)
+    assert (e.client, e.gateway) == ("nats://127.0.0.1:10000", "nats://127.0.0.1:12000")

@@ -127,3 +127,37 @@ def test_stats_count_inserts_removes_and_misses() -> None:
         "num_removes": 1,
         "num_cache_misses": 2,
     }
+
+
+def test_cached_results_stay_usable_through_mixed_inserts() -> None:
+    sl = Sublist()
+    q1, q2, lit, w1, w2 = Sub(b"foo", b"q"), Sub(b"foo", b"q"), Sub(b"foo"), Sub(b"*"), Sub(b">")
+    sl.insert(q1)
+    sl.match(b"foo")  # cached
+    sl.insert(q2)  # literal, into an existing cached group
+    sl.insert(lit)  # literal, plain
+    sl.insert(w1)  # wildcards update the same cached entry again
+    sl.insert(w2)
+    r = sl.match(b"foo")
+    assert {id(x) for x in r.psubs} == {id(lit), id(w1), id(w2)}
+    assert [sorted(map(id, g)) for g in r.qsubs] == [sorted([id(q1), id(q2)])]
+
+
+def test_queue_subscription_inserted_twice_is_refused() -> None:
+    sl = Sublist()
+    q = Sub(b"foo", b"q")
+    sl.insert(q)
+    with pytest.raises(ValueError, match="^subscription already inserted$"):
+        sl.insert(q)
+
+
+def test_removing_an_uncached_subject_while_others_are_cached() -> None:
+    sl = Sublist()
+    a, b = Sub(b"foo"), Sub(b"bar")
+    sl.insert(a)
+    sl.insert(b)
+    sl.match(b"bar")  # the cache holds bar only
+    assert sl.remove(a) is True
+    assert sl.remove(b) is True
+    assert sl.stats()["num_removes"] == 2
+    assert sl.match(b"foo").psubs == [] and sl.match(b"bar").psubs == []
