@@ -79,29 +79,59 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], indent: str = "
 
 
 def _yes(value: Any) -> str:
-    return {True: "yes", False: "no"}.get(value, "?")
+    return "yes" if value is True else "no" if value is False else "?"
+
+
+# Typed reads of raw JSON. Another operator version may shape a field differently (a list where
+# this one writes an object, a number as a string): the table then shows a gap or `?` for that
+# field instead of ending in a traceback.
+
+
+def _map(value: Any) -> Obj:
+    """`value` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _items(value: Any) -> list[Obj]:
+    """The objects of a JSON list (nothing when `value` is not a list)."""
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _name(value: Any) -> str | None:
+    """A string field (names, types, phases), or None: usable as a dict key and sort key."""
+    return value if isinstance(value, str) else None
+
+
+def _names(value: Any) -> str:
+    """A list of names joined with commas, `-` when there is none."""
+    return ",".join(str(v) for v in value) if isinstance(value, list) and value else "-"
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def _meta(obj: Obj) -> Obj:
-    return obj.get("metadata") or {}
+    return _map(_map(obj).get("metadata"))
 
 
 def _status(obj: Obj) -> Obj:
-    return obj.get("status") or {}
+    return _map(_map(obj).get("status"))
 
 
 def _cond(obj: Obj, ctype: str) -> Obj:
-    for c in _status(obj).get("conditions") or []:
+    for c in _items(_status(obj).get("conditions")):
         if c.get("type") == ctype:
             return c
     return {}
 
 
 def _bad(cond: Obj) -> bool:
-    return BAD_WHEN.get(cond.get("type", "")) == cond.get("status") or cond.get("status") not in (
-        "True",
-        "False",
-    )
+    status = cond.get("status")
+    return status not in ("True", "False") or BAD_WHEN.get(_name(cond.get("type")) or "") == status
 
 
 # ---------------------------------------------------------------------------------- sections
@@ -115,7 +145,7 @@ def _header(snap: Snapshot) -> list[str]:
     stale = "" if gen is None or gen == observed else f" (observed generation {observed})"
     total = st.get("clustersTotal", len(snap.clusters))
     replicas = sum(
-        int(_status(c).get("replicas") or (c.get("spec") or {}).get("replicas") or 0)
+        _int(_status(c).get("replicas") or _map(c.get("spec")).get("replicas"))
         for c in snap.clusters
     )
     return [
@@ -126,21 +156,21 @@ def _header(snap: Snapshot) -> list[str]:
 
 
 def _clusters(snap: Snapshot) -> list[str]:
-    members = {m.get("name"): m for m in _status(snap.supercluster).get("members") or []}
+    members = {_name(m.get("name")): m for m in _items(_status(snap.supercluster).get("members"))}
     rows = []
     for c in snap.clusters:
-        name = _meta(c).get("name")
+        name = _name(_meta(c).get("name"))
         st = _status(c)
         m = members.get(name, {})
-        problems = [k.get("type") for k in st.get("conditions") or [] if _bad(k)]
+        problems = [_name(k.get("type")) for k in _items(st.get("conditions")) if _bad(k)]
         rows.append(
             [
                 name,
                 _yes(_cond(c, "Ready").get("status") == "True" if _cond(c, "Ready") else None),
                 f"{st.get('readyServers', 0)}/{st.get('replicas', '?')}",
-                ",".join(m.get("connectedTo") or []) or "-",
-                ",".join(m.get("missing") or []) or "-",
-                (st.get("endpoints") or {}).get("client") or "-",
+                _names(m.get("connectedTo")),
+                _names(m.get("missing")),
+                _map(st.get("endpoints")).get("client") or "-",
                 ",".join(p for p in problems if p) or "-",
             ]
         )
@@ -151,8 +181,8 @@ def _clusters(snap: Snapshot) -> list[str]:
                     f"{m.get('name')} (external)",
                     _yes(m.get("ready")),
                     "-",
-                    ",".join(m.get("connectedTo") or []) or "-",
-                    ",".join(m.get("missing") or []) or "-",
+                    _names(m.get("connectedTo")),
+                    _names(m.get("missing")),
                     "-",
                     "-",
                 ]
@@ -170,7 +200,7 @@ def _ordinal(name: str) -> tuple[str, int]:
 
 def _pod_version(pod: Obj | None) -> str | None:
     """The image tag of the server container (the version when the status has none yet)."""
-    for container in ((pod or {}).get("spec") or {}).get("containers") or []:
+    for container in _items(_map(_map(pod).get("spec")).get("containers")):
         if container.get("name") == CONTAINER_NAME:
             image = str(container.get("image") or "")
             tail = image.rsplit("/", 1)[-1]
@@ -182,30 +212,33 @@ def _pod_state(pod: Obj | None) -> tuple[str, str, int | str]:
     """(phase, ready, restarts) of a pod as kubectl shows them."""
     if pod is None:
         return "missing", "no", "-"
-    st = pod.get("status") or {}
-    phase = st.get("phase") or "Unknown"
+    st = _status(pod)
+    phase = _name(st.get("phase")) or "Unknown"
     if _meta(pod).get("deletionTimestamp"):
         phase = "Terminating"
     ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or []
+        c.get("type") == "Ready" and c.get("status") == "True" for c in _items(st.get("conditions"))
     )
-    restarts = sum(int(c.get("restartCount") or 0) for c in st.get("containerStatuses") or [])
+    restarts = sum(_int(c.get("restartCount")) for c in _items(st.get("containerStatuses")))
     return phase, _yes(ready), restarts
 
 
 def _servers(snap: Snapshot) -> list[str]:
-    pods = {_meta(p).get("name"): p for p in snap.pods}
+    pods = {_name(_meta(p).get("name")): p for p in snap.pods}
     rows = []
     for c in snap.clusters:
         cname = _meta(c).get("name")
-        reported = {s.get("name"): s for s in _status(c).get("servers") or []}
-        names = set(reported) | {
-            n for n, p in pods.items() if (_meta(p).get("labels") or {}).get(LABEL_CLUSTER) == cname
+        reported = {_name(s.get("name")): s for s in _items(_status(c).get("servers"))}
+        names = {n for n in reported if n} | {
+            n
+            for n, p in pods.items()
+            if n and _map(_meta(p).get("labels")).get(LABEL_CLUSTER) == cname
         }
         for name in sorted(names, key=_ordinal):
             s, pod = reported.get(name, {}), pods.get(name)
             phase, ready, restarts = _pod_state(pod)
-            config = {True: "current", False: "stale"}.get(s.get("configCurrent"), "?")
+            current = s.get("configCurrent")
+            config = "current" if current is True else "stale" if current is False else "?"
             rows.append(
                 [
                     cname,
@@ -234,12 +267,20 @@ def _matrix(snap: Snapshot) -> list[str]:
     """Rows: clusters dialling; columns: clusters dialled. A cell is `ok` when every server of
     the row cluster has a link to the column cluster (status connectivity), followed by the
     row cluster's outbound/inbound link counts with the column cluster (Cluster status)."""
-    connectivity = _status(snap.supercluster).get("connectivity") or {}
+    connectivity = _map(_status(snap.supercluster).get("connectivity"))
     links = {
-        _meta(c).get("name"): {g.get("cluster"): g for g in _status(c).get("gateways") or []}
+        _name(_meta(c).get("name")): {
+            _name(g.get("cluster")): g for g in _items(_status(c).get("gateways"))
+        }
         for c in snap.clusters
     }
-    names = sorted(set(connectivity) | set(links) | {b for r in connectivity.values() for b in r})
+    names = sorted(
+        n
+        for n in set(connectivity)
+        | set(links)
+        | {b for r in connectivity.values() for b in _map(r)}
+        if isinstance(n, str)
+    )
     if len(names) < 2:
         return []
     rows = []
@@ -249,9 +290,9 @@ def _matrix(snap: Snapshot) -> list[str]:
             if a == b:
                 row.append("-")
                 continue
-            linked = (connectivity.get(a) or {}).get(b)
+            linked = _map(connectivity.get(a)).get(b)
             link = links.get(a, {}).get(b)
-            mark = {True: "ok", False: "NO"}.get(linked, "?")
+            mark = "ok" if linked is True else "NO" if linked is False else "?"
             counts = f" {link.get('outbound', 0)}/{link.get('inbound', 0)}" if link else ""
             row.append(mark + counts)
         rows.append(row)
@@ -266,8 +307,11 @@ def _conditions(snap: Snapshot, now: dt.datetime) -> list[str]:
     rows = []
     for obj, every in [(snap.supercluster, True)] + [(c, False) for c in snap.clusters]:
         conds = sorted(
-            _status(obj).get("conditions") or [],
-            key=lambda k: (order.get(k.get("type"), len(order)), k.get("type") or ""),
+            _items(_status(obj).get("conditions")),
+            key=lambda k: (
+                order.get(_name(k.get("type")) or "", len(order)),
+                _name(k.get("type")) or "",
+            ),
         )
         for k in conds:
             if every or _bad(k):
@@ -289,7 +333,7 @@ def _conditions(snap: Snapshot, now: dt.datetime) -> list[str]:
 
 def event_time(ev: Obj) -> str:
     """When an Event last happened (events.k8s.io eventTime, else lastTimestamp, else creation)."""
-    series = ev.get("series") or {}
+    series = _map(ev.get("series"))
     return (
         series.get("lastObservedTime")
         or ev.get("lastTimestamp")
@@ -306,15 +350,16 @@ def _events(snap: Snapshot, now: dt.datetime, limit: int) -> list[str]:
         return ["Events: none"]
     rows = []
     for ev in events:
-        obj = ev.get("involvedObject") or ev.get("regarding") or {}
-        count = int(ev.get("count") or 1)
+        obj = _map(ev.get("involvedObject") or ev.get("regarding"))
+        count = _int(ev.get("count")) or 1
         rows.append(
             [
                 age(event_time(ev), now),
                 ev.get("type"),
                 f"{obj.get('kind')}/{obj.get('name')}",
                 ev.get("reason"),
-                (ev.get("message") or ev.get("note") or "") + (f" (x{count})" if count > 1 else ""),
+                str(ev.get("message") or ev.get("note") or "")
+                + (f" (x{count})" if count > 1 else ""),
             ]
         )
     return [
