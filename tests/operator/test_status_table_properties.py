@@ -48,7 +48,7 @@ OBJECTS = st.dictionaries(FIELDS, VALUES, max_size=5)
 NOW = dt.datetime(2026, 11, 26, 12, 0, 0, tzinfo=dt.UTC)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     sc=OBJECTS,
     clusters=st.lists(OBJECTS, max_size=3),
