@@ -114,17 +114,24 @@ def _sc(spec: dict[str, Any]) -> SuperCluster:
     )
 
 
-def _render(spec: dict[str, Any]) -> tuple[dict[str, list[dict]], dict[str, tuple[str, str]]]:
+def _render(
+    spec: dict[str, Any], cluster_spec: dict[str, Any] | None = None
+) -> tuple[dict[str, list[dict]], dict[str, tuple[str, str]]]:
     sc = _sc(spec)
     cluster = Cluster.model_validate(
-        {"metadata": {"name": "east", "namespace": "ns"}, "spec": {"superCluster": "sc"}}
+        {
+            "metadata": {"name": "east", "namespace": "ns"},
+            "spec": {"superCluster": "sc", **(cluster_spec or {})},
+        }
     )
     secrets = {**fixed_credentials("sc"), "u": {"admin": "admin-pass"}}
     return _render_members(Topology.build(sc, [cluster], KubeTarget("ns")), secrets)
 
 
-def _rendered_or_refused(spec: dict[str, Any], reasons: set[str]) -> None:
-    rendered, refused = _render(spec)
+def _rendered_or_refused(
+    spec: dict[str, Any], reasons: set[str], cluster_spec: dict[str, Any] | None = None
+) -> None:
+    rendered, refused = _render(spec, cluster_spec)
     assert set(rendered) | set(refused) == {"east"}
     for reason, message in refused.values():
         assert reason in reasons, (reason, message)
@@ -137,9 +144,13 @@ CONFIG_SETTINGS = settings(
 
 
 @CONFIG_SETTINGS
-@given(merge=OBJECTS)
-def test_any_config_merge_renders_or_is_refused_with_a_condition(merge: dict) -> None:
-    _rendered_or_refused({"config": {"merge": merge}}, {INVALID_CONFIG_MERGE})
+@given(merge=OBJECTS, over=st.none() | OBJECTS)
+def test_any_config_merge_renders_or_is_refused_with_a_condition(
+    merge: dict, over: dict | None
+) -> None:
+    """The SuperCluster's fragment, and a Cluster's merged over it (of any other shape)."""
+    cluster_spec = None if over is None else {"config": {"merge": over}}
+    _rendered_or_refused({"config": {"merge": merge}}, {INVALID_CONFIG_MERGE}, cluster_spec)
 
 
 @CONFIG_SETTINGS
