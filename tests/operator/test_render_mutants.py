@@ -1,0 +1,95 @@
+"""Small contracts of ``scoperator.render`` that the golden files leave open (``make mutate``).
+
+Durations round up to whole seconds in every unit; monitoring is https only when client TLS
+serves it; the client Service is a ClusterIP; manifests need the Kubernetes target and a
+per-server target needs the ordinal, both refused with a message that says so.
+"""
+
+from __future__ import annotations
+
+import pytest
+from tests.operator.helpers import example_secrets, load_example
+
+from scoperator.models import Ports
+from scoperator.naming import KubeTarget, LocalTarget, Topology, server_name
+from scoperator.render import (
+    client_service,
+    duration_seconds,
+    monitor_scheme,
+    render_member,
+    render_server_config,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1ms", 1), ("1000ms", 1), ("1001ms", 2), ("2000ms", 2), ("2h", 7200), ("0s", 0), ("3m", 180)],
+)
+def test_durations_round_up_to_whole_seconds(text: str, seconds: int) -> None:
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "1d", "1.5s", "", "s"])
+def test_bad_durations_are_named(text: str) -> None:
+    with pytest.raises(ValueError, match=f"^bad duration {text!r}$"):
+        duration_seconds(text)
+
+
+def _kube(example: str) -> Topology:
+    resources = load_example(example)
+    (sc,) = resources.superclusters
+    return Topology.build(sc, resources.members(sc), KubeTarget("ns"))
+
+
+def test_monitoring_is_https_only_when_asked_for() -> None:
+    resources = load_example("tls-clients.yaml")
+    (sc,) = resources.superclusters
+    t = Topology.build(sc, resources.members(sc), KubeTarget("ns"))
+    name = t.clusters[0].name
+    assert monitor_scheme(sc) == "https"
+    assert 'https: "0.0.0.0:8222"' in render_server_config(t, name)
+    sc.spec.tls.monitoring = "HTTP"  # client TLS stays on
+    t = Topology.build(sc, resources.members(sc), KubeTarget("ns"))
+    assert monitor_scheme(sc) == "http"
+    config = render_server_config(t, name)
+    assert 'http: "0.0.0.0:8222"' in config and "https:" not in config
+    assert monitor_scheme(_kube("supercluster.yaml").supercluster) == "http"
+
+
+def test_client_service_is_cluster_ip() -> None:
+    t = _kube("supercluster.yaml")
+    svc = client_service(t, t.clusters[0].name)
+    assert svc["spec"]["type"] == "ClusterIP"
+
+
+def test_manifests_need_the_kubernetes_target() -> None:
+    resources = load_example("supercluster.yaml")
+    (sc,) = resources.superclusters
+    members = resources.members(sc)
+    ports = {
+        server_name(c.name, i): Ports(
+            client=10000 + i, cluster=11000 + i, gateway=12000 + i, monitor=13000 + i
+        )
+        for c in members
+        for i in range(3)
+    }
+    local = Topology.build(sc, members, LocalTarget(ports=ports))
+    with pytest.raises(TypeError, match="^manifests are rendered for the Kubernetes target only$"):
+        render_member(local, members[0].name, None)
+    with pytest.raises(ValueError, match="^a per-server target needs the server ordinal$"):
+        render_server_config(local, members[0].name)
+    config = render_server_config(local, members[0].name, 0)
+    assert "10000" in config
+
+
+def test_render_member_renders_that_member_only() -> None:
+    resources = load_example("supercluster.yaml")
+    (sc,) = resources.superclusters
+    t = Topology.build(sc, resources.members(sc), KubeTarget("ns"))
+    name = t.clusters[0].name
+    objs = render_member(t, name, example_secrets(resources))
+    assert objs
+    kinds = {o["kind"] for o in objs}
+    assert {"StatefulSet", "Service"} <= kinds
+    for o in objs:
+        assert o["metadata"]["namespace"] == "ns"
