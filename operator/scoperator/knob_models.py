@@ -29,6 +29,9 @@ DEFAULT_TOOLBOX_IMAGE = "natsio/nats-box:0.14.5"
 RESERVED_VOLUMES = frozenset({"config", "tmp"})
 RESERVED_ENV = frozenset({"POD_NAME"})
 RESERVED_CONTAINERS = frozenset({"scserver"})
+# Mount points of the server container (naming.CONFIG_DIR, the tmp emptyDir): a user mount there
+# or below would shadow the config or fail in the read-only projected volume at pod start.
+RESERVED_MOUNT_PATHS = ("/etc/scserver", "/tmp")
 
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
 
@@ -210,8 +213,15 @@ class PodSettings(Model):
         _named(self.sidecars, "sidecar", RESERVED_CONTAINERS)
         _named(self.init_containers, "init container", RESERVED_CONTAINERS)
         for mount in self.extra_volume_mounts or []:
-            if not mount.get("name") or not mount.get("mountPath"):
+            path = mount.get("mountPath")
+            if not mount.get("name") or not isinstance(path, str) or not path:
                 raise ValueError("every extra volume mount needs name and mountPath")
+            for reserved in RESERVED_MOUNT_PATHS:
+                if path.rstrip("/") == reserved or path.startswith(reserved + "/"):
+                    raise ValueError(
+                        f"extra volume mount {path!r} is at or below {reserved}, which the "
+                        "server container uses"
+                    )
         return self
 
 

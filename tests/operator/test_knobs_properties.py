@@ -344,3 +344,25 @@ def test_node_port_goes_to_the_client_port_wherever_it_is_listed() -> None:
     services["client"]["ports"] = ["monitor"]
     reason, message = _render({"services": services})[1]["east"]
     assert reason == INVALID_SERVICE and "list client in spec.services.client.ports" in message
+
+
+def test_reserved_mount_paths_match_the_rendered_server_container() -> None:
+    from scoperator.knob_models import RESERVED_MOUNT_PATHS
+    from scoperator.naming import CONFIG_DIR
+
+    rendered, _ = _render({})
+    (sts,) = [o for o in rendered["east"] if o["kind"] == "StatefulSet"]
+    mounts = {
+        m["mountPath"] for m in sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    }
+    assert set(RESERVED_MOUNT_PATHS) == mounts and CONFIG_DIR in mounts
+
+
+@pytest.mark.parametrize(
+    "path", ["/etc/scserver", "/etc/scserver/", "/etc/scserver/extra", "/tmp/x"]
+)
+def test_an_extra_mount_over_the_servers_own_is_refused(path: str) -> None:
+    mount = {"name": "v", "mountPath": path}
+    with pytest.raises(ValidationError, match="which the server container uses"):
+        _sc({"pod": {"extraVolumeMounts": [mount]}})
+    _sc({"pod": {"extraVolumeMounts": [{"name": "v", "mountPath": "/etc/scserver-extra"}]}})
