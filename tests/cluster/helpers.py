@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterable
 
 import nats
+import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
@@ -130,3 +131,12 @@ async def close_all(*clients: Client) -> None:
             await c.close()
         except Exception:  # noqa: BLE001 - closing after a server died
             pass
+
+
+def layout_params(layouts: Iterable[str]) -> list[object]:
+    """pytest params for layout names; every layout but the all-scserver one ("scserver")
+    runs nats-server too, so it carries the nats_server mark."""
+    return [
+        pytest.param(name, marks=[pytest.mark.nats_server] if name != "scserver" else [])
+        for name in layouts
+    ]

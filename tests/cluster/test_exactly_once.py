@@ -40,7 +40,16 @@ from typing import Any
 
 import pytest
 from nats.aio.client import Client
-from tests.cluster.helpers import Inbox, close_all, connect, eventually, reach, sentinel, unique
+from tests.cluster.helpers import (
+    Inbox,
+    close_all,
+    connect,
+    eventually,
+    layout_params,
+    reach,
+    sentinel,
+    unique,
+)
 from tests.cluster.topology import GO, SC, Topology, running
 from tests.server.conftest import IMPLS, RawClient, Servers
 from tests.tools import LOOPBACK, free_port
@@ -64,10 +73,7 @@ N = 60
 
 @pytest.fixture(
     scope="module",
-    params=[
-        pytest.param(name, marks=[pytest.mark.nats_server] if name != "scserver" else [])
-        for name in LAYOUTS
-    ],
+    params=layout_params(LAYOUTS),
 )
 def topo(request: pytest.FixtureRequest) -> Iterator[Topology]:
     with running(LAYOUTS[request.param]) as t:

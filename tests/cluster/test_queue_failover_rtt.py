@@ -27,7 +27,15 @@ from collections.abc import Iterator
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from tests.cluster.helpers import close_all, connect, eventually, reach, sentinel, unique
+from tests.cluster.helpers import (
+    close_all,
+    connect,
+    eventually,
+    layout_params,
+    reach,
+    sentinel,
+    unique,
+)
 from tests.cluster.latency_proxy import LatencyProxy
 from tests.cluster.topology import GO, SC, Topology, build, wait_until
 from tests.tools import LOOPBACK
@@ -66,10 +74,7 @@ def outbound(topo: Topology, node: str, remote: str) -> dict:
 
 @pytest.fixture(
     scope="module",
-    params=[
-        pytest.param(name, marks=[pytest.mark.nats_server] if name != "scserver" else [])
-        for name in LAYOUTS
-    ],
+    params=layout_params(LAYOUTS),
 )
 def proxied(request: pytest.FixtureRequest) -> Iterator[tuple[Topology, dict[str, LatencyProxy]]]:
     topo = build(LAYOUTS[request.param])

@@ -24,7 +24,16 @@ from typing import Any
 
 import nats
 import pytest
-from tests.cluster.helpers import Inbox, close_all, eventually, reach, sentinel, subscribe, unique
+from tests.cluster.helpers import (
+    Inbox,
+    close_all,
+    eventually,
+    layout_params,
+    reach,
+    sentinel,
+    subscribe,
+    unique,
+)
 from tests.cluster.topology import GO, SC, Topology, running
 
 SYS = "  $SYS: { users: [{user: sys, password: sys}] }\n"
@@ -117,13 +126,7 @@ def client_ids(topo: Topology, name: str) -> set[int]:
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.parametrize(
-    "layout",
-    [
-        pytest.param(name, marks=[pytest.mark.nats_server] if name != "scserver" else [])
-        for name in LAYOUTS
-    ],
-)
+@pytest.mark.parametrize("layout", layout_params(LAYOUTS))
 async def test_reload_keeps_clients_delivering_and_receiving(layout: str, mode: str) -> None:
     m = MODES[mode]
     with running(LAYOUTS[layout], top_extra={"*": auth_conf(m.before, m.extra)}) as topo:
