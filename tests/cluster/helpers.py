@@ -16,6 +16,7 @@ import itertools
 import time
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 import nats
 import pytest
@@ -140,3 +141,34 @@ def layout_params(layouts: Iterable[str]) -> list[object]:
         pytest.param(name, marks=[pytest.mark.nats_server] if name != "scserver" else [])
         for name in layouts
     ]
+
+
+class WatchedClient:
+    """A nats-py client that records a disconnect instead of reconnecting: tests that a reload
+    or an update drops no client assert that ``lost`` stays empty."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.lost: list[str] = []
+        self.nc: Any = None  # set by connect()
+
+    async def connect(self, url: str, login: dict[str, str] | None = None) -> WatchedClient:
+        """Connect to ``url`` (with ``user``/``password`` from ``login``, if any)."""
+
+        async def lost() -> None:
+            self.lost.append("disconnected")
+
+        async def error(e: Exception) -> None:
+            self.lost.append(f"error: {e}")
+
+        self.nc = await nats.connect(
+            url,
+            name=self.name,
+            allow_reconnect=False,
+            connect_timeout=5,
+            disconnected_cb=lost,
+            closed_cb=lost,
+            error_cb=error,
+            **(login or {}),
+        )
+        return self

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
-from typing import Any
 
-import nats
 import pytest
 from tests.cluster.helpers import (
     Inbox,
+    WatchedClient,
     close_all,
     eventually,
     layout_params,
@@ -73,34 +72,6 @@ def auth_conf(accounts: str, extra: str) -> str:
     return f"accounts {{\n{accounts}}}\n{extra}"
 
 
-class Client:
-    """A nats-py client that records a disconnect instead of reconnecting."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.lost: list[str] = []
-        self.nc: Any = None
-
-    async def connect(self, url: str, login: dict[str, str]) -> Client:
-        async def lost() -> None:
-            self.lost.append("disconnected")
-
-        async def error(e: Exception) -> None:
-            self.lost.append(f"error: {e}")
-
-        self.nc = await nats.connect(
-            url,
-            name=self.label,
-            allow_reconnect=False,
-            connect_timeout=3,
-            disconnected_cb=lost,
-            closed_cb=lost,
-            error_cb=error,
-            **login,
-        )
-        return self
-
-
 def reloads(topo: Topology, name: str) -> int:
     return topo.node(name).log().count("Reloaded server configuration")
 
@@ -138,16 +109,17 @@ async def _scenario(topo: Topology, m: Mode) -> None:
     a1 = topo.node("A1").url
     peer_login = logins[-1]
     peers = {
-        n: await Client(f"peer-{n}").connect(topo.node(n).url, peer_login) for n in ("A2", "B1")
+        n: await WatchedClient(f"peer-{n}").connect(topo.node(n).url, peer_login)
+        for n in ("A2", "B1")
     }
-    clients = [await Client(f"a1-{i}").connect(a1, login) for i, login in enumerate(logins)]
+    clients = [await WatchedClient(f"a1-{i}").connect(a1, login) for i, login in enumerate(logins)]
     try:
         to_a1, from_a1 = unique("to-a1"), unique("from-a1")
         plain: list[Inbox] = []
         queued: list[Inbox] = []
         for c in clients:
             plain.append(await subscribe(c.nc, to_a1))
-            queued.append(await subscribe(c.nc, f"{to_a1}.q", queue=f"workers-{c.label}"))
+            queued.append(await subscribe(c.nc, f"{to_a1}.q", queue=f"workers-{c.name}"))
         a1_sentinels = [await sentinel(c.nc) for c in clients]
         got = {n: await subscribe(p.nc, from_a1) for n, p in peers.items()}
         peer_sentinels = [await sentinel(p.nc) for p in peers.values()]
@@ -164,7 +136,7 @@ async def _scenario(topo: Topology, m: Mode) -> None:
             for c in clients:
                 # a close sent by the reload would come before this PONG
                 await c.nc.flush(timeout=5)
-                assert not c.lost and c.nc.is_connected, (edit, c.label, c.lost)
+                assert not c.lost and c.nc.is_connected, (edit, c.name, c.lost)
             assert ids <= client_ids(topo, "A1"), (edit, ids, client_ids(topo, "A1"))
             # through the route and the gateway into the subscriptions made before the reload
             for n, p in peers.items():
@@ -183,13 +155,13 @@ async def _scenario(topo: Topology, m: Mode) -> None:
                 assert sorted(b.data(edit.encode())) == want, (edit, b.label, b.data())
             # and out of them, to the other servers
             for c in clients:
-                await c.nc.publish(from_a1, f"{edit}-{c.label}".encode())
+                await c.nc.publish(from_a1, f"{edit}-{c.name}".encode())
                 await c.nc.flush()
-            sent = sorted(f"{edit}-{c.label}".encode() for c in clients)
+            sent = sorted(f"{edit}-{c.name}".encode() for c in clients)
             await all_have(list(got.values()), edit, len(sent))
             for n, b in got.items():
                 assert sorted(b.data(edit.encode())) == sent, (edit, n, b.data())
         for c in clients:
-            assert not c.lost, (c.label, c.lost)
+            assert not c.lost, (c.name, c.lost)
     finally:
         await close_all(*(c.nc for c in clients), *(p.nc for p in peers.values()))

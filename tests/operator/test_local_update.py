@@ -15,6 +15,7 @@ from typing import Any
 
 import nats
 import pytest
+from tests.cluster.helpers import WatchedClient
 from tests.operator.helpers import load_example
 from tests.tools import nats_server_binary, require_binary, scserver_command
 
@@ -24,34 +25,7 @@ from scoperator.secrets import secrets_from_objects
 pytestmark = pytest.mark.timeout(240)
 
 
-class Client:
-    """An anonymous client that records any disconnect instead of reconnecting."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.lost: list[str] = []
-        self.nc: Any = None
-
-    async def connect(self, url: str) -> Client:
-        async def lost() -> None:
-            self.lost.append("disconnected")
-
-        async def error(e: Exception) -> None:
-            self.lost.append(f"error: {e}")
-
-        self.nc = await nats.connect(
-            url,
-            name=self.name,
-            allow_reconnect=False,
-            connect_timeout=5,
-            disconnected_cb=lost,
-            closed_cb=lost,
-            error_cb=error,
-        )
-        return self
-
-
-async def request_across(requester: Client, subject: str, timeout: float = 20.0) -> bytes:
+async def request_across(requester: WatchedClient, subject: str, timeout: float = 20.0) -> bytes:
     """Request until answered: interest crosses gateways asynchronously."""
     deadline = time.monotonic() + timeout
     while True:
@@ -98,13 +72,13 @@ async def test_add_and_remove_a_cluster_keeps_every_client(tmp_path: Path, impl:
     )
     local.plan()
     local.start()
-    clients: list[Client] = []
+    clients: list[WatchedClient] = []
     try:
         await local.wait_ready(90)
         kept = [s.name for s in local.servers]
         for server in local.servers:
             for i in range(2):
-                c = await Client(f"{server.name}-{i}").connect(server.address.client_url)
+                c = await WatchedClient(f"{server.name}-{i}").connect(server.address.client_url)
                 clients.append(c)
 
                 async def answer(msg: Any, who: str = server.name) -> None:
@@ -121,7 +95,7 @@ async def test_add_and_remove_a_cluster_keeps_every_client(tmp_path: Path, impl:
         await local.wait_ready(90)
         for name in kept:
             await until(lambda n=name: reloads(local, n, impl) > before[n], 30, f"{name} reloaded")
-        newcomer = await Client("south-0").connect(
+        newcomer = await WatchedClient("south-0").connect(
             next(s for s in local.servers if s.name == "south-0").address.client_url
         )
         assert await request_across(newcomer, "svc.west-0.1") == b"west-0"
