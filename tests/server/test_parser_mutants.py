@@ -296,3 +296,95 @@ def test_payload_collected_over_reads_with_crlf_split() -> None:
     assert p.feed(b"PUB foo 3\r\nab") == []
     assert p.feed(b"c\r") == []
     assert p.feed(b"\nPING\r\n") == [(OP_PUB, b"foo", None, -1, b"abc"), (OP_PING,)]
+
+
+def test_default_limits_are_4096_line_bytes_and_one_mebibyte() -> None:
+    line = b"SUB " + b"a" * (4096 - 6) + b" 1"
+    assert len(line) == 4096
+    assert Parser().feed(line + b"\r\n")[0][0] == OP_SUB
+    assert Parser().feed(b"SUB " + b"a" * (4097 - 6) + b" 1\r\n") == [
+        (OP_ERROR, P.ERR_MAX_CONTROL_LINE, True)
+    ]
+    assert Parser().feed(b"HPUB foo 1 1048576\r\n") == []  # accepted, payload awaited
+    assert Parser().feed(b"HPUB foo 1 1048577\r\n") == [(OP_ERROR, P.ERR_MAX_PAYLOAD, True)]
+
+
+def test_size_error_with_a_reply_shows_the_arguments() -> None:
+    assert err(CLIENT, b"pub foo r x\r\n") == (
+        OP_ERROR,
+        "processPub Bad or Missing Size: 'foo r x'",
+        False,
+    )
+
+
+def test_long_argument_lists_are_cut_at_256_bytes() -> None:
+    args = b"u" * 255 + b" x"  # 257 bytes: cut, with an ellipsis
+    (_, text, _) = err(CLIENT, b"pub " + args + b"\r\n")
+    assert text == "processPub Bad or Missing Size: " + repr("u" * 255 + " ...")
+
+
+def test_line_limit_applies_per_line_not_per_read() -> None:
+    stream = b"PING\r\n" * 10 + b"PUB foo 1\r\nx\r\n"
+    assert Parser(max_control_line=20).feed(stream)[-1] == (OP_PUB, b"foo", None, -1, b"x")
+    routed = b"PING\r\n" * 10 + b"RMSG $G foo 1\r\nx\r\n"
+    assert Parser(ROUTE, max_control_line=2).feed(routed)[-1] == (
+        OP_RMSG,
+        b"$G",
+        b"foo",
+        None,
+        None,
+        -1,
+        b"x",
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "send"),
+    [(CLIENT, b"HPUB foo 1 3\r\nabcX\r\n", True), (ROUTE, b"HMSG $G foo 1 3\r\nabcX\r\n", False)],
+)
+def test_payload_without_its_crlf_in_one_read(kind: int, data: bytes, send: bool) -> None:
+    assert Parser(kind).feed(data) == [(OP_ERROR, P.ERR_UNKNOWN_OP, send)]
+
+
+def test_buffered_counts_a_payload_being_collected() -> None:
+    p = Parser()
+    p.feed(b"PUB foo 10\r\nabc")
+    assert p.buffered() == 3
+    p.feed(b"def")
+    assert p.buffered() == 6
+    p.feed(b"ghij\r\n")
+    assert p.buffered() == 0
+
+
+@pytest.mark.parametrize(
+    ("reads", "ops"),
+    [
+        ([b"SUB a", b"bc 12\r", b"\n"], [(OP_SUB, b"abc", None, b"12")]),  # exactly the limit
+        ([b"SUB a", b"bc 123\r", b"\n"], [(OP_ERROR, P.ERR_MAX_CONTROL_LINE, True)]),
+        ([b"SUB a", b"bc 12", b"\r\n"], [(OP_SUB, b"abc", None, b"12")]),
+    ],
+)
+def test_line_limit_over_many_reads_ignores_a_trailing_cr(reads: list, ops: list) -> None:
+    p = Parser(max_control_line=10)
+    out: list = []
+    for r in reads:
+        out += p.feed(r)
+    assert out == ops
+
+
+def test_handshake_split_connect_keeps_what_follows_for_open() -> None:
+    p = Parser(handshake=True)
+    assert p.feed(b"CONN") == []
+    assert p.feed(b'ECT {"v":1}\r\nPING\r\nSUB a 1\r\n') == [(P.OP_CONNECT, b'{"v":1}')]
+    assert p.buffered() > 0
+    assert p.open(4096, 1024) is True
+    assert p.feed(b"") == [(OP_PING,), (OP_SUB, b"a", None, b"1")]
+    assert p.feed(b"PING\r\n") == [(OP_PING,)]
+    assert p.buffered() == 0
+
+
+def test_after_open_a_second_connect_does_not_stop_the_parser() -> None:
+    p = Parser(handshake=True)
+    assert p.feed(b"CONNECT {}\r\n") == [(P.OP_CONNECT, b"{}")]
+    assert p.open(4096, 1024) is False  # nothing was waiting
+    assert p.feed(b"CONNECT {}\r\nPING\r\n") == [(P.OP_CONNECT, b"{}"), (OP_PING,)]
