@@ -320,19 +320,29 @@ def check_config(
         except options.OptionsError as exc:
             faults = [e for e in exc.errors if "no such file" not in str(e.message)]
             if faults:
-                raise _located(faults[0], text, len(faults)) from None
+                raise _located(faults[0], text, len(faults), config_file) from None
         except ConfigError as exc:
-            raise _located(exc, text, 1) from None
+            raise _located(exc, text, 1, config_file) from None
 
 
-def _located(exc: Any, text: str, count: int) -> ConfigMergeError:
-    """A ConfigMergeError naming the key on the line the server complained about."""
+def _located(exc: Any, text: str, count: int, config_file: str) -> ConfigMergeError:
+    """A ConfigMergeError naming the key on the line the server complained about.
+
+    Only a line of the config itself is quoted: a fault in another file (the credentials
+    include, rendered from Secrets) is named by file and line, never shown — it holds passwords,
+    and the message becomes a condition anyone who reads the Cluster sees."""
     line_no = getattr(exc, "line", None) or 0
+    more = f" (and {count - 1} more)" if count > 1 else ""
+    source = Path(exc.file).name if getattr(exc, "file", None) else config_file
+    if source != config_file:
+        return ConfigMergeError(
+            "",
+            f"the server rejects the merged config{more}: {exc.message} ({source}, line {line_no})",
+        )
     lines = text.splitlines()
     line = lines[line_no - 1].strip() if 0 < line_no <= len(lines) else ""
     match = re.match(r'^"?([^"\s:={]+)', line)
     key = match.group(1) if match else ""
-    more = f" (and {count - 1} more)" if count > 1 else ""
     where = f" at line {line_no}: {line}" if line else ""
     return ConfigMergeError(
         "",

@@ -366,3 +366,19 @@ def test_an_extra_mount_over_the_servers_own_is_refused(path: str) -> None:
     with pytest.raises(ValidationError, match="which the server container uses"):
         _sc({"pod": {"extraVolumeMounts": [mount]}})
     _sc({"pod": {"extraVolumeMounts": [{"name": "v", "mountPath": "/etc/scserver-extra"}]}})
+
+
+def test_a_fault_in_the_credentials_include_is_named_never_quoted() -> None:
+    """The include is rendered from Secrets: its lines must not reach a condition (and the
+    config's own line at that number, quoted before, was the wrong one)."""
+    from scoperator.config_merge import ConfigMergeError, check_config
+
+    files = {
+        "scserver.conf": "listen: 127.0.0.1:4222\ninclude auth.conf\n",
+        "auth.conf": 'users_pass: "hunter2\n',  # unterminated: a parse fault on line 1
+    }
+    with pytest.raises(ConfigMergeError) as info:
+        check_config(files, "east-0")
+    message = str(info.value)
+    assert "(auth.conf, line 1)" in message
+    assert "hunter2" not in message and "listen" not in message
