@@ -93,3 +93,67 @@ def test_render_member_renders_that_member_only() -> None:
     assert {"StatefulSet", "Service"} <= kinds
     for o in objs:
         assert o["metadata"]["namespace"] == "ns"
+
+
+def _sc_cl(pod: dict) -> tuple:
+    from tests.operator.helpers import fixed_credentials
+
+    from scoperator.models import Cluster, SuperCluster
+
+    sc = SuperCluster.model_validate(
+        {"metadata": {"name": "sc", "namespace": "ns"}, "spec": {"tls": {"mode": "Disabled"}}}
+    )
+    cl = Cluster.model_validate(
+        {
+            "metadata": {"name": "east", "namespace": "ns"},
+            "spec": {"superCluster": "sc", "pod": pod},
+        }
+    )
+    return sc, cl, fixed_credentials(sc.name)
+
+
+def _statefulset(objects: list[dict]) -> dict:
+    (sts,) = [o for o in objects if o["kind"] == "StatefulSet"]
+    return sts
+
+
+def test_init_containers_and_pod_annotations_reach_the_pod_template() -> None:
+    from scoperator.render import render_supercluster
+
+    sc, cl, secrets = _sc_cl(
+        {"initContainers": [{"name": "init", "image": "busybox"}], "annotations": {"a": "1"}}
+    )
+    template = _statefulset(render_supercluster(sc, [cl], secrets)["east"])["spec"]["template"]
+    assert template["spec"]["initContainers"] == [{"name": "init", "image": "busybox"}]
+    assert template["metadata"]["annotations"] == {"a": "1"}
+    sc, cl, secrets = _sc_cl({})
+    plain = _statefulset(render_supercluster(sc, [cl], secrets)["east"])["spec"]["template"]
+    assert "initContainers" not in plain["spec"]
+    assert "annotations" not in plain["metadata"]
+
+
+def test_cluster_domain_and_namespace_reach_the_addresses() -> None:
+    from scoperator.render import render_cluster, render_supercluster
+
+    sc, cl, secrets = _sc_cl({})
+    objs = render_supercluster(sc, [cl], secrets, cluster_domain="corp.example")["east"]
+    text = repr(objs)
+    assert "svc.corp.example" in text and "cluster.local" not in text
+    objs = render_cluster(sc, cl, [cl], None, secrets, cluster_domain="corp.example")
+    assert all(o["metadata"]["namespace"] == "ns" for o in objs)
+    assert "east-0.east-headless.ns.svc.corp.example" in repr(objs)
+    other = render_cluster(sc, cl, [cl], "elsewhere", secrets)
+    assert all(o["metadata"]["namespace"] == "elsewhere" for o in other)
+    assert "east-headless.elsewhere.svc.cluster.local" in repr(other)
+
+
+def test_kubernetes_configs_are_one_per_cluster() -> None:
+    from scoperator.render import render_configs
+
+    resources = load_example("supercluster.yaml")
+    (sc,) = resources.superclusters
+    t = Topology.build(sc, resources.members(sc), KubeTarget("ns"))
+    units = render_configs(t, example_secrets(resources))
+    assert sorted(units) == sorted(c.name for c in t.clusters)
+    for name, files in units.items():
+        assert files["scserver.conf"] == render_server_config(t, name)
