@@ -157,4 +157,8 @@ def diagnostics(kube: Kube) -> str:
     ):
         code, text = kube.result(*args, ns=ns)
         out.append(f"$ kubectl -n {ns} {' '.join(args)}\n{text[-6000:]}")
+    code, names = kube.result("get", "pods", "-l", "app.kubernetes.io/name=scserver", "-o", "name")
+    for pod in names.split() if code == 0 else []:
+        code, text = kube.result("logs", pod, "--tail=25")
+        out.append(f"$ kubectl -n {NS} logs {pod} --tail=25\n{text[-4000:]}")
     return "\n".join(out)

@@ -103,7 +103,8 @@ def keeps_streaming(
     req_b, req_a = before["requester"], after["requester"]
     assert req_a["failed"] == req_b["failed"], (
         f"{what}: {req_a['failed'] - req_b['failed']} failed requests "
-        f"({req_a['errors']}; last: {req_a['last_error']})"
+        f"({req_a['errors']}; last: {req_a['last_error']})\n"
+        f"requester timeline: {req_a['events']}\nreplier timeline: {after['replier']['events']}"
     )
     if not reconnects_ok:
         for role in ("replier", "requester"):
@@ -396,6 +397,13 @@ def test_deleted_pod_degraded_then_ready(client: Kube) -> None:
         return {e["metadata"]["name"]: e.get("count") or 1 for e in kube.events("Cluster", "west")}
 
     before = seen()
+    # A server with a client on it, as servers in use have: deleting its pod puts it in lame
+    # duck mode for the pod's termination (a server without clients exits at once, and its
+    # replacement can be Ready before the operator's next probe).
+    kube.exec(CLIENT_POD, "sh", "-c", "nohup nats --server nats://west-0.west-headless:4222 "
+              "sub 'e2e.idle' > /tmp/e2e/idle.log 2>&1 &")  # fmt: skip
+    wait_until(lambda: "Subscribing" in kube.exec(CLIENT_POD, "cat", "/tmp/e2e/idle.log"), 30,
+               "a client subscribed on west-0")  # fmt: skip
     with Phase("step: delete west-0"):
         uid = kube.get("pod", "west-0")["metadata"]["uid"]
         kube.kubectl("delete", "pod", "west-0", "--wait=false")

@@ -44,9 +44,28 @@ class Stats:
             "connected_url": "",
             "last_error": "",
             "started": time.time(),
+            # a short timeline: disconnects, reconnects (where to), first/last of each error run
+            "events": [],
         }
+        self._erroring = ""
+
+    def event(self, what: str) -> None:
+        events = self.doc["events"]
+        if len(events) < 200:
+            events.append(
+                f"{time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} {what}"
+            )
+
+    def ok(self) -> None:
+        self.doc["ok"] += 1
+        if self._erroring:
+            self.event(f"ok again after {self._erroring} (failed so far {self.doc['failed']})")
+            self._erroring = ""
 
     def error(self, kind: str, detail: str) -> None:
+        if self._erroring != kind:
+            self.event(f"first {kind}: {detail}")
+            self._erroring = kind
         self.doc["failed"] += 1
         self.doc["errors"][kind] = self.doc["errors"].get(kind, 0) + 1
         self.doc["last_error"] = f"{time.strftime('%H:%M:%S')} {kind}: {detail}"[:300]
@@ -71,10 +90,15 @@ async def main() -> None:
 
     async def disconnected() -> None:
         stats.doc["disconnects"] += 1
+        stats.event(f"disconnected from {stats.doc['connected_url']}")
 
     async def reconnected() -> None:
         stats.doc["reconnects"] += 1
         stats.doc["connected_url"] = str(nc.connected_url.netloc if nc.connected_url else "")
+        stats.event(f"reconnected to {stats.doc['connected_url']}")
+
+    async def lame_duck() -> None:
+        stats.event(f"lame duck notice from {stats.doc['connected_url']}")
 
     async def error(exc: Exception) -> None:
         stats.doc["last_error"] = f"{time.strftime('%H:%M:%S')} error_cb: {exc!r}"[:300]
@@ -87,6 +111,7 @@ async def main() -> None:
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,
         error_cb=error,
+        lame_duck_mode_cb=lame_duck,
     )
     stats.doc["connected_url"] = str(nc.connected_url.netloc if nc.connected_url else "")
 
@@ -101,7 +126,7 @@ async def main() -> None:
 
         async def answer(msg: Any) -> None:
             await msg.respond(b"re:" + msg.data)
-            stats.doc["ok"] += 1
+            stats.ok()
 
         await nc.subscribe(SUBJECT, cb=answer)
         await nc.flush()
@@ -123,7 +148,7 @@ async def main() -> None:
             stats.error(type(exc).__name__, f"request {n}: {exc!r}")
         else:
             if reply.data == b"re:" + payload:
-                stats.doc["ok"] += 1
+                stats.ok()
             else:
                 stats.error("wrong_answer", f"request {n}: {reply.data[:60]!r}")
         await asyncio.sleep(args.interval)
