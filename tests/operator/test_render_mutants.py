@@ -157,3 +157,31 @@ def test_kubernetes_configs_are_one_per_cluster() -> None:
     assert sorted(units) == sorted(c.name for c in t.clusters)
     for name, files in units.items():
         assert files["scserver.conf"] == render_server_config(t, name)
+
+
+def test_certificate_ca_is_required_only_for_an_external_gateway_bundle() -> None:
+    from scoperator.render import cert_secret, required_refs
+
+    plain = _kube("supercluster.yaml")
+    name = plain.clusters[0].name
+    assert cert_secret(plain, name) is not None  # TLS is on
+    assert all(r.key != "ca.crt" for r in required_refs(plain, name))
+    ext = _kube("multi-kube.yaml")
+    name = ext.clusters[0].name
+    refs = [(r.name, r.key) for r in required_refs(ext, name)]
+    assert (cert_secret(ext, name), "ca.crt") in refs
+
+
+def test_external_gateway_urls_are_one_list() -> None:
+    from scoperator.render import render_secret_files
+
+    resources = load_example("multi-kube.yaml")
+    (sc,) = resources.superclusters
+    (gw,) = sc.spec.external_gateways
+    gw.urls.append("nats://gw2.west.example.net:7222")
+    t = Topology.build(sc, resources.members(sc), KubeTarget("ns"))
+    files = render_secret_files(t, t.clusters[0].name, example_secrets(resources))
+    (line,) = [
+        ln for text in files.values() for ln in text.splitlines() if "GATEWAY_URLS_WEST" in ln
+    ]
+    assert line.count('", "') == 1 and line.endswith('@gw2.west.example.net:7222"]')
