@@ -388,3 +388,13 @@ def test_after_open_a_second_connect_does_not_stop_the_parser() -> None:
     assert p.feed(b"CONNECT {}\r\n") == [(P.OP_CONNECT, b"{}")]
     assert p.open(4096, 1024) is False  # nothing was waiting
     assert p.feed(b"CONNECT {}\r\nPING\r\n") == [(P.OP_CONNECT, b"{}"), (OP_PING,)]
+
+
+def test_fast_path_size_rule_and_message_match_the_general_path() -> None:
+    assert err(CLIENT, b"PUB foo 123456789\r\n") == (OP_ERROR, P.ERR_MAX_PAYLOAD, True)
+    bad = (OP_ERROR, "processPub Bad or Missing Size: 'foo 1234567890'", False)
+    assert err(CLIENT, b"PUB foo 1234567890\r\n") == bad
+    assert Parser().feed(b"PING\r\nPUB foo 1234567890\r\n") == [(OP_PING,), bad]
+    routed = (OP_ERROR, "processRoutedMsgArgs Bad or Missing Size: '$G foo 1234567890'", False)
+    assert Parser(ROUTE).feed(b"PING\r\nRMSG $G foo 1234567890\r\n") == [(OP_PING,), routed]
+    assert err(ROUTE, b"RMSG $G foo 123456789\r\n") == (OP_ERROR, P.ERR_MAX_PAYLOAD, False)
