@@ -333,3 +333,37 @@ def test_imports_must_name_defined_accounts() -> None:
         "t.conf:4:5: 'Z' account not defined for stream import (in account 'B')",
         "t.conf:4:5: 'Y' account not defined for service import (in account 'B')",
     ]
+
+
+def test_a_faulty_user_entry_does_not_hide_the_entries_after_it() -> None:
+    assert errors(
+        auth(
+            "users: [",
+            "  x",
+            "  {password: p}",
+            "  {user: a}",
+            "  {user: a}",
+            f"  {{nkey: {PUB}}}",
+            f"  {{nkey: {PUB}}}",
+            "  {nkey: bad}",
+            "  y",
+            "]",
+        )
+    ) == [
+        "t.conf:3:5: expected user entry to be a map, got string",
+        "t.conf:4:5: user entry requires a user",
+        't.conf:6:5: duplicate user "a" detected',
+        f't.conf:8:5: duplicate nkey "{PUB}" detected',
+        "t.conf:9:5: not a valid public nkey for a user",
+        "t.conf:10:5: expected user entry to be a map, got string",
+    ]
+
+
+def test_users_after_an_nkey_user_are_kept() -> None:
+    o = opts(auth(f"users: [{{nkey: {PUB}}}, {{user: a}}, {{nkey: {PUB2}}}, {{user: b}}]"))
+    assert [(u.username, u.nkey) for u in o.users] == [
+        ("", PUB),
+        ("a", None),
+        ("", PUB2),
+        ("b", None),
+    ]

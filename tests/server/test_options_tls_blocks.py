@@ -410,3 +410,33 @@ def test_a_good_block_after_an_earlier_fault_still_counts(pki: Pki, tmp_path: Pa
     # The earlier fault is the only one: the block itself parsed, so https_port has its tls.
     text = "port: x\nhttps_port: 8443\n" + client(pki)
     assert errors(text) == ["t.conf:1:1: port: expected an integer, got string 'x'"]
+
+
+@pytest.mark.parametrize(
+    ("line", "msg"),
+    [
+        ("timeout: true", "'timeout' wrong type"),
+        ('timeout: "x"', "'timeout' unknown unit 'x' in duration 'x'"),
+        ("timeout: -1", "'timeout' cannot be negative"),
+        ("cipher_suites: []", "'cipher_suites' cannot be empty"),
+        (
+            "pinned_certs: 1",
+            "expected 'pinned_certs' to be a list of hex-encoded sha256 of DER "
+            "encoded SubjectPublicKeyInfo",
+        ),
+        ("verify: 1", "expected 'verify' to be a boolean"),
+    ],
+)
+def test_a_faulty_key_does_not_hide_the_keys_after_it(pki: Pki, line: str, msg: str) -> None:
+    assert errors(client(pki, line, "bogus: 1")) == [bad(4, msg), bad(5, "unknown field 'bogus'")]
+
+
+def test_a_missing_key_file_is_located_at_the_block(pki: Pki) -> None:
+    cert = f'cert_file: "{pki.path("good.pem")}"'
+    assert errors(f"port: 1\ntls {{ {cert} }}") == [
+        "t.conf:2:1: client tls: missing 'key_file' in TLS configuration"
+    ]
+    gw = f'gateway {{ name: a, port: 1, gateways: [{{name: b, url: "nats://h:1", tls {{ {cert} }} }}] }}'
+    assert errors("port: 1\n" + gw) == [
+        "t.conf:2:69: remote gateway tls: missing 'key_file' in TLS configuration"
+    ]

@@ -130,6 +130,13 @@ def test_from_a_plain_dict_there_is_no_config_file_and_faults_name_the_source() 
         "<dict>: debug: expected a boolean, got integer 1",
     ]
     assert (info.value.file, info.value.line) == ("<dict>", None)
+    with pytest.raises(ConfigError) as info:
+        from_dict({"port": (1,), "debug": None, "host": b"h"})
+    assert str(info.value).splitlines() == [
+        "<dict>: port: expected an integer, got tuple",
+        "<dict>: debug: expected a boolean, got NoneType",
+        "<dict>: host: expected a string, got bytes",
+    ]
     assert from_dict({"ping_interval": 5}).warnings == [
         "<dict>: ping_interval should be converted to a duration (seconds assumed)"
     ]
@@ -239,9 +246,9 @@ def test_limit_bounds(key: str) -> None:
 
 def test_max_payload_above_8mb_warns() -> None:
     assert opts("max_payload: 8MB").warnings == []
-    o = opts("max_payload: 8388609")
+    o = opts("port: 1\nmax_payload: 8388609")
     assert o.max_payload == 8388609
-    assert o.warnings == ["t.conf:1:1: max_payload of 8388609 bytes is above 8MB, not recommended"]
+    assert o.warnings == ["t.conf:2:1: max_payload of 8388609 bytes is above 8MB, not recommended"]
     assert opts("max_control_line: 8388609\nmax_pending: 0").warnings == []
 
 

@@ -98,6 +98,8 @@ def test_bad_durations_say_why(value: object, message: str) -> None:
         ("nats://u@h:1", "h", 1, "u", None),
         ("nats://u:@h:1", "h", 1, "u", None),
         ("tls://h:2", "h", 2, None, None),
+        ("nats://HOSTX:3", "HOSTX", 3, None, None),
+        ("nats://[XX::1]:4", "XX::1", 4, None, None),
     ],
 )
 def test_cluster_flag_urls(
