@@ -398,3 +398,17 @@ def test_fast_path_size_rule_and_message_match_the_general_path() -> None:
     routed = (OP_ERROR, "processRoutedMsgArgs Bad or Missing Size: '$G foo 1234567890'", False)
     assert Parser(ROUTE).feed(b"PING\r\nRMSG $G foo 1234567890\r\n") == [(OP_PING,), routed]
     assert err(ROUTE, b"RMSG $G foo 123456789\r\n") == (OP_ERROR, P.ERR_MAX_PAYLOAD, False)
+
+
+def test_plain_rmsg_without_its_crlf_is_a_silent_error() -> None:
+    assert Parser(ROUTE).feed(b"RMSG $G foo 3\r\nabcX\r\n") == [(OP_ERROR, P.ERR_UNKNOWN_OP, False)]
+    assert Parser(GATEWAY).feed(b"RMSG $G foo r 3\r\nabcX\r\n") == [
+        (OP_ERROR, P.ERR_UNKNOWN_OP, False)
+    ]
+
+
+def test_consecutive_plain_rmsgs_in_one_read() -> None:
+    assert Parser(ROUTE).feed(b"RMSG $G a 1\r\nx\r\nRMSG $G b r 2\r\nyz\r\n") == [
+        (OP_RMSG, b"$G", b"a", None, None, -1, b"x"),
+        (OP_RMSG, b"$G", b"b", b"r", None, -1, b"yz"),
+    ]
