@@ -107,6 +107,12 @@ def test_https_faults_are_located_at_the_https_key(pki: Pki) -> None:
     assert errors("port: 1\nmonitor_port: 2\nhttps_port: 3\n" + pki.tls_block()) == [
         "t.conf:3:1: can't specify both HTTP (2) and HTTPs (3) ports"
     ]
+    assert errors("port: 1\nhttp: 2\nHttps: 3\n" + pki.tls_block()) == [
+        "t.conf:3:1: can't specify both HTTP (2) and HTTPs (3) ports"
+    ]
+    assert errors('port: 1\nhttps: "h:3"') == [
+        "t.conf:2:1: https_port requires a tls {} block with cert_file and key_file"
+    ]
     o = opts("https_port: 3\n" + pki.tls_block())
     assert (o.https_port, o.http_port) == (3, 0)
 
