@@ -412,3 +412,31 @@ def test_consecutive_plain_rmsgs_in_one_read() -> None:
         (OP_RMSG, b"$G", b"a", None, None, -1, b"x"),
         (OP_RMSG, b"$G", b"b", b"r", None, -1, b"yz"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("first", "ops"),
+    [
+        (b"PING\r\nSUB abc 12\r", [(OP_PING,), (OP_SUB, b"abc", None, b"12")]),  # at the limit
+        (b"PING\r\nSUB abc 123\r", [(OP_PING,), (OP_ERROR, P.ERR_MAX_CONTROL_LINE, True)]),
+    ],
+)
+def test_line_limit_of_a_partial_line_ignores_its_trailing_cr(first: bytes, ops: list) -> None:
+    p = Parser(max_control_line=10)
+    out = p.feed(first)
+    out += p.feed(b"\n")
+    assert out == ops
+
+
+def test_partial_line_behind_other_ops_is_counted_alone() -> None:
+    p = Parser()
+    assert p.feed(b"PING\r\nSU") == [(OP_PING,)]
+    assert p.buffered() == 2
+    assert p.feed(b"B a 1\r\n") == [(OP_SUB, b"a", None, b"1")]
+
+
+def test_a_failure_on_a_line_split_over_reads_keeps_nothing() -> None:
+    p = Parser()
+    assert p.feed(b"SUB") == []
+    assert p.feed(b" x\r\nPING\r\n") == [(OP_ERROR, "processSub Parse Error: b'SUB x'", False)]
+    assert p.dead and p.buffered() == 0
