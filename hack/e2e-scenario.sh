@@ -13,6 +13,7 @@
 # Environment: SC_E2E_TIMEOUT (seconds per wait, default 300), SC_E2E_KEEP=1 keeps the cluster,
 # SC_E2E_REUSE=1 reuses an existing kind cluster, SC_KIND_CLUSTER (default sc-e2e),
 # SC_E2E_IMAGE (default ghcr.io/supercluster/scserver:0.1.0, the example's image).
+# SC_E2E_HELM_ARGS: extra `helm install` arguments (default none, as the README installs it).
 # Exit codes: pytest's (0 passed, 1 failed, 5 nothing collected).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
