@@ -331,3 +331,20 @@ def test_all_faults_are_reported_in_file_order_after_accounts_and_authorization(
         "t.conf:2:1: debug: expected a boolean, got integer 1",
         "t.conf:5:1: trace: expected a boolean, got integer 3",
     ]
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        (
+            "Operator",
+            "operator (JWT) mode is not implemented; only users in the config file can log in",
+        ),
+        ("resolver", "account JWT resolvers are not implemented (operator mode)"),
+        ("OCSP", "OCSP certificate status checking is not implemented"),
+    ],
+)
+def test_refused_top_level_keys_name_the_key_as_written(key: str, reason: str) -> None:
+    assert errors(f"port: 1\n{key}: x") == [
+        f't.conf:2:1: option "{key}" is not supported by this server and is refused: {reason}'
+    ]
