@@ -372,6 +372,13 @@ def test_rolling_update_loses_no_request(stream: Stream, load_image: Callable[[s
                 st = sts.get("status", {})
                 if spec_image != IMAGE_NEXT or st.get("updatedReplicas") != sts["spec"]["replicas"]:
                     return False
+                # status written for this template, not left over from the previous one
+                if st.get("observedGeneration") != sts["metadata"]["generation"]:
+                    return False
+                for i in range(sts["spec"]["replicas"]):
+                    pod = kube.get("pod", f"{c}-{i}")
+                    if pod["spec"]["containers"][0]["image"] != IMAGE_NEXT:
+                        return False
                 if st.get("currentRevision") != st.get("updateRevision"):
                     return False
             return settled(kube, ("east", "west"))
