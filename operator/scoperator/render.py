@@ -476,8 +476,11 @@ def statefulset(topology: Topology, name: str, *, secret_files: list[str]) -> di
 
     Parallel pod management starts all servers at once (they find each other through the
     headless Service); updates still roll one pod at a time, highest ordinal first. The preStop
-    hook puts the server in lame duck mode (SIGUSR2, as nats-server) and waits for it to exit,
-    within a grace period sized from the lame duck settings.
+    hook puts the server in lame duck mode (SIGUSR2) and returns at once, as the NATS chart's
+    `nats-server --signal ldm`: the server ignores the SIGTERM that follows while lame duck
+    closes its clients, and exits by itself within a grace period sized from the lame duck
+    settings. (A hook that waited for the server would be killed with it, and every pod
+    deletion would post a FailedPreStopHook Warning.)
     """
     sc = topology.supercluster
     member = topology.cluster(name)
@@ -546,7 +549,7 @@ def statefulset(topology: Topology, name: str, *, secret_files: list[str]) -> di
                     "command": [
                         "/bin/sh",
                         "-c",
-                        "kill -USR2 1 && while kill -0 1 2>/dev/null; do sleep 1; done",
+                        "kill -USR2 1",
                     ]
                 }
             }

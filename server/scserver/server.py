@@ -383,7 +383,7 @@ class Server:
 
     def _install_signals(self) -> None:
         handlers = {
-            signal.SIGTERM: lambda: self.loop.create_task(self.shutdown()),
+            signal.SIGTERM: self._on_sigterm,
             signal.SIGINT: lambda: self.loop.create_task(self.shutdown()),
             signal.SIGHUP: lambda: self.reload("signal"),
             signal.SIGUSR2: lambda: self.loop.create_task(self.enter_lame_duck()),
@@ -392,6 +392,18 @@ class Server:
         for sig, handler in handlers.items():
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 self.loop.add_signal_handler(sig, handler)
+
+    def _on_sigterm(self) -> None:
+        """Shut down, unless lame duck mode is already closing clients gradually.
+
+        As nats-server: Kubernetes sends SIGTERM right after the preStop hook (which only
+        signals lame duck), so a SIGTERM during lame duck must not cut it short; the pod's
+        termination grace period still bounds it. SIGINT always shuts down at once.
+        """
+        if self.lame_duck:
+            logger.info("Ignoring SIGTERM: lame duck mode is in progress")
+            return
+        self.loop.create_task(self.shutdown())
 
     def _reopen_log(self) -> None:
         opts = self.opts

@@ -267,3 +267,37 @@ async def test_lame_duck_mode(servers) -> None:
     await asyncio.to_thread(wait_for, lambda: not sp.alive(), 30, 0.05, "exit after lame duck")
     assert sp.returncode == 0
     assert "lame duck" in sp.log_text().lower()
+
+
+@pytest.mark.parametrize("impl", ["scserver", "nats-server"])
+async def test_sigterm_during_lame_duck_does_not_cut_it_short(servers, impl: str) -> None:
+    """Kubernetes sends SIGTERM right after the preStop hook that started lame duck: the server
+    must keep serving its clients and close them as lame duck does, not exit at once (as
+    nats-server). Proven by PONGs paced after the SIGTERM, then EOF and exit 0."""
+    conf = 'lame_duck_duration: "30s"\nlame_duck_grace_period: "4s"\n'
+    sp = servers.start(impl, conf)
+    raw = RawClient(sp.port)
+    raw.connect()
+    sp.signal(signal.SIGUSR2)
+
+    def ldm_info() -> bool:
+        raw.lines(None, 0.05)
+        return any(i.get("ldm") is True for i in raw.infos)
+
+    await asyncio.to_thread(wait_for, ldm_info, 10, 0.0, "INFO with ldm")
+    sp.signal(signal.SIGTERM)
+    if impl == "scserver":
+        await asyncio.to_thread(
+            wait_for, lambda: "Ignoring SIGTERM" in sp.log_text(), 10, 0.05, "SIGTERM ignored"
+        )
+    pongs = 0
+    while pongs < 5:
+        await asyncio.sleep(0.2)  # pacing: five answers spread over a second after the SIGTERM
+        got = await asyncio.to_thread(raw.exchange, "PING\r\n", 10)
+        assert got == ["PONG"], f"not served after SIGTERM ({pongs} PONGs first): {got}"
+        pongs += 1
+    assert sp.alive()
+    # Lame duck still ends the way it always does: the client is closed, the process exits 0.
+    raw.wait_closed(timeout=40)
+    await asyncio.to_thread(wait_for, lambda: not sp.alive(), 40, 0.05, "exit after lame duck")
+    assert sp.returncode == 0
