@@ -238,8 +238,8 @@ def test_integer_keys_refuse_other_types(key: str) -> None:
 @pytest.mark.parametrize("key", ["max_payload", "Max_Control_Line"])
 def test_limit_bounds(key: str) -> None:
     assert getattr(opts(f"max_pending: 0\n{key}: 2147483647"), key.lower()) == 2147483647
-    assert errors(f"{key}: 2147483648") == [f"t.conf:1:1: {key} value is too big"]
-    assert errors(f"{key}: 0") == [f"t.conf:1:1: {key} must be positive"]
+    assert errors(f"port: 1\n{key}: 2147483648") == [f"t.conf:2:1: {key} value is too big"]
+    assert errors(f"port: 1\n{key}: 0") == [f"t.conf:2:1: {key} must be positive"]
     assert errors(f"{key}: -1") == [f"t.conf:1:1: {key} must be positive"]
     assert errors(f"{key}: x") == [f"t.conf:1:1: {key}: expected an integer, got string 'x'"]
 
@@ -286,8 +286,8 @@ def test_lenient_durations(key: str) -> None:
 
 
 def test_lame_duck_bounds() -> None:
-    assert errors('lame_duck_duration: "29s"') == [
-        "t.conf:1:1: invalid lame_duck_duration of 29s, minimum is 30 seconds"
+    assert errors('port: 1\nlame_duck_duration: "29s"') == [
+        "t.conf:2:1: invalid lame_duck_duration of 29s, minimum is 30 seconds"
     ]
     assert errors('Lame_Duck_Grace_Period: "-1s"') == [
         "t.conf:1:1: invalid Lame_Duck_Grace_Period, needs to be positive"
