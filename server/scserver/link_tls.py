@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from scserver.log import logger
+from scserver.net.dial import connect_tcp
 from scserver.protocol.parser import ROUTE
 from scserver.tls import TLSConfig, TLSListener, failure_reason, map_cert_identities
 
@@ -212,8 +213,13 @@ async def dial(
     ``connection_made`` runs. Raises OSError when the peer cannot be reached or TLS fails (a
     TLS failure is logged here first, at error level, as nats-server does)."""
     picked = dial_context(server, kind, remote)
+    sock = await connect_tcp(server.loop, host, port)
     if picked is None:
-        _, proto = await server.loop.create_connection(factory, host, port)
+        try:
+            _, proto = await server.loop.create_connection(factory, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         return proto
     ctx, cfg = picked
     made: list[Any] = []
@@ -227,14 +233,16 @@ async def dial(
     try:
         _, proto = await server.loop.create_connection(
             make,
-            host,
-            port,
+            sock=sock,
             ssl=ctx,
             server_hostname=tls_name(url, known or []),
             ssl_handshake_timeout=cfg.timeout,
         )
-    except Exception as exc:
-        if made:  # the protocol exists only once TCP connected: TLS itself failed
+    except BaseException as exc:
+        sock.close()
+        if not isinstance(exc, Exception):
+            raise
+        if made:  # the protocol exists once the handshake began: TLS itself failed
             made[0].host, made[0].port = host, port
             _log_failure(made[0], kind, exc)
         if isinstance(exc, OSError):
