@@ -6,22 +6,12 @@ the users/authorization/accounts walk in ``scserver.options.build`` (see docs/mu
 from __future__ import annotations
 
 import pytest
+from tests.server.options_helpers import errors, opts
 
-from scserver.conf import ConfigError, parse_string
-from scserver.options import Account, Options, User, from_dict
+from scserver.options import Account, User
 
 PUB = "UDQN5CNR7GSX3PVN2H2ICTK3IY2DPJLYU53MJBENC5T5EM4CXDFGDXXY"  # a public key, not a secret
 PUB2 = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4"  # another public key
-
-
-def opts(text: str) -> Options:
-    return from_dict(parse_string(text, "t.conf", env={}), source="t.conf")
-
-
-def errors(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        opts(text)
-    return str(info.value).splitlines()
 
 
 def auth(*lines: str) -> str:

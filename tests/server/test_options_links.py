@@ -5,19 +5,9 @@ behaviour of ``scserver.options.links`` key by key (see docs/mutation.md)."""
 from __future__ import annotations
 
 import pytest
+from tests.server.options_helpers import errors, opts
 
-from scserver.conf import ConfigError, parse_string
-from scserver.options import ClusterOpts, GatewayOpts, Options, RemoteGateway, from_dict
-
-
-def opts(text: str) -> Options:
-    return from_dict(parse_string(text, "t.conf", env={}), source="t.conf")
-
-
-def errors(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        opts(text)
-    return str(info.value).splitlines()
+from scserver.options import ClusterOpts, GatewayOpts, RemoteGateway
 
 
 def block(kind: str, *lines: str) -> str:

@@ -8,10 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.server.options_helpers import errors, opts
 from tests.tls.link_certs import Pki, make_pki
 
-from scserver.conf import ConfigError, parse_string
-from scserver.options import Options, from_dict
 from scserver.options.tls import TLSConfig
 
 PIN = "0123456789abcdef" * 4
@@ -20,17 +19,6 @@ PIN = "0123456789abcdef" * 4
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("tls-blocks"))
-
-
-def opts(text: str) -> Options:
-    return from_dict(parse_string(text, "t.conf", env={}), source="t.conf")
-
-
-def errors(text: str) -> list[str]:
-    """Every reported fault, one line each (the loader collects them all)."""
-    with pytest.raises(ConfigError) as info:
-        opts(text)
-    return str(info.value).splitlines()
 
 
 def client(pki: Pki, *lines: str, cert: str = "good") -> str:

@@ -8,20 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.server.options_helpers import errors, opts
 
-from scserver.conf import ConfigError, parse_string
+from scserver.conf import ConfigError
 from scserver.options import Options, from_dict
-
-
-def opts(text: str) -> Options:
-    return from_dict(parse_string(text, "t.conf", env={}), source="t.conf")
-
-
-def errors(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        opts(text)
-    return str(info.value).splitlines()
-
 
 # -- every key lands on its field ------------------------------------------------------------
 

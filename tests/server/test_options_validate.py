@@ -6,25 +6,13 @@ starts): gateway name and port, cluster/gateway name agreement, ``tls://`` URLs 
 from __future__ import annotations
 
 import pytest
+from tests.server.options_helpers import errors, opts
 from tests.tls.link_certs import Pki, make_pki
-
-from scserver.conf import ConfigError, parse_string
-from scserver.options import Options, from_dict
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("validate"))
-
-
-def opts(text: str) -> Options:
-    return from_dict(parse_string(text, "t.conf", env={}), source="t.conf")
-
-
-def errors(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        opts(text)
-    return str(info.value).splitlines()
 
 
 def test_gateway_needs_a_name_and_a_port() -> None:

@@ -5,14 +5,10 @@ gateway URLs, and the collected-faults error. Pins ``scserver.options.values`` a
 from __future__ import annotations
 
 import pytest
+from tests.server.options_helpers import opts
 
-from scserver.conf import ConfigError, parse_string
+from scserver.conf import ConfigError
 from scserver.options import Options, OptionsError, apply_flags, from_dict, parse_duration
-
-
-def opts(text: str) -> Options:
-    return from_dict(parse_string(text, "t.conf", env={}), source="t.conf")
-
 
 # -- durations -------------------------------------------------------------------------------
 
