@@ -83,6 +83,7 @@ MODULES: tuple[Module, ...] = (
         "parser",
         "scserver/protocol/parser.py",
         ("tests/server/test_parser.py",),
+        extra_globs=("tests/server/test_parser_survivors.py",),
     ),
     Module(
         "render",
@@ -327,9 +328,10 @@ FINDINGS = (
     "naming: `certificate_names` takes the advertised gateway host as the text before the last "
     "`:`; for an IPv6 literal (`[2001:db8::1]:7222`) that gives `[2001:db8::1]`, which is not a "
     "valid DNS SAN (an IP SAN would be needed). Not changed here.",
-    "parser: a link's too-long control line is reported silently (send=False) on the RMSG fast "
-    "path but with -ERR (send=True) on the general path; no test pins either (the three "
-    "`_parse` mutants on that `send` survive for that reason).",
+    "parser: a link's too-long control line was reported silently (send=False) on the RMSG fast "
+    "path but with -ERR on the general path; nats-server's `overMaxControlLineLimit` sends -ERR "
+    "for every connection kind, so the fast path now does too "
+    "(`tests/server/test_parser_survivors.py` pins every path).",
 )
 
 

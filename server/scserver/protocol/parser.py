@@ -452,7 +452,8 @@ class Parser:
                     if m is not None:
                         start = m.end()
                         if start - 2 - pos > max_line:
-                            raise ParseError(ERR_MAX_CONTROL_LINE, send=False)
+                            # -ERR for links too (nats-server's overMaxControlLineLimit).
+                            raise ParseError(ERR_MAX_CONTROL_LINE)
                         account, subject, reply, size_tok = m.groups()
                         if len(size_tok) > _MAX_SIZE_DIGITS:
                             raise ParseError(
