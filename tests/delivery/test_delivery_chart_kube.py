@@ -34,6 +34,19 @@ pytestmark = pytest.mark.kube
 STUB_CRDS = """
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
+metadata: {name: podmonitors.monitoring.coreos.com}
+spec:
+  group: monitoring.coreos.com
+  scope: Namespaced
+  names: {kind: PodMonitor, plural: podmonitors, singular: podmonitor, listKind: PodMonitorList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
 metadata: {name: servicemonitors.monitoring.coreos.com}
 spec:
   group: monitoring.coreos.com
@@ -109,14 +122,15 @@ class Tools:
 @pytest.fixture(scope="module")
 def tools(kube: KubeControlPlane) -> Tools:
     t = Tools(kube)
-    # our CRDs (as the chart ships them), plus stand-ins for the ServiceMonitor and kopf peering
+    # our CRDs (as the chart ships them), plus stand-ins for the Pod/ServiceMonitor and kopf peering
     t.kc("apply", "--server-side", "--force-conflicts", "--field-manager=delivery-tests",
          "-f", str(CHART / "crds"))  # fmt: skip
     t.kc("apply", "--server-side", "--force-conflicts", "--field-manager=delivery-tests",
          "-f", "-", input=STUB_CRDS)  # fmt: skip
     t.wait_established(
         "superclusters.supercluster.dev", "clusters.supercluster.dev",
-        "servicemonitors.monitoring.coreos.com", "clusterkopfpeerings.kopf.dev",
+        "podmonitors.monitoring.coreos.com", "servicemonitors.monitoring.coreos.com",
+        "clusterkopfpeerings.kopf.dev",
         "kopfpeerings.kopf.dev",
     )  # fmt: skip
     return t
