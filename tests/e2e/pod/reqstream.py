@@ -9,7 +9,8 @@ The replier answers ``e2e.stream`` requests with ``re:<payload>``; the requester
 at a time (``--interval`` apart, ``--timeout`` each) and checks every answer. Both rewrite FILE
 (atomically) twice a second with their counts, so the test reads where the stream stands with
 ``kubectl exec ... cat FILE``: ``ok``, ``failed`` (timeouts, no responders, wrong answers, by
-kind in ``errors``), ``disconnects``/``reconnects`` (nats-py's callbacks) and ``connected_url``.
+kind in ``errors``), ``no_responders_retried`` (a "no responders" asked again within the
+request's timeout), ``disconnects``/``reconnects`` (nats-py's callbacks) and ``connected_url``.
 nats-py is used with its defaults for reconnecting (server pool, buffered publishes while
 disconnected), so a failed request here is one a nats-py application would see.
 """
@@ -27,6 +28,8 @@ import nats
 from nats.errors import NoRespondersError, TimeoutError
 
 SUBJECT = "e2e.stream"
+# Pause before asking again after "no responders" (the replier is resubscribing elsewhere).
+RETRY_PAUSE = 0.05
 
 
 class Stats:
@@ -61,6 +64,12 @@ class Stats:
         if self._erroring:
             self.event(f"ok again after {self._erroring} (failed so far {self.doc['failed']})")
             self._erroring = ""
+
+    def retried(self, kind: str, detail: str) -> None:
+        key = f"{kind}_retried"
+        if not self.doc.get(key):
+            self.event(f"first {kind} retried: {detail}")
+        self.doc[key] = self.doc.get(key, 0) + 1
 
     def error(self, kind: str, detail: str) -> None:
         if self._erroring != kind:
@@ -139,7 +148,7 @@ async def main() -> None:
         n += 1
         payload = str(n).encode()
         try:
-            reply = await nc.request(SUBJECT, payload, timeout=args.timeout)
+            reply = await request_retrying_no_responders(nc, stats, payload, n, args.timeout)
         except TimeoutError:
             stats.error("timeout", f"request {n}")
         except NoRespondersError:
@@ -152,6 +161,28 @@ async def main() -> None:
             else:
                 stats.error("wrong_answer", f"request {n}: {reply.data[:60]!r}")
         await asyncio.sleep(args.interval)
+
+
+async def request_retrying_no_responders(
+    nc: Any, stats: Stats, payload: bytes, n: int, timeout: float
+) -> Any:
+    """One request, asked again while the answer is "no responders", within its timeout.
+
+    "No responders" is an answer, not a loss: the only replier was between two servers (lame
+    duck closed it on one, it subscribes again on the next, a few milliseconds later), and
+    applications retry it as they retry a timeout. Every retry is counted (``no_responders_
+    retried``) and in the timeline; the request fails only when the timeout is used up.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return await nc.request(SUBJECT, payload, timeout=max(left, 0.001))
+        except NoRespondersError:
+            if deadline - time.monotonic() <= RETRY_PAUSE:
+                raise
+            stats.retried("no_responders", f"request {n}")
+            await asyncio.sleep(RETRY_PAUSE)
 
 
 if __name__ == "__main__":
