@@ -578,16 +578,35 @@ async def _apply_objects(
         if cache.unchanged(desired):
             report.unchanged += 1
             continue
-        try:
-            async with sem:
-                await client.apply(desired)
-        except KubeError as exc:
-            cache.forget(desired)
-            kind, _, obj_name = _key(desired)
-            return f"{kind} {obj_name} was rejected by the API server: {exc.message}"
-        cache.remember(desired)
-        report.applied += 1
+        exc = await _send(client, cache, sem, desired, report)
+        if exc is not None:
+            return _rejected(desired, exc)
     return None
+
+
+async def _send(
+    client: KubeClient,
+    cache: ApplyCache,
+    sem: asyncio.Semaphore,
+    desired: dict[str, Any],
+    report: Report,
+) -> KubeError | None:
+    """Server-side apply one object, keeping the cache true to what the API server holds:
+    remembered when applied, forgotten when refused (the refusal is returned)."""
+    try:
+        async with sem:
+            await client.apply(desired)
+    except KubeError as exc:
+        cache.forget(desired)
+        return exc
+    cache.remember(desired)
+    report.applied += 1
+    return None
+
+
+def _rejected(desired: dict[str, Any], exc: KubeError) -> str:
+    kind, _, obj_name = _key(desired)
+    return f"{kind} {obj_name} was rejected by the API server: {exc.message}"
 
 
 def _monitoring_condition(ok: bool, reason: str, message: str) -> dict[str, Any]:
@@ -637,19 +656,13 @@ async def _apply_member(
             if monitor:
                 _monitored(report, cluster, desired, True)
             continue
-        try:
-            async with sem:
-                await client.apply(desired)
-        except KubeError as exc:
-            cache.forget(desired)
-            kind, _, obj_name = _key(desired)
+        exc = await _send(client, cache, sem, desired, report)
+        if exc is not None:
             if monitor and exc.not_found:
                 # No Prometheus Operator here: everything else works, say what is missing.
                 _monitored(report, cluster, desired, False)
                 continue
-            return f"{kind} {obj_name} was rejected by the API server: {exc.message}"
-        cache.remember(desired)
-        report.applied += 1
+            return _rejected(desired, exc)
         if monitor:
             _monitored(report, cluster, desired, True)
     return None
