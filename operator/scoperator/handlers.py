@@ -13,7 +13,11 @@ status.py: writing status and Events); this module connects them to kopf:
 - a certificate renewal or CA rotation step falling due -> reconcile at that time (pki.py
   reports when, `pki_loop` waits for it);
 - one operator-wide observer task probes all servers every `probe_interval` seconds and
-  publishes status; a slower resync re-applies everything (drift, missed events).
+  publishes status; a slower resync re-applies everything (drift, missed events);
+- a server pod that starts terminating, goes away, comes up or changes readiness (watch event)
+  -> observe its supercluster now, not at the next round: a deleted or evicted pod is replaced
+  within seconds, often between two rounds, and status must still show it (Degraded, then
+  Ready) with its Events.
 
 No finalizers: children carry owner references and are garbage-collected, and a deleted Cluster
 is noticed from its DELETED watch event (or, if the operator was down, by the resume of its
@@ -53,7 +57,7 @@ from scoperator.apply import (
 from scoperator.kube import Credentials, KubeClient, KubeError
 from scoperator.links import link_refs
 from scoperator.models import GROUP, VERSION
-from scoperator.naming import ca_secret_name
+from scoperator.naming import LABEL_SUPERCLUSTER, ca_secret_name
 from scoperator.observe import (
     DEFAULT_PROBE_TIMEOUT,
     KubePodResolver,
@@ -68,6 +72,9 @@ log = logging.getLogger("scoperator")
 FINALIZER = f"{GROUP}/finalizer"  # declared for kopf; no handler of ours requires it
 RETRY_DELAY = 30.0  # seconds before retrying a problem that may fix itself (missing Secret)
 MONITOR_RETRY = 60.0  # seconds between looks for the PodMonitor CRD while one is wanted
+# A pod event is observed this long after it arrives, so that a burst (a pod deleted, its
+# replacement created and scheduled) costs one observation, not one per event.
+POD_EVENT_DELAY = 0.3
 
 
 @dataclass
@@ -112,6 +119,11 @@ class Context:
     pki_due: dict[tuple[str, str], datetime.datetime] = field(default_factory=dict)
     # supercluster -> CA bundle of its certificates (https monitoring probes verify with it)
     trust: dict[tuple[str, str], str] = field(default_factory=dict)
+    # (namespace, pod) -> what the observer cares about of a server pod, as last seen
+    pods: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    # superclusters to observe before the next round (a pod of theirs changed)
+    observe_soon: set[tuple[str, str]] = field(default_factory=set)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.coalescer = Coalescer(self._reconcile_and_publish)
@@ -309,17 +321,66 @@ class Context:
             if isinstance(result, BaseException):
                 log.warning("status write failed: %s", result)
 
+    def pod_changed(self, event: str | None, pod: Mapping[str, Any]) -> None:
+        """A server pod's watch event: observe its supercluster soon if what the observer
+        reads from pods changed (IP, phase, readiness, terminating, the pod replaced)."""
+        meta = pod.get("metadata") or {}
+        supercluster = (meta.get("labels") or {}).get(LABEL_SUPERCLUSTER)
+        namespace, name = meta.get("namespace"), meta.get("name")
+        if not supercluster or not namespace or not name:
+            return
+        state = None if event == "DELETED" else pod_state(pod)
+        if self.pods.get((namespace, name)) == state:
+            return
+        if state is None:
+            self.pods.pop((namespace, name), None)
+        else:
+            self.pods[(namespace, name)] = state
+        # Also on a (re-)listing (event None): the watch may have started, or restarted, after
+        # the last round, and what changed in between must not wait for the next one.
+        log.info("server pod %s/%s %s: observing SuperCluster %s now",
+                 namespace, name, describe_pod_state(event, state), supercluster)  # fmt: skip
+        self.observe_now(namespace, supercluster)
+
+    def observe_now(self, namespace: str, supercluster: str) -> None:
+        """Observe one supercluster before the next round (the observer loop's wake-up)."""
+        self.observe_soon.add((namespace, supercluster))
+        self.wake.set()
+
     async def observer_loop(self) -> None:
-        """Observe every `probe_interval` seconds until cancelled (errors never end it)."""
+        """Observe everything every `probe_interval` seconds, and a supercluster whose pods
+        changed as soon as they do, until cancelled (errors never end it)."""
         timeout = aiohttp.ClientTimeout(total=self.config.probe_timeout)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             await asyncio.sleep(random.uniform(0, min(1.0, self.config.probe_interval)))
+            next_round = time.monotonic()
             while True:
+                due = [k for k in sorted(self.observe_soon) if k in self.superclusters]
+                self.observe_soon.clear()
+                self.wake.clear()
                 try:
-                    await self.observe_once(http)
+                    if time.monotonic() >= next_round:
+                        await self.observe_once(http)
+                        next_round = time.monotonic() + self.config.probe_interval
+                    elif due:
+                        await self.observe_some(due, http)
                 except Exception:  # noqa: BLE001 - keep observing whatever happens
                     log.exception("observation round failed")
-                await asyncio.sleep(self.config.probe_interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), next_round - time.monotonic())
+                    await asyncio.sleep(POD_EVENT_DELAY)
+
+    async def observe_some(
+        self, keys: list[tuple[str, str]], http: aiohttp.ClientSession | None = None
+    ) -> None:
+        """Observe some superclusters now (their pods changed), between the rounds."""
+        results = await asyncio.gather(
+            *(self._observe(k, self.superclusters[k], http) for k in keys), return_exceptions=True
+        )
+        for key, result in zip(keys, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("observing SuperCluster %s/%s failed: %r", *key, result)
+        self.metrics.prompt_observations.inc(len(keys))
 
     async def resync_loop(self) -> None:
         """Re-apply everything every `resync_interval` seconds (drift, rotated Secrets)."""
@@ -379,6 +440,32 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def pod_state(pod: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What the observer reads from a server pod (KubePodResolver), and its readiness."""
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    ready = next(
+        (c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"),
+        None,
+    )
+    return (
+        meta.get("uid"),
+        bool(meta.get("deletionTimestamp")),
+        status.get("phase"),
+        status.get("podIP"),
+        ready,
+    )
+
+
+def describe_pod_state(event: str | None, state: tuple[Any, ...] | None) -> str:
+    """A few words for the log: why a pod event made the observer look."""
+    if state is None:
+        return "deleted"
+    _, terminating, phase, ip, ready = state
+    if terminating:
+        return "terminating"
+    return f"{phase or 'no phase'}, ready {ready or 'unknown'}, ip {ip or 'none'}"
 
 
 def _ctx(memo: Any) -> Context:
@@ -458,7 +545,10 @@ def build_registry(
         ctx = _ctx(memo)
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         if type != "DELETED":
+            seen = ctx.superclusters.get(key)
             ctx.superclusters[key] = _plain(body)
+            if seen is None or seen.get("spec") != ctx.superclusters[key].get("spec"):
+                ctx.observe_now(*key)
             return
         ctx.superclusters.pop(key, None)
         for writer in (ctx.writer, ctx.observer_writer):
@@ -475,7 +565,13 @@ def build_registry(
         ctx = _ctx(memo)
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         if type != "DELETED":
+            seen = ctx.clusters.get(key)
             ctx.clusters[key] = _plain(body)
+            sc = (body.get("spec") or {}).get("superCluster")
+            if sc and (seen is None or seen.get("spec") != ctx.clusters[key].get("spec")):
+                # New or changed: its status (and its supercluster's) should not wait for the
+                # next round, nor miss pod events seen before this Cluster was.
+                ctx.observe_now(key[0], sc)
             return
         ctx.clusters.pop(key, None)
         for writer in (ctx.writer, ctx.observer_writer):
@@ -503,6 +599,15 @@ def build_registry(
             except Exception as exc:  # noqa: BLE001
                 log.warning("re-rendering %s/%s after Secret %s changed: %s",
                             namespace, sc, secret, exc)  # fmt: skip
+
+    @kopf.on.event(
+        "", "v1", "pods", id="observe", registry=registry,
+        labels={LABEL_SUPERCLUSTER: kopf.PRESENT},
+    )  # fmt: skip
+    async def server_pod(type: str | None, body: Any, memo: Any, **_: Any) -> None:  # noqa: A002
+        # async: kopf runs sync handlers in threads, and the observer's wake-up Event belongs
+        # to the loop
+        _ctx(memo).pod_changed(type, body)
 
     # -- desired state
 

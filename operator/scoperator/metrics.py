@@ -162,6 +162,10 @@ class Metrics:
         self.observe_rounds = Counter(
             "scoperator_observe_rounds_total", "Observation rounds over all superclusters."
         )
+        self.prompt_observations = Counter(
+            "scoperator_prompt_observations_total",
+            "Superclusters observed between rounds because one of their server pods changed.",
+        )
         self.superclusters = Gauge(
             "scoperator_superclusters", "SuperClusters the operator currently watches."
         )

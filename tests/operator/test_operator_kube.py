@@ -72,8 +72,11 @@ def rounds_pass(operator: Operator, n: int = 3) -> None:
 class Operator:
     """`scoperator run` as a subprocess for one namespace."""
 
-    def __init__(self, kube: KubeControlPlane, namespace: str, log_dir: Path) -> None:
+    def __init__(
+        self, kube: KubeControlPlane, namespace: str, log_dir: Path, probe_interval: float = 0.5
+    ) -> None:
         self.kube = kube
+        self.probe_interval = probe_interval
         self.namespace = namespace
         self.log_path = log_dir / "operator.log"
         self.metrics_port = free_port()
@@ -87,7 +90,7 @@ class Operator:
                 sys.executable, "-m", "scoperator", "run", "--",
                 "-n", self.namespace,
                 "--metrics-port", str(self.metrics_port),
-                "--probe-interval", "0.5",
+                "--probe-interval", str(self.probe_interval),
                 "--probe-timeout", "0.5",
                 "--resync-interval", "0",
             ],
