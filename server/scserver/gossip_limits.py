@@ -84,6 +84,14 @@ class GatewayUrls(list[str]):
             self.append(url)
             budget.used += 1
 
+    def replace(self, configured: Iterable[object], urls: Iterable[object]) -> None:
+        """The remote's own list (its INFO) replaces what was learnt before, configured URLs
+        kept, as nats-server's ``updateURLs``: the addresses of servers that left (pods gone
+        in a rolling update) are not dialled again, each for a whole dial timeout."""
+        self.release()
+        self.add(configured, configured=True)
+        self.add(urls)
+
     def release(self) -> None:
         """The remote cluster is forgotten: its URLs no longer count toward the total."""
         self.budget.used -= len(self)

@@ -187,7 +187,7 @@ def varz(server: Any) -> dict[str, Any]:
                 {
                     "name": r.name,
                     "tls_timeout": link_tls.remote_tls_timeout(r, gw),
-                    "urls": [_strip_scheme(u) for u in r.urls],
+                    "urls": _remote_gateway_urls(server, r),
                 }
                 for r in gw.gateways
             ],
@@ -204,7 +204,16 @@ def varz(server: Any) -> dict[str, Any]:
 
 
 def _strip_scheme(url: str) -> str:
-    return url.split("://", 1)[-1]
+    """``host:port`` of a URL, as nats-server shows them: no scheme, never credentials."""
+    return url.split("://", 1)[-1].rpartition("@")[2]
+
+
+def _remote_gateway_urls(server: Any, remote: Any) -> list[str]:
+    """A configured remote cluster's URLs as its gateway link knows them now: the configured
+    ones plus what the remote's INFO lists, as nats-server's /varz (not the config's alone)."""
+    live = server.gateway.remotes.get(remote.name) if server.gateway else None
+    urls = live.urls if live is not None else remote.urls
+    return [_strip_scheme(str(u)) for u in urls]
 
 
 def conn_info(

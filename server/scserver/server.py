@@ -283,7 +283,8 @@ class Server:
         if hook is not None:
             hook(self, conn)
         if self.lame_duck and not self.clients and self._ldm_event is not None:
-            self._ldm_event.set()
+            if self.gateway is None or self.gateway.links_moved():
+                self._ldm_event.set()
 
     def client_closed(self, conn: Any) -> None:
         """A client is gone: keep its /connz?state=closed entry and tell $SYS."""
@@ -451,6 +452,8 @@ class Server:
         self.info_changed(notify=True)
         if self.routes is not None:
             self.routes.send_lame_duck()
+        if self.gateway is not None:
+            self.gateway.send_lame_duck()
         grace = opts.lame_duck_grace_period
         logger.info("Grace period of %s before closing clients", grace)
         with contextlib.suppress(asyncio.TimeoutError):

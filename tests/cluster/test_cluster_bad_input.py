@@ -724,8 +724,9 @@ def test_dialled_listener_must_send_info_first(dialler, kind: str, case: str) ->
 
 
 def test_gossiped_gateway_urls_are_capped(dialler) -> None:
-    """The gateway listener we dialled is a genuine-looking peer that gossips 5,000 URLs for
-    its cluster over ten INFOs: D1 keeps 1,024 and logs the cap once."""
+    """The gateway listener we dialled is a genuine-looking peer that lists 1,100 URLs for its
+    cluster in each of ten INFOs (each replaces the last, as nats-server's ``updateURLs``, so
+    the list cannot grow by repetition either): D1 keeps 1,024 and logs the cap once."""
     import json
 
     from scserver.gossip_limits import MAX_URLS_PER_REMOTE
@@ -736,7 +737,7 @@ def test_gossiped_gateway_urls_are_capped(dialler) -> None:
 
     def info(batch: int) -> bytes:
         # Distinct URL strings that all lead back to the fake listener.
-        urls = [f"nats://u{batch}x{i}@{LOOPBACK}:{fake.port}" for i in range(500)]
+        urls = [f"nats://u{batch}x{i}@{LOOPBACK}:{fake.port}" for i in range(1100)]
         return b"INFO " + json.dumps(dict(base, gateway_urls=urls)).encode() + b"\r\n"
 
     def behave(conn: socket.socket) -> bytes:

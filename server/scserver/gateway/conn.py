@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from scserver.core import kinds
 from scserver.core.ports import LinkServices
+from scserver.gateway import relink
 from scserver.gateway.interest import (
     CMD_ALL_SUBS_COMPLETE,
     CMD_ALL_SUBS_START,
@@ -81,6 +82,10 @@ class GatewayConnection(LinkConnection):
         self.remote_nrp = True
         self.out_accounts: dict[bytes, OutAccount | None] = {}
         self.in_accounts: dict[bytes, InAccount] = {}
+        #: outbound: the link to a lame duck server this one is to replace (manager.peer_lame_duck)
+        self.replaces: GatewayConnection | None = None
+        #: outbound: the server it reaches said it is in lame duck mode
+        self.peer_ldm = False
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -152,6 +157,8 @@ class GatewayConnection(LinkConnection):
     def got_pong(self) -> None:
         super().got_pong()
         if self.outbound:
+            if self.replaces is not None:
+                relink.standby_ready(self.manager, self)
             self.manager.sort_outbound()
 
     def run_needs_singles(self, subject: bytes) -> bool:
@@ -229,6 +236,9 @@ class GatewayConnection(LinkConnection):
             self.remote_iom = model.gateway_iom
             self.remote_nrp = model.gateway_nrp
             self.headers = model.headers
+            if self.replaces is not None and model.ldm:
+                self.close("Server In Lame Duck Mode")  # no better than the link it replaces
+                return
             self.queue(manager.connect_proto(self.url, tls=self.tls_info is not None))
             self.queue(manager.info_proto())
             if not manager.register_outbound(self):
@@ -236,7 +246,11 @@ class GatewayConnection(LinkConnection):
                 return
             self.info_accepted()
             self.start_ping_timer()
+            if model.ldm:
+                relink.peer_lame_duck(manager, self)
         else:
+            if model.ldm:
+                relink.peer_lame_duck(manager, self)
             cmd = model.gateway_cmd
             if cmd:
                 payload = model.cmd_payload()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import random
+import time
 from typing import Any
 
 from scserver import NATS_COMPAT_VERSION, link_tls
 from scserver.core.ports import LinkServices
-from scserver.gateway import monitor
+from scserver.gateway import monitor, relink
 from scserver.gateway.conn import GatewayConnection
 from scserver.gateway.interest import (
     CMD_ALL_SUBS_COMPLETE,
@@ -44,6 +44,9 @@ from scserver.subjects import subject_matches
 # Longest we hold gateway output for an interest barrier (GatewayManager.interest_barrier).
 BARRIER_MAX = 0.25
 SOLICIT_DELAY = 1.0
+#: In lame duck mode without clients, how long we wait for peers to move their links to another
+#: server of our cluster before exiting (they need one dial and one round trip).
+LDM_LINK_WAIT = 2.0
 #: Between attempts at an implicit (gossiped) gateway, which is forgotten after connect_retries.
 IMPLICIT_RETRY_DELAY = 0.2
 
@@ -58,11 +61,20 @@ class RemoteGateway:
         self.name = name
         self.urls = GatewayUrls(name, budget if budget is not None else UrlBudget())
         self.configured = configured
+        #: URLs from our config (kept when the remote's INFO replaces the discovered ones)
+        self.config_urls: list[str] = []
         self.add_urls(urls, configured)
         self.task: asyncio.Task | None = None
 
     def add_urls(self, urls: list[str], configured: bool = False) -> None:
+        if configured:
+            self.config_urls += [u for u in map(str, urls) if u not in self.config_urls]
         self.urls.add(urls, configured)
+
+    def update_urls(self, urls: list[str]) -> None:
+        """The remote cluster's current gateway URLs (INFO on our outbound link) replace the
+        discovered ones."""
+        self.urls.replace(self.config_urls, urls)
 
 
 class GatewayManager(LinkManager):
@@ -84,6 +96,11 @@ class GatewayManager(LinkManager):
         self.inbound: dict[int, GatewayConnection] = {}
         self.cluster_urls: list[str] = []
         self.removed: set[str] = set()
+        #: remote -> a link registered to replace one whose server is in lame duck mode
+        self.standby: dict[str, GatewayConnection] = {}
+        #: our server is in lame duck mode (INFO on inbound links says ``ldm``)
+        self.lame_duck = False
+        self.ldm_links_deadline = 0.0
         self.cluster_hash = gw_hash(self.name)
         self.old_cluster_hash = old_gw_hash(self.name)
         self.server_hash = gw_hash(server.server_id)
@@ -158,24 +175,33 @@ class GatewayManager(LinkManager):
             await self.pause(delay)
         failures = 0
         retries = self.opts.connect_retries
+        last: GatewayConnection | None = None
         while not self.stopping and self.remotes.get(remote.name) is remote:
             current = self.outbound.get(remote.name)
             if current is not None and not current.closed:
+                last = current  # (a link that replaced ours: see peer_lame_duck)
                 await asyncio.sleep(0.25)
                 continue
-            urls = list(remote.urls)
+            urls = relink.dial_order(remote, last)
             if not urls:
                 return
-            random.shuffle(urls)
             conn = None
             for url in urls:
-                conn = await self._dial(remote.name, url)
+                conn = await self.dial(remote.name, url)
                 if conn is not None:
                     break
             if conn is not None:
                 await self.until_closed(conn)
                 if conn.registered:
                     failures = 0
+                    last = conn
+                    if time.time() - conn.start >= RECONNECT_DELAY:
+                        # An established link closed: its server shut down (a pod replaced in
+                        # a rolling update). Messages into that cluster from our clients have
+                        # no way there until we relink, so dial the others now (jitter only),
+                        # not after nats-server's one-second reconnect delay.
+                        await self.pause(0.0)
+                        continue
                 else:
                     failures += 1
             else:
@@ -191,12 +217,20 @@ class GatewayManager(LinkManager):
                 return
             await self.pause(RECONNECT_DELAY if remote.configured else IMPLICIT_RETRY_DELAY)
 
-    async def _dial(self, name: str, url: str) -> GatewayConnection | None:
+    async def dial(
+        self, name: str, url: str, replaces: GatewayConnection | None = None
+    ) -> GatewayConnection | None:
         host, port, _, _ = parse_url(url, self.default_port)
         logger.debug("Connecting to explicit gateway %r (%s:%d)", name, host, port)
         remote = self.remotes.get(name)
+
+        def factory() -> GatewayConnection:
+            conn = GatewayConnection(self.server, self, name, url)
+            conn.replaces = replaces  # known before its INFO can arrive
+            return conn
+
         return await self.dial_link(
-            lambda: GatewayConnection(self.server, self, name, url),
+            factory,
             url,
             host,
             port,
@@ -204,6 +238,11 @@ class GatewayManager(LinkManager):
             remote=name,
             known=list(remote.urls) if remote is not None else [],
         )
+
+    def links_moved(self) -> bool:
+        """In lame duck mode without clients: whether the servers that dialled us have moved
+        their links elsewhere (or had LDM_LINK_WAIT seconds to), so we may exit now."""
+        return not self._inbound_links() or time.monotonic() >= self.ldm_links_deadline
 
     def _has_inbound(self, name: str) -> bool:
         return any(c.gw_name == name and not c.closed for c in self.inbound.values())
@@ -236,14 +275,34 @@ class GatewayManager(LinkManager):
             "max_payload": server.opts.max_payload,
             "gateway": self.name,
             "gateway_url": url,
-            "gateway_urls": list(self.cluster_urls),
+            "gateway_urls": self._advertised_urls(url),
             "gateway_nrp": True,
             "gateway_iom": not self.optimistic_inbound,
         }
         if gw.username:
             info["auth_required"] = True
+        if self.lame_duck:
+            info["ldm"] = True
         info.update(link_tls.info_fields(server, GATEWAY))
         return info
+
+    def _advertised_urls(self, own: str) -> list[str]:
+        """Our cluster's gateway URLs for INFO; in lame duck mode without our own (peers that
+        replace the INFO's list stop dialling a server about to exit)."""
+        urls = list(self.cluster_urls)
+        if self.lame_duck and len(urls) > 1:
+            urls = [u for u in urls if u != own]
+        return urls
+
+    def send_lame_duck(self) -> None:
+        """Tell the servers that dialled us (INFO ``ldm``), as nats-server tells routes and
+        clients: scserver peers move their link to another server of ours before we exit;
+        nats-server peers drop our URL from those they redial."""
+        self.lame_duck = True
+        self.ldm_links_deadline = time.monotonic() + LDM_LINK_WAIT
+        data = self.info_proto()
+        for c in self._inbound_links():
+            c.queue(data)
 
     def info_proto(self) -> bytes:
         return encode.info(self.info_fields(), trailing_space=False)
@@ -287,7 +346,7 @@ class GatewayManager(LinkManager):
     def register_outbound(self, conn: GatewayConnection) -> bool:
         existing = self.outbound.get(conn.gw_name)
         if existing is not None and not existing.closed:
-            return False
+            return relink.register_standby(self, conn, existing)
         self.pending.discard(conn)
         self.outbound[conn.gw_name] = conn
         conn.registered = True
@@ -333,6 +392,8 @@ class GatewayManager(LinkManager):
 
     def connection_closed(self, conn: GatewayConnection) -> None:
         self.pending.discard(conn)
+        if self.standby.get(conn.gw_name) is conn:
+            del self.standby[conn.gw_name]
         if conn.outbound:
             if self.outbound.get(conn.gw_name) is conn:
                 del self.outbound[conn.gw_name]
@@ -366,7 +427,7 @@ class GatewayManager(LinkManager):
     def remote_urls(self, name: str, urls: list[str]) -> None:
         remote = self.remotes.get(name)
         if remote is not None:
-            remote.add_urls(urls)
+            remote.update_urls(urls)
 
     def gossip_from_route(self, info: ServerInfo) -> None:
         """A route peer formed an outbound link to a gateway: make sure we have one too."""
@@ -606,6 +667,7 @@ class GatewayManager(LinkManager):
                 self.solicit(name)
             else:
                 remote.configured = True
+                remote.config_urls = []
                 remote.add_urls(list(cfg.urls), configured=True)
                 self.solicit(name)
         old_names = {r.name for r in old.gateway.gateways} if old.gateway else set()
