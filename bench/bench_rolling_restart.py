@@ -40,6 +40,12 @@ class Tally:
     retried: int = 0
     last_ok: float = field(default_factory=time.monotonic)
     longest_gap: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    #: what happened when (seconds since the start): restarts, reconnects, failures
+    events: list[str] = field(default_factory=list)
+
+    def note(self, what: str) -> None:
+        self.events.append(f"{time.monotonic() - self.started:6.2f} {what}")
 
     def ok(self) -> None:
         now = time.monotonic()
@@ -51,8 +57,25 @@ class Tally:
 async def _stream(topo: Topology, stop: asyncio.Event, tally: Tally) -> None:
     east = [n.url for n in topo.clusters["east"]] + [n.url for n in topo.clusters["west"]]
     west = [n.url for n in topo.clusters["west"]] + [n.url for n in topo.clusters["east"]]
-    rep = await nats.connect(servers=east, max_reconnect_attempts=-1, dont_randomize=True)
-    req = await nats.connect(servers=west, max_reconnect_attempts=-1, dont_randomize=True)
+
+    def callbacks(role: str) -> dict[str, object]:
+        async def disconnected() -> None:
+            tally.note(f"{role} disconnected")
+
+        async def reconnected() -> None:
+            tally.note(f"{role} reconnected")
+
+        async def error(exc: Exception) -> None:
+            pass  # disconnects are counted above; nats-py would print them
+
+        return {"disconnected_cb": disconnected, "reconnected_cb": reconnected, "error_cb": error}
+
+    rep = await nats.connect(
+        servers=east, max_reconnect_attempts=-1, dont_randomize=True, **callbacks("replier")
+    )
+    req = await nats.connect(
+        servers=west, max_reconnect_attempts=-1, dont_randomize=True, **callbacks("requester")
+    )
 
     async def answer(msg: nats.aio.msg.Msg) -> None:
         await msg.respond(msg.data)
@@ -72,11 +95,13 @@ async def _stream(topo: Topology, stop: asyncio.Event, tally: Tally) -> None:
                 except NoRespondersError:
                     if deadline - time.monotonic() <= INTERVAL:
                         tally.failed += 1
+                        tally.note(f"request {n} failed: no responders")
                         break
                     tally.retried += 1
                     await asyncio.sleep(INTERVAL)
                 except TimeoutError:
                     tally.failed += 1
+                    tally.note(f"request {n} timed out (sent {TIMEOUT:g} s before)")
                     break
             await asyncio.sleep(INTERVAL)
     finally:
@@ -84,15 +109,18 @@ async def _stream(topo: Topology, stop: asyncio.Event, tally: Tally) -> None:
         await rep.close()
 
 
-async def _lame_duck_restart(topo: Topology, names: list[str]) -> None:
+async def _lame_duck_restart(topo: Topology, names: list[str], tally: Tally) -> None:
     nodes = [topo.node(n) for n in names]
+    tally.note(f"lame duck: {' '.join(names)}")
     for node in nodes:
         assert node.proc is not None
         node.proc.signal(signal.SIGUSR2)
     while any(n.proc is not None and n.proc.alive() for n in nodes):
         await asyncio.sleep(0.05)
+    tally.note("exited; starting again")
     await asyncio.to_thread(topo.start, nodes)
     await asyncio.to_thread(topo.wait_ready, 30)
+    tally.note("back in the mesh")
 
 
 async def one_round(impl: str) -> Tally:
@@ -106,7 +134,7 @@ async def one_round(impl: str) -> Tally:
         stream = asyncio.create_task(_stream(topo, stop, tally))
         await asyncio.sleep(2.0)  # steady first
         for wave in (["east2", "west2"], ["east1", "west1"]):
-            await _lame_duck_restart(topo, wave)
+            await _lame_duck_restart(topo, wave, tally)
             await asyncio.sleep(1.0)
         await asyncio.sleep(2.0)
         stop.set()
@@ -120,6 +148,7 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", choices=["scserver", "nats-server"])
+    ap.add_argument("--events", action="store_true", help="print each round's timeline")
     args = ap.parse_args()
     impls = {"scserver": SC, "nats-server": GO}
     results: dict[str, list[Tally]] = {}
@@ -134,6 +163,8 @@ async def main() -> None:
                 f"no-responders asked again {t.retried:3d}  longest gap {t.longest_gap:.2f} s",
                 flush=True,
             )
+            if args.events or t.failed:
+                print("    " + "\n    ".join(t.events), flush=True)
     print("\nmedians over rounds:")
     for label, tallies in results.items():
         failed = statistics.median(t.failed for t in tallies)
