@@ -34,15 +34,9 @@ tools: venv natscli envtest linters
 demo: venv
 	$(BIN)/python -m scoperator local -f examples/supercluster.yaml --demo
 
-# Two real-pod steps are left out of `make test` until the defects they found are fixed (see the
-# README, "Real pods in every test run"); `hack/e2e-scenario.sh` runs them.
-E2E_OPEN_DEFECTS := \
-	--deselect tests/e2e/test_e2e_scenario.py::test_rolling_update_loses_no_request \
-	--deselect tests/e2e/test_e2e_scenario.py::test_deleted_pod_degraded_then_ready
-
 test: tools
 	$(BIN)/ruff check server operator tests bench fuzz
-	$(BIN)/pytest -q -p no:cacheprovider tests $(E2E_OPEN_DEFECTS)
+	$(BIN)/pytest -q -p no:cacheprovider tests
 
 unit: venv
 	$(BIN)/pytest -q -x tests -m "not kube and not e2e"
