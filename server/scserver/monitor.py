@@ -122,7 +122,7 @@ def varz(server: Any) -> dict[str, Any]:
         "max_connections": opts.max_connections,
         "ping_interval": int(opts.ping_interval * 1e9),
         "ping_max": opts.ping_max,
-        "http_host": opts.http_host,
+        "http_host": opts.monitor_host,
         "http_port": opts.http_port,
         "http_base_path": "",
         "https_port": opts.https_port,
@@ -603,7 +603,7 @@ class Monitor:
         site = web.TCPSite(
             self.runner,
             host if host not in ("", "0.0.0.0") else None,
-            port,
+            port if port > 0 else 0,  # -1: any free port, as nats-server (RANDOM_PORT)
             reuse_address=True,
             ssl_context=self._https_context() if https else None,
         )

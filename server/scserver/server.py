@@ -328,7 +328,7 @@ class Server:
 
             self.monitor = Monitor(self)
             await self.monitor.start(
-                opts.http_host, opts.https_port or opts.http_port, https=bool(opts.https_port)
+                opts.monitor_host, opts.https_port or opts.http_port, https=bool(opts.https_port)
             )
         if opts.cluster is not None and opts.cluster.port:
             from scserver.route import RouteManager

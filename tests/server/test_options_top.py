@@ -143,7 +143,13 @@ def test_from_a_plain_dict_there_is_no_config_file_and_faults_name_the_source() 
         ('listen: "[::1]:-1"', {"host": "::1", "port": -1}),
         ('listen: ":0"', {"host": "", "port": 0}),
         ('http: "127.0.0.2:8333"', {"http_host": "127.0.0.2", "http_port": 8333}),
-        ("http: 8334", {"http_host": "0.0.0.0", "http_port": 8334}),
+        ("http: 8334", {"http_host": None, "monitor_host": "0.0.0.0", "http_port": 8334}),
+        # no host for monitoring: the client listener's, as nats-server
+        (
+            'listen: "127.0.0.1:4335"\nhttp_port: 8335',
+            {"http_host": None, "monitor_host": "127.0.0.1", "http_port": 8335},
+        ),
+        ('listen: "127.0.0.1:4336"\nhttp: "0.0.0.0:8336"', {"monitor_host": "0.0.0.0"}),
     ],
 )
 def test_listen_and_http_forms(line: str, fields: dict[str, Any]) -> None:

@@ -97,12 +97,19 @@ class GatewayOpts:
 class Options:
     """Everything the server needs from its configuration, with nats-server's defaults."""
 
+    @property
+    def monitor_host(self) -> str:
+        """Where monitoring listens: ``http``/``https``'s host, else the client listener's (so
+        ``listen: 127.0.0.1:4222`` keeps monitoring on loopback too, as nats-server)."""
+        return self.http_host if self.http_host is not None else self.host
+
     config_file: str | None = None
     server_name: str | None = None
     host: str = "0.0.0.0"
     port: int = 4222
     client_advertise: str | None = None
-    http_host: str = "0.0.0.0"
+    #: None: the client listener's host (nats-server's default), see ``monitor_host``
+    http_host: str | None = None
     http_port: int = 0
     https_port: int = 0
     #: The top-level ``tls {}`` (clients, and the monitor when ``https_port`` is set).
