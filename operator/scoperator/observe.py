@@ -243,6 +243,19 @@ class StaticResolver:
         return {n: self.addresses.get(n) for n in expected_servers(replicas)}
 
 
+#: `ServerProbe.error` of a server whose pod is being deleted (lame duck, then gone)
+POD_TERMINATING = "pod terminating"
+
+
+class Resolved(dict[str, str | None]):
+    """A resolver's answer, with why a server has no address where the resolver knows
+    (`why`: server name -> e.g. POD_TERMINATING)."""
+
+    def __init__(self, addresses: Mapping[str, str | None], why: Mapping[str, str]) -> None:
+        super().__init__(addresses)
+        self.why = dict(why)
+
+
 @dataclass
 class KubePodResolver:
     """Pod IPs from the API server: one pod list per supercluster and round.
@@ -260,17 +273,16 @@ class KubePodResolver:
         pods = await self.list_pods(namespace, f"{LABEL_SUPERCLUSTER}={supercluster}")
         port = self.monitor_port(namespace, supercluster)
         ips: dict[str, str] = {}
+        why: dict[str, str] = {}
         for pod in pods:
             status = pod.get("status") or {}
             ip = status.get("podIP")
-            if (
-                ip
-                and status.get("phase") == "Running"
-                and not pod["metadata"].get("deletionTimestamp")
-            ):
+            if pod["metadata"].get("deletionTimestamp"):
+                why[pod["metadata"]["name"]] = POD_TERMINATING
+            elif ip and status.get("phase") == "Running":
                 host = f"[{ip}]" if ":" in ip else ip
                 ips[pod["metadata"]["name"]] = f"{host}:{port}"
-        return {n: ips.get(n) for n in expected_servers(replicas)}
+        return Resolved({n: ips.get(n) for n in expected_servers(replicas)}, why)
 
 
 # -------------------------------------------------------------------------- pure status logic
@@ -300,6 +312,13 @@ def config_current(load_time: str | None, applied_time: str | None) -> bool | No
     if loaded is None or applied is None:
         return None
     return loaded >= applied
+
+
+def _no_pod(name: str, probes: Mapping[str, ServerProbe]) -> str:
+    probe = probes.get(name)
+    if probe is not None and probe.error == POD_TERMINATING:
+        return f"{name}: {POD_TERMINATING}"
+    return f"{name}: no running pod"
 
 
 def _join(names: Sequence[str], limit: int = 5) -> str:
@@ -382,7 +401,7 @@ def cluster_status(
         )
         conds.append(condition(READY, False, PODS_NOT_READY, msg, gen))
     else:
-        details = problems + [f"{n}: no running pod" for n in without_pod]
+        details = problems + [_no_pod(n, probes) for n in without_pod]
         msg = f"{summary}; {_join(details, 3)}"
         conds.append(condition(READY, False, SERVERS_UNHEALTHY, msg, gen))
 
@@ -406,7 +425,7 @@ def cluster_status(
     conds.append(_reloaded_condition(total, reloaded, stale, config_applied, gen))
 
     if problems or (healthy and without_pod):
-        details = problems + [f"{n}: no running pod" for n in without_pod]
+        details = problems + [_no_pod(n, probes) for n in without_pod]
         conds.append(condition(DEGRADED, True, SERVERS_UNHEALTHY, _join(details, 3), gen))
     elif healthy and disconnected:
         msg = f"gateway links missing to {_join(disconnected)}"
@@ -625,6 +644,9 @@ async def observe_supercluster(
     probes = await probe_servers(
         addresses, timeout, http, scheme=scheme, tls=tls, hostnames=hostnames
     )
+    for name, reason in getattr(addresses, "why", {}).items():
+        if name in probes and probes[name].address is None:
+            probes[name].error = reason
     observed: dict[str, dict[str, Any]] = {}
     every = sorted(replicas) + externals
     for name, count in sorted(replicas.items()):

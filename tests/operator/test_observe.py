@@ -20,6 +20,8 @@ from tests.tools import free_port, nats_server_binary, require_binary, scserver_
 from scoperator.local import LocalSupercluster
 from scoperator.models import ClusterStatus, SuperClusterStatus
 from scoperator.observe import (
+    POD_TERMINATING,
+    KubePodResolver,
     ServerProbe,
     StaticResolver,
     cluster_status,
@@ -158,6 +160,38 @@ def test_cluster_status_one_server_down_is_degraded() -> None:
     assert degraded["status"] == "True" and "east-1: unreachable" in degraded["message"]
     # the link is judged on healthy servers only
     assert _conds(st)["GatewaysConnected"] == ("True", "AllGatewaysConnected")
+
+
+async def test_terminating_pod_is_no_address_and_says_why() -> None:
+    """A pod being deleted (lame duck) no longer counts, whatever its probe would say, and
+    status says why; a Pending pod without an IP is just not running."""
+
+    def pod(name: str, ip: str | None, phase: str, deleting: bool = False) -> dict:
+        meta = {"name": name, **({"deletionTimestamp": "2026-11-26T00:00:00Z"} if deleting else {})}
+        return {"metadata": meta, "status": {"podIP": ip, "phase": phase}}
+
+    pods = [pod("west-0", "10.0.0.1", "Running", deleting=True), pod("west-1", "10.0.0.2", "Running"),
+            pod("west-2", None, "Pending")]  # fmt: skip
+
+    async def list_pods(namespace: str, selector: str) -> list[dict]:
+        assert selector == "supercluster.dev/supercluster=demo"
+        return pods
+
+    resolver = KubePodResolver(list_pods, lambda ns, sc: 8222)
+    got = await resolver("demo", "demo", {"west": 3})
+    assert dict(got) == {"west-0": None, "west-1": "10.0.0.2:8222", "west-2": None}
+    assert got.why == {"west-0": POD_TERMINATING}
+    probes = {
+        "west-0": ServerProbe("west-0", None, error=POD_TERMINATING),
+        "west-1": _healthy("west-1", []),
+        "west-2": ServerProbe("west-2", None, error="no running pod with an IP"),
+    }
+    degraded = next(
+        c for c in cluster_status("west", 3, probes, [])["conditions"] if c["type"] == "Degraded"
+    )
+    assert degraded["status"] == "True"
+    assert "west-0: pod terminating" in degraded["message"], degraded
+    assert "west-2: no running pod" in degraded["message"], degraded
 
 
 def test_cluster_status_missing_link_and_single_cluster() -> None:

@@ -169,7 +169,7 @@ def test_deleted_pod_shows_degraded_then_ready_between_rounds(
             cr_when(api, "Cluster", "west", lambda c: cond(c, "Degraded").get("status") == "True"),
         )
         assert cond(west, "Ready")["status"] == "False"
-        assert "west-0" in cond(west, "Degraded")["message"]
+        assert "west-0: pod terminating" in cond(west, "Degraded")["message"], west["status"]
         assert west["status"]["readyServers"] == 1
         wait_for("a Warning Event on Cluster west", lambda: new_events(api, before, "Warning"))
         before = seen(api)
