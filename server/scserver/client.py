@@ -476,6 +476,8 @@ class ClientConnection(Connection):
     # --- PUB -------------------------------------------------------------------------------
 
     def process_pub(self, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes) -> None:
+        if self.exchanges is not None:
+            self.exchanges.published(subject, reply)
         size = len(msg)
         self.in_msgs += 1
         self.in_bytes += size
@@ -517,6 +519,7 @@ class ClientConnection(Connection):
             or self.permissions is not None
             or self.gw_replies
             or self.account.mappings is not None
+            or self.exchanges is not None
         )
 
     def _check_pub(self, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes) -> bool:
@@ -564,6 +567,8 @@ class ClientConnection(Connection):
 
     def _send_no_responders(self, subject: bytes, reply: bytes) -> None:
         """The 503 status message nats clients turn into a 'no responders' error."""
+        if self.exchanges is not None:
+            self.exchanges.awaiting.discard(reply)  # answered: nobody will
         for sub in self.account.sublist.match(reply).psubs:
             if sub.conn is self:
                 hdr = NO_RESPONDERS_HDR + b"Nats-Subject: " + subject + b"\r\n\r\n"

@@ -33,6 +33,7 @@ from scserver.protocol.parser import CLIENT, LINK_MAX_PAYLOAD, Parser
 
 if TYPE_CHECKING:
     from scserver.core.ports import ServerContext
+    from scserver.exchanges import Exchanges
 
 #: The kind id of internal subscribers (scserver.internal_client); its spec is registered there.
 SYSTEM = 3
@@ -103,6 +104,8 @@ class Connection(asyncio.Protocol):
     trace = False
     #: The kind's routing class (``spec.fanout``), read by ``scserver.routing`` per delivery.
     fanout = 0
+    #: In lame duck mode, a client's request/reply exchanges in flight (scserver.exchanges).
+    exchanges: Exchanges | None = None
 
     def __init__(self, server: ServerContext) -> None:
         self.server = server

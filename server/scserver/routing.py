@@ -67,6 +67,8 @@ def deliver(
         # One formatting operation builds the whole frame: cheaper than concatenating.
         frame = b"MSG %b %b %d\r\n%b\r\n" % (subject, sub.sid, size, msg)
     c.queue(frame)
+    if c.exchanges is not None:  # lame duck mode (scserver.exchanges)
+        c.exchanges.delivered(subject, reply)
     c.out_msgs += 1
     c.out_bytes += size
     sub.delivered += 1
@@ -204,6 +206,8 @@ def deliver_batch(c: Any, sub: Subscription, subject: bytes, msgs: list[bytes], 
         return
     fmt = _frame_format(b"MSG ", subject, sub.sid)
     c.queue(b"".join([fmt % (len(m), m) for m in msgs]))
+    if c.exchanges is not None:  # lame duck mode (scserver.exchanges)
+        c.exchanges.delivered(subject, None)
     c.out_msgs += len(msgs)
     c.out_bytes += total
     sub.delivered += len(msgs)

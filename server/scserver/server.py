@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from scserver import NATS_COMPAT_VERSION, gcpolicy, imports, log
+from scserver import NATS_COMPAT_VERSION, exchanges, gcpolicy, imports, log
 from scserver import reload as reload_mod
 from scserver.accounts import GLOBAL_ACCOUNT, Account, Authenticator, User
 from scserver.auth import HashPending, check_password
@@ -282,6 +282,11 @@ class Server:
         hook = conn.spec.on_closed  # the kind's close hook (scserver.core.kinds)
         if hook is not None:
             hook(self, conn)
+        self._lame_duck_idle()
+
+    def _lame_duck_idle(self) -> None:
+        """In lame duck mode: no client left to move and the gateway links peers had to us
+        moved (or given time to): stop waiting (nats-server exits once no client is left)."""
         if self.lame_duck and not self.clients and self._ldm_event is not None:
             if self.gateway is None or self.gateway.links_moved():
                 self._ldm_event.set()
@@ -450,10 +455,12 @@ class Server:
         if self.client_listener is not None:
             self.client_listener.close()
         self.info_changed(notify=True)
+        exchanges.track(c for c in self.clients.values() if hasattr(c, "update_pub_path"))
         if self.routes is not None:
             self.routes.send_lame_duck()
         if self.gateway is not None:
-            self.gateway.send_lame_duck()
+            self.gateway.send_lame_duck(self._lame_duck_idle)
+        self._lame_duck_idle()
         grace = opts.lame_duck_grace_period
         logger.info("Grace period of %s before closing clients", grace)
         with contextlib.suppress(asyncio.TimeoutError):
@@ -464,9 +471,10 @@ class Server:
             batch_delay = duration / len(clients) if clients else 0.0
             logger.info("Closing %d existing clients over %.1fs", len(clients), duration)
             for c in clients:
-                c.close("Server Shutdown")
+                # between two of its request/reply exchanges (scserver.exchanges)
+                waited = await exchanges.close_between_exchanges(c, "Server Shutdown")
                 if batch_delay > 0 and not self._ldm_event.is_set():
-                    await asyncio.sleep(min(batch_delay, 1.0))
+                    await asyncio.sleep(max(min(batch_delay, 1.0) - waited, 0.0))
         await self.shutdown()
 
     # --- reload ------------------------------------------------------------------------------

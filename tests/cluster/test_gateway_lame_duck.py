@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import signal
 
+import pytest
 from tests.cluster.helpers import close_all, connect, eventually, subscribe, unique
-from tests.cluster.topology import SC, Topology, running
+from tests.cluster.topology import GO, SC, Topology, running, wait_until
 
 LAME_DUCK = {"*": "lame_duck_duration: 30s\nlame_duck_grace_period: 1s"}
 
@@ -91,3 +92,17 @@ async def test_outbound_link_moves_before_the_lame_duck_server_exits() -> None:
             assert "moved to" in topo.node("east1").log(), topo.node("east1").log()
         finally:
             await close_all(sub_nc, pub_nc, stay)
+
+
+@pytest.mark.parametrize("east", [SC, GO], ids=["east-sc", "east-go"])
+def test_lame_duck_server_without_clients_does_not_wait_for_the_grace(east: str) -> None:
+    """No client to move: nats-server exits at once. scserver first gives the servers linked
+    to it a moment (2 s) to move their gateway links; a peer that cannot (nats-server, or no
+    other server to go to) does not hold it for the grace period (here two minutes)."""
+    slow = {"*": "lame_duck_duration: 180s\nlame_duck_grace_period: 120s"}
+    with running({"east": [east], "west": [SC]}, top_extra=slow) as topo:
+        west = topo.node("west1")
+        assert west.proc is not None
+        west.proc.signal(signal.SIGUSR2)
+        wait_until(lambda: not west.proc.alive(), 30, "west1 exiting without clients")
+        assert "Closing" not in west.log(), west.log()

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scserver.gateway.manager import RemoteGateway
-from scserver.gateway.relink import dial_order
+from scserver.gateway.relink import FAILED_BACKOFF, dial_order
 from scserver.gossip_limits import UrlBudget
 
 SEED = "nats://west-0.west-headless.demo.svc:7222"
@@ -42,6 +42,27 @@ def test_live_servers_first_seed_next_closing_server_last() -> None:
     order = dial_order(remote)
     assert set(order[:2]) == {"nats://10.0.0.4:7222", "nats://10.0.0.11:7222"}
     assert order[2] == SEED
+
+
+def test_unreachable_urls_go_after_the_seeds_for_a_while() -> None:
+    """An address the remote lists but we cannot reach (pod IPs seen from another Kubernetes
+    cluster) is not tried before the seed at every relink."""
+    remote = remote_with(["10.0.0.4:7222", "10.0.0.5:7222"])
+    remote.failed["nats://10.0.0.4:7222"] = 1000.0
+    order = dial_order(remote, now=1000.0 + FAILED_BACKOFF / 2)
+    assert order == ["nats://10.0.0.5:7222", SEED, "nats://10.0.0.4:7222"]
+    # after the backoff it is a live server again
+    order = dial_order(remote, now=1000.0 + FAILED_BACKOFF + 1)
+    assert order[2] == SEED
+
+
+def test_a_listed_url_for_a_seeds_address_is_left_to_the_seed() -> None:
+    """The configured URL carries the credentials; the INFO's copy of the same address would
+    only be tried first without them."""
+    seed = "nats://gw:secret@10.0.0.9:7222"
+    remote = RemoteGateway("west", [seed], configured=True, budget=UrlBudget())
+    remote.update_urls(["10.0.0.9:7222", "10.0.0.5:7222"])
+    assert dial_order(remote) == ["nats://10.0.0.5:7222", seed]
 
 
 def test_info_replaces_discovered_urls_and_keeps_the_seed() -> None:

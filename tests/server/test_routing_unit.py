@@ -16,6 +16,7 @@ import pytest
 
 from scserver.accounts import Account
 from scserver.connection import SYSTEM
+from scserver.exchanges import Exchanges
 from scserver.protocol.parser import CLIENT, GATEWAY, ROUTE
 from scserver.replies import gw_hash, old_gw_hash
 from scserver.routing import deliver, process_batch, process_msg
@@ -33,6 +34,7 @@ class Conn:
         self.closed = False
         self.batches = False
         self.accept = True  # what deliver_internal answers (SYSTEM)
+        self.exchanges: Exchanges | None = None  # set: lame duck mode (scserver.exchanges)
         self.out_msgs = 0
         self.out_bytes = 0
         self.frames: list[bytes] = []
@@ -222,6 +224,26 @@ def test_gateway_routed_reply_is_shown_plain_and_remembered() -> None:
     deliver(c, s, b"foo", routed, 0, b"q")
     assert c.frames == [b"MSG foo 1 _INBOX.x 1\r\nq\r\n", b"HMSG foo 1 _INBOX.x 0 1\r\nq\r\n"]
     assert c.gw_replies == [routed, routed]
+
+
+def test_lame_duck_exchanges_follow_deliveries() -> None:
+    """In lame duck mode a delivery with a reply is an answer the client owes (the plain reply
+    it sees, for a gateway-routed one), and a delivery on an awaited subject settles it; a
+    batch of plain messages settles too."""
+    from scserver.routing import deliver_batch
+
+    c = Conn()
+    c.exchanges = Exchanges()
+    s = Subscription(b">", None, b"1", c)
+    c.exchanges.published(b"svc", b"_INBOX.a.1")
+    c.exchanges.published(b"svc", b"_INBOX.a.2")
+    deliver(c, s, b"req", b"_GR_.abcdef.ghijkl._INBOX.x", -1, b"q")
+    assert c.exchanges.owed == {b"_INBOX.x"} and not c.exchanges.settled()
+    deliver(c, s, b"_INBOX.a.1", None, -1, b"answer")
+    deliver_batch(c, s, b"_INBOX.a.2", [b"answer"], 6)
+    assert c.exchanges.awaiting == set()
+    c.exchanges.published(b"_INBOX.x", None)  # it answers
+    assert c.exchanges.settled()
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections.abc import Callable
 from typing import Any
 
 from scserver import NATS_COMPAT_VERSION, link_tls
@@ -65,6 +66,8 @@ class RemoteGateway:
         self.config_urls: list[str] = []
         self.add_urls(urls, configured)
         self.task: asyncio.Task | None = None
+        #: url -> when a dial to it last failed (relink.dial_order tries it later)
+        self.failed: dict[str, float] = {}
 
     def add_urls(self, urls: list[str], configured: bool = False) -> None:
         if configured:
@@ -98,6 +101,8 @@ class GatewayManager(LinkManager):
         self.removed: set[str] = set()
         #: remote -> a link registered to replace one whose server is in lame duck mode
         self.standby: dict[str, GatewayConnection] = {}
+        #: replacement dials in progress (relink.peer_lame_duck)
+        self.relinks: set[asyncio.Task] = set()
         #: our server is in lame duck mode (INFO on inbound links says ``ldm``)
         self.lame_duck = False
         self.ldm_links_deadline = 0.0
@@ -142,6 +147,8 @@ class GatewayManager(LinkManager):
         for r in self.remotes.values():
             if r.task is not None:
                 r.task.cancel()
+        for task in list(self.relinks):
+            task.cancel()
         self.close_links("Server Shutdown")
 
     def own_url(self) -> str:
@@ -229,7 +236,7 @@ class GatewayManager(LinkManager):
             conn.replaces = replaces  # known before its INFO can arrive
             return conn
 
-        return await self.dial_link(
+        conn = await self.dial_link(
             factory,
             url,
             host,
@@ -238,6 +245,12 @@ class GatewayManager(LinkManager):
             remote=name,
             known=list(remote.urls) if remote is not None else [],
         )
+        if remote is not None:
+            if conn is None:
+                remote.failed[url] = time.monotonic()
+            else:
+                remote.failed.pop(url, None)
+        return conn
 
     def links_moved(self) -> bool:
         """In lame duck mode without clients: whether the servers that dialled us have moved
@@ -294,12 +307,15 @@ class GatewayManager(LinkManager):
             urls = [u for u in urls if u != own]
         return urls
 
-    def send_lame_duck(self) -> None:
+    def send_lame_duck(self, recheck: Callable[[], None]) -> None:
         """Tell the servers that dialled us (INFO ``ldm``), as nats-server tells routes and
         clients: scserver peers move their link to another server of ours before we exit;
-        nats-server peers drop our URL from those they redial."""
+        nats-server peers drop our URL from those they redial. ``recheck`` runs when the time
+        for moving is up (``links_moved`` turns true then, whatever is still linked)."""
         self.lame_duck = True
         self.ldm_links_deadline = time.monotonic() + LDM_LINK_WAIT
+        # (a little after the deadline: loop timers may fire up to a clock tick early)
+        self.server.loop.call_later(LDM_LINK_WAIT + 0.05, recheck)
         data = self.info_proto()
         for c in self._inbound_links():
             c.queue(data)

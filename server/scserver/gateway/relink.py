@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from typing import TYPE_CHECKING, Any
 
 from scserver.link_manager import WATCH_INTERVAL
@@ -31,22 +32,47 @@ if TYPE_CHECKING:
     from scserver.gateway.manager import GatewayManager, RemoteGateway
 
 
-def dial_order(remote: RemoteGateway, last: Any = None) -> list[str]:
+#: Seconds a URL that could not be dialled goes after the configured seeds (an address the
+#: remote advertises but we cannot reach, e.g. pod IPs seen from another Kubernetes cluster).
+FAILED_BACKOFF = 60.0
+
+
+def host_port(url: str) -> str:
+    """``host:port`` of a gateway URL (no scheme, no credentials): how URLs are compared."""
+    return url.split("://", 1)[-1].rpartition("@")[2]
+
+
+def dial_order(remote: RemoteGateway, last: Any = None, now: float | None = None) -> list[str]:
     """The remote's URLs in the order to try them: the servers its latest INFO listed
-    (shuffled) before the configured seeds (shuffled), and the server whose link just closed
-    (``last``: shutting down or restarting) at the end."""
+    (shuffled), the configured seeds (shuffled), URLs that failed within FAILED_BACKOFF, and
+    the server whose link just closed (``last``: shutting down or restarting) at the end.
+    A listed URL for the same address as a configured one is left out (the configured one
+    carries the credentials)."""
+    now = time.monotonic() if now is None else now
     gone: set[str] = set()
     if last is not None:
-        gone.add(str(last.url))
+        gone.add(host_port(str(last.url)))
         own = str((last.remote_info or {}).get("gateway_url") or "")
         if own:
-            gone.add(own if "://" in own else "nats://" + own)
+            gone.add(host_port(own))
     configured = set(remote.config_urls)
-    live = [u for u in remote.urls if u not in configured and u not in gone]
-    seeds = [u for u in remote.urls if u in configured and u not in gone]
-    random.shuffle(live)
-    random.shuffle(seeds)
-    return live + seeds + [u for u in remote.urls if u in gone]
+    seed_addresses = {host_port(u) for u in configured}
+    live, seeds, failed, closing = [], [], [], []
+    for url in remote.urls:
+        address = host_port(url)
+        if address in gone:
+            closing.append(url)
+        elif url in configured:
+            seeds.append(url)
+        elif address in seed_addresses:
+            continue
+        elif now - remote.failed.get(url, -FAILED_BACKOFF) < FAILED_BACKOFF:
+            failed.append(url)
+        else:
+            live.append(url)
+    for group in (live, seeds, failed):
+        random.shuffle(group)
+    return live + seeds + failed + closing
 
 
 def peer_lame_duck(manager: GatewayManager, old: GatewayConnection) -> None:
@@ -61,7 +87,9 @@ def peer_lame_duck(manager: GatewayManager, old: GatewayConnection) -> None:
         old.gw_name,
         old.name,
     )
-    manager.server.loop.create_task(_replace(manager, old))
+    task = manager.server.loop.create_task(_replace(manager, old))
+    manager.relinks.add(task)  # referenced until done; cancelled by manager.stop
+    task.add_done_callback(manager.relinks.discard)
 
 
 async def _replace(manager: GatewayManager, old: GatewayConnection) -> None:
@@ -93,7 +121,7 @@ def register_standby(
     server; False (a duplicate) otherwise."""
     if conn.replaces is not existing or conn.name == existing.name:
         return False  # a duplicate, or the lame duck server itself again
-    manager.pending.discard(conn)
+    # Still in manager.pending until promoted: stop() and forget() close it with the rest.
     conn.registered = True
     manager.standby[conn.gw_name] = conn
     conn.queue(encode.PING)  # its PONG: standby_ready
@@ -106,7 +134,17 @@ def standby_ready(manager: GatewayManager, conn: GatewayConnection) -> None:
     if manager.standby.get(name) is not conn:
         return
     del manager.standby[name]
+    replaced, conn.replaces = conn.replaces, None  # (no chain of old links kept alive)
     old = manager.outbound.get(name)
+    if manager.stopping or name not in manager.remotes:
+        conn.close("Gateway Removed")
+        return
+    if old is not None and old is not replaced and not old.closed:
+        # The old link closed first and the solicit loop has linked again meanwhile: keep
+        # that one.
+        conn.close("Duplicate Gateway")
+        return
+    manager.pending.discard(conn)
     manager.outbound[name] = conn
     manager.sort_outbound()
     logger.info(
@@ -114,7 +152,7 @@ def standby_ready(manager: GatewayManager, conn: GatewayConnection) -> None:
         conn.label(),
         name,
         conn.name,
-        old.name if old is not None else "a closed link",
+        replaced.name if replaced is not None else "the old server",
     )
     if old is not None and old is not conn and not old.closed:
         old.close("Gateway Replaced")
