@@ -505,6 +505,9 @@ def build_registry(
         settings.watching.client_timeout = 330
         settings.networking.request_timeout = 30
         settings.execution.max_workers = 4
+        # Server pods only, filtered by the API server: a cluster-wide operator must not
+        # stream every pod of the cluster to look at a few.
+        settings.watching.label_selectors["v1", "pods"] = LABEL_SUPERCLUSTER
         client = KubeClient(Credentials.load(config.kubeconfig))
         writer = StatusWriter(client, manager="scoperator-reconciler")
         observer_writer = StatusWriter(client, manager="scoperator-observer")
