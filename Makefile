@@ -57,7 +57,7 @@ bench-robustness: venv
 	$(BIN)/python -m bench.bench_robustness
 
 # Coverage-guided fuzzing (atheris): every harness in fuzz/ for FUZZ_SECONDS, one at a time,
-# at the lowest priority. New corpus units go to fuzz/work/, crashes to fuzz/artifacts/.
+# at the lowest priority. New corpus units go to fuzz/grown/, crashes to fuzz/artifacts/.
 # A 15 s run of each is part of `make test` (tests/fuzz).
 FUZZ_SECONDS ?= 600
 fuzz: venv

@@ -2,7 +2,7 @@
 
 The harness module is imported inside ``atheris.instrument_imports`` so that scserver's code is
 compiled with coverage feedback; importing it anywhere else (tests) leaves it uninstrumented.
-By default new corpus units go to ``fuzz/work/<harness>/`` and crash files to
+By default new corpus units go to ``fuzz/grown/<harness>/`` and crash files to
 ``fuzz/artifacts/`` (both git-ignored), while ``fuzz/corpus/<harness>/`` seeds the run read-only.
 """
 
@@ -32,7 +32,7 @@ def main(argv: list[str]) -> None:
     dirs = [a for a in flags if not a.startswith("-")]
     if not dirs:
         # libFuzzer writes new units into the first directory only: keep the seeds clean.
-        work = HERE / "work" / name
+        work = HERE / "grown" / name
         work.mkdir(parents=True, exist_ok=True)
         flags += [str(work), str(HERE / "corpus" / name)]
     if not any(f.startswith("-artifact_prefix=") for f in flags):
