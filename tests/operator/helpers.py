@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -78,3 +79,23 @@ def example_secrets(resources: ResourceSet, ca_pem: str | None = None) -> dict[s
                     text = ca_pem
                 values.setdefault(ref.name, {}).setdefault(ref.key, text)
     return values
+
+
+def local_topology(example: str, servers_per_cluster: int) -> tuple[Any, list[Any]]:
+    """The example's supercluster on the local target, each server with a block of fixed
+    ports (client 10000+i, cluster 11000+i, gateway 12000+i, monitor 13000+i): (topology,
+    members)."""
+    from scoperator.models import Ports
+    from scoperator.naming import LocalTarget, Topology, server_name
+
+    resources = load_example(example)
+    (sc,) = resources.superclusters
+    members = resources.members(sc)
+    ports = {
+        server_name(c.name, i): Ports(
+            client=10000 + i, cluster=11000 + i, gateway=12000 + i, monitor=13000 + i
+        )
+        for c in members
+        for i in range(servers_per_cluster)
+    }
+    return Topology.build(sc, members, LocalTarget(ports=ports)), members

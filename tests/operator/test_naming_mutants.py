@@ -9,7 +9,7 @@ errors that name what is missing.
 from __future__ import annotations
 
 import pytest
-from tests.operator.helpers import load_example
+from tests.operator.helpers import load_example, local_topology
 
 from scoperator.models import Ports
 from scoperator.naming import (
@@ -96,19 +96,9 @@ def test_unknown_cluster_and_unallocated_local_ports_are_named() -> None:
 
 
 def test_local_cluster_endpoints_are_its_first_servers_urls() -> None:
-    from scoperator.naming import cluster_endpoints, server_name
+    from scoperator.naming import cluster_endpoints
 
-    resources = load_example("supercluster-3x3.yaml")
-    (sc,) = resources.superclusters
-    members = resources.members(sc)
-    ports = {
-        server_name(c.name, i): Ports(
-            client=10000 + i, cluster=11000 + i, gateway=12000 + i, monitor=13000 + i
-        )
-        for c in members
-        for i in range(5)
-    }
-    topology = Topology.build(sc, members, LocalTarget(ports=ports))
+    topology, _ = local_topology("supercluster-3x3.yaml", 5)
     name = topology.clusters[0].name
     assert len(topology.servers(name)) > 1
     e = cluster_endpoints(topology, name)

@@ -8,10 +8,9 @@ per-server target needs the ordinal, both refused with a message that says so.
 from __future__ import annotations
 
 import pytest
-from tests.operator.helpers import example_secrets, load_example
+from tests.operator.helpers import example_secrets, load_example, local_topology
 
-from scoperator.models import Ports
-from scoperator.naming import KubeTarget, LocalTarget, Topology, server_name
+from scoperator.naming import KubeTarget, Topology
 from scoperator.render import (
     client_service,
     duration_seconds,
@@ -63,17 +62,7 @@ def test_client_service_is_cluster_ip() -> None:
 
 
 def test_manifests_need_the_kubernetes_target() -> None:
-    resources = load_example("supercluster.yaml")
-    (sc,) = resources.superclusters
-    members = resources.members(sc)
-    ports = {
-        server_name(c.name, i): Ports(
-            client=10000 + i, cluster=11000 + i, gateway=12000 + i, monitor=13000 + i
-        )
-        for c in members
-        for i in range(3)
-    }
-    local = Topology.build(sc, members, LocalTarget(ports=ports))
+    local, members = local_topology("supercluster.yaml", 3)
     with pytest.raises(TypeError, match="^manifests are rendered for the Kubernetes target only$"):
         render_member(local, members[0].name, None)
     with pytest.raises(ValueError, match="^a per-server target needs the server ordinal$"):
