@@ -455,7 +455,7 @@ class Server:
         if self.client_listener is not None:
             self.client_listener.close()
         self.info_changed(notify=True)
-        exchanges.track(c for c in self.clients.values() if hasattr(c, "update_pub_path"))
+        exchanges.track(self.clients.values())
         if self.routes is not None:
             self.routes.send_lame_duck()
         if self.gateway is not None:
